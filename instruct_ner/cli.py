@@ -1,0 +1,49 @@
+"""The `instruct-ner` command: one subcommand per pipeline stage, each a module with its own `main(argv)`.
+
+Stage modules are imported only when their subcommand runs, so `parse` and `score` start without
+importing torch. Errors about the user's input (bad data, bad config) are printed as one clear line
+and exit with status 2; anything else is a bug and keeps its traceback.
+
+Examples:
+    instruct-ner prepare --data ../shared/data/conll2003/valid.txt --out runs/valid.pairs.jsonl
+    instruct-ner parse --in runs/valid.pairs.jsonl --field response --out runs/valid.parsed.jsonl
+    instruct-ner score runs/valid.parsed.jsonl
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "prepare": ("prompts.prepare", "read data and write instruction/response pairs (JSONL)"),
+    "parse": ("inference.parse", "map responses or generations back to IOB2 tags"),
+    "score": ("inference.score", "seqeval precision/recall/F1 of pred_tags against tags"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, SUBCOMMANDS))
+    lines = [f"  {name:<{width}}  {summary}" for name, (_, summary) in SUBCOMMANDS.items()]
+    return "usage: instruct-ner SUBCOMMAND [options]   (instruct-ner SUBCOMMAND --help)\n\n" + "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from instruct_ner.config import ConfigError
+    from prompts.examples import DataError
+    from prompts.templates import TemplateError
+
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in SUBCOMMANDS:
+        print(usage(), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    module = importlib.import_module(SUBCOMMANDS[argv[0]][0])
+    try:
+        return module.main(argv[1:]) or 0
+    except (DataError, ConfigError, TemplateError, FileNotFoundError) as error:
+        print(f"instruct-ner {argv[0]}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""Examples (tokens + IOB2 tags over a surface text) and the span arithmetic every stage shares.
+
+An `Example` is the unit that flows through the whole pipeline: readers make them, templates render
+them, the parser and the tagger fill `pred_tags` for them, the scorer compares `tags` with `pred_tags`.
+Every token has a character span (`offsets`) in `text`, so an entity can always be reported both as a
+token span and as character offsets.
+
+This module does not read files (see `prompts.readers`) and does not render prompts
+(see `prompts.templates`). It knows IOB2, and converts IOB1 into it; it does not know IOBES.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+TAG_PATTERN = re.compile(r"^(?:O|[BI]-[^\s]+)$")
+
+
+class DataError(ValueError):
+    """Bad input. The message always names where (file and line/row, or record id) and what was expected."""
+
+    def __init__(self, where: str, message: str, reason: str = "invalid"):
+        self.where = where
+        self.reason = reason  # short key used when skips are counted, e.g. "invalid_tag"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One entity: a label over tokens [token_start, token_end) and characters [start, end) of the text."""
+
+    label: str
+    token_start: int
+    token_end: int
+    start: int
+    end: int
+    text: str
+
+    def to_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "label": self.label,
+            "token_start": self.token_start,
+            "token_end": self.token_end,
+            "start": self.start,
+            "end": self.end,
+        }
+
+
+@dataclass
+class Example:
+    """Tokens with IOB2 tags. `text` is the surface text; token i is text[offsets[i][0]:offsets[i][1]].
+
+    When no text is given the tokens are joined by single spaces (the CoNLL case).
+    """
+
+    id: str
+    tokens: list[str]
+    tags: list[str]
+    text: str = ""
+    offsets: list[tuple[int, int]] = field(default_factory=list)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.tokens) != len(self.tags):
+            raise DataError(self.source or self.id, f"{len(self.tokens)} tokens but {len(self.tags)} tags")
+        if not self.text and not self.offsets:
+            self.text, self.offsets = join_tokens(self.tokens)
+        self.offsets = [tuple(span) for span in self.offsets]
+
+    @property
+    def entities(self) -> list[Entity]:
+        return [self.entity(label, s, e) for label, s, e in tags_to_spans(self.tags)]
+
+    def entity(self, label: str, token_start: int, token_end: int) -> Entity:
+        start, end = self.offsets[token_start][0], self.offsets[token_end - 1][1]
+        return Entity(label, token_start, token_end, start, end, self.text[start:end])
+
+    def to_record(self) -> dict:
+        record = {"id": self.id, "text": self.text, "tokens": self.tokens, "offsets": self.offsets, "tags": self.tags}
+        if self.source:
+            record["source"] = self.source
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict, where: str = "") -> Example:
+        """Build an Example from a JSONL record; `where` (file:line) is used in error messages."""
+        where = where or str(record.get("id", "?"))
+        for key in ("id", "tokens"):
+            if key not in record:
+                raise DataError(where, f"record has no '{key}' field (fields: {sorted(record)})", "missing_field")
+        tokens = record["tokens"]
+        tags = record.get("tags") or ["O"] * len(tokens)
+        return cls(
+            id=str(record["id"]),
+            tokens=list(tokens),
+            tags=list(tags),
+            text=record.get("text", ""),
+            offsets=[tuple(o) for o in record.get("offsets", [])],
+            source=record.get("source", where),
+        )
+
+
+def join_tokens(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
+    """Join tokens with single spaces and return the text with each token's character span.
+
+    Example: join_tokens(["EU", "rejects"]) -> ("EU rejects", [(0, 2), (3, 10)])
+    """
+    offsets, position = [], 0
+    for token in tokens:
+        offsets.append((position, position + len(token)))
+        position += len(token) + 1
+    return " ".join(tokens), offsets
+
+
+def tags_to_spans(tags: list[str]) -> list[tuple[str, int, int]]:
+    """Entity spans (label, start, end-exclusive) from IOB2 tags, read leniently as conlleval does.
+
+    An I- tag that does not continue an entity of its type starts a new one, so invalid predicted
+    sequences still yield spans (exactly what seqeval's default mode and conlleval count).
+    Example: tags_to_spans(["B-PER", "I-PER", "O", "I-LOC"]) -> [("PER", 0, 2), ("LOC", 3, 4)]
+    """
+    spans: list[tuple[str, int, int]] = []
+    label, start = None, 0
+    for i, tag in enumerate(tags):
+        prefix, _, kind = tag.partition("-")
+        continues = prefix == "I" and kind == label
+        if label is not None and not continues:
+            spans.append((label, start, i))
+            label = None
+        if prefix in ("B", "I") and not continues:
+            label, start = kind, i
+    if label is not None:
+        spans.append((label, start, len(tags)))
+    return spans
+
+
+def spans_to_tags(spans: list[tuple[str, int, int]], length: int) -> list[str]:
+    """IOB2 tags of the given length from non-overlapping spans (label, start, end-exclusive).
+
+    Example: spans_to_tags([("ORG", 0, 1), ("MISC", 2, 3)], 4) -> ["B-ORG", "O", "B-MISC", "O"]
+    """
+    tags = ["O"] * length
+    for label, start, end in spans:
+        tags[start] = f"B-{label}"
+        for i in range(start + 1, end):
+            tags[i] = f"I-{label}"
+    return tags
+
+
+def iob2_error(tags: list[str]) -> tuple[int, str] | None:
+    """The first position that breaks IOB2 and what was expected there, or None if the tags are valid.
+
+    Example: iob2_error(["B-ORG", "I-PER"]) -> (1, "I-PER follows B-ORG; expected B-PER, I-ORG or O")
+    """
+    previous = "O"
+    for i, tag in enumerate(tags):
+        if not TAG_PATTERN.match(tag):
+            return i, f"invalid tag {tag!r}; expected O, B-TYPE or I-TYPE"
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            kind = tag[2:]
+            after = f"follows {previous}" if previous != "O" else "starts an entity"
+            if i == 0:
+                after = "starts the sentence"
+            allowed = f"B-{kind}" + (f", I-{previous[2:]}" if previous != "O" else "") + " or O"
+            return i, f"{tag} {after}; expected {allowed}"
+        previous = tag
+    return None
+
+
+def is_iob1(tag_sequences: list[list[str]]) -> bool:
+    """Whether sentences are in IOB1: I- opens entities and B- only splits two adjacent ones of one type.
+
+    Example: is_iob1([["I-PER", "I-PER", "B-PER", "O"]]) -> True; is_iob1([["B-PER", "I-PER"]]) -> False
+    """
+    opens_with_inside = False
+    for tags in tag_sequences:
+        previous = "O"
+        for tag in tags:
+            if tag.startswith("I-") and previous[2:] != tag[2:]:
+                opens_with_inside = True
+            if tag.startswith("B-") and previous[2:] != tag[2:]:
+                return False  # a B- that opens an entity after O or another type: IOB2 usage
+            previous = tag
+    return opens_with_inside
+
+
+def iob1_to_iob2(tags: list[str]) -> list[str]:
+    """Convert IOB1 tags to IOB2: an I- tag that opens an entity becomes B-.
+
+    Example: iob1_to_iob2(["I-ORG", "O", "I-PER", "B-PER"]) -> ["B-ORG", "O", "B-PER", "B-PER"]
+    """
+    converted, previous = [], "O"
+    for tag in tags:
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            tag = "B-" + tag[2:]
+        converted.append(tag)
+        previous = tag
+    return converted
+
+
+def labels_of(tag_sequences) -> list[str]:
+    """Sorted entity types found in tag sequences. Example: labels_of([["B-PER", "O"]]) -> ["PER"]"""
+    return sorted({tag[2:] for tags in tag_sequences for tag in tags if tag != "O"})

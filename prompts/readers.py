@@ -1,0 +1,573 @@
+"""Readers: CoNLL column files, Hugging Face datasets, word/entity-group CSVs and JSONL records -> Examples.
+
+Every reader returns IOB2 examples and fills a `ReadReport`. Bad input raises `DataError` naming the file
+and the line (CoNLL, JSONL) or the row (CSV, datasets) and what was expected; with `on_error="skip"` the
+bad sentence or row is skipped instead, and the report counts it by reason. Nothing is dropped silently.
+
+Formats:
+- conll: `token ... tag` per line (space- or tab-separated, token first, tag last), blank line between
+  sentences, `-DOCSTART-` lines ignored. IOB1 is detected per file and converted to IOB2.
+- hf: a dataset shaped like `eriktks/conll2003` (`tokens`, `ner_tags` as ClassLabel ids or strings), by hub
+  name, a `save_to_disk` folder, or a local json/jsonl/csv/parquet file.
+- csv, wide layout: one row per text plus an entities column holding a JSON (or Python-literal) list of
+  `{"word": ..., "entity_group": ...}` in order of appearance (optionally with `start`/`end`), as Hugging
+  Face's aggregated NER pipeline outputs; texts are tokenised by `prompts.tokenize`.
+- csv, long layout: one row per word with a text id column, a word column and an entity-group column
+  (plain group names with `O`/empty for none, or B-/I- tags).
+- jsonl: records written by `instruct-ner prepare` (or any stage): `id`, `tokens`, `tags`, ...
+
+It does not download anything itself except through `datasets.load_dataset` for a hub name.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prompts.examples import DataError, Example, iob1_to_iob2, iob2_error, is_iob1, labels_of, spans_to_tags
+from prompts.tokenize import sentence_bounds, tokenize_with_offsets
+
+FORMATS = ("auto", "conll", "csv", "hf", "jsonl")
+CONLL_SUFFIXES = {".txt", ".conll", ".conllu", ".tsv", ".iob", ".iob2", ".bio"}
+MAX_REPORTED_ERRORS = 5
+
+
+@dataclass
+class ReadReport:
+    """What a reader did: records read, records skipped by reason, the first error messages, notes."""
+
+    source: str
+    read: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    notes: Counter = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+
+    def skip(self, error: DataError) -> None:
+        self.skipped[error.reason] += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(str(error))
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    def summary(self) -> str:
+        line = f"{self.source}: read {self.read} examples"
+        if self.skipped:
+            line += f", skipped {self.n_skipped} ({', '.join(f'{k}: {v}' for k, v in sorted(self.skipped.items()))})"
+        if self.notes:
+            line += "; " + ", ".join(f"{k}: {v}" for k, v in sorted(self.notes.items()))
+        return line + "".join(f"\n  {message}" for message in self.errors)
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "read": self.read, "skipped": dict(self.skipped), "notes": dict(self.notes)}
+
+
+@dataclass
+class ReaderOptions:
+    """Options shared by every reader; every stage that reads data exposes each as a flag of the same name."""
+
+    format: str = field(
+        default="auto",
+        metadata={
+            "help": "data format; auto = by suffix (.txt/.tsv conll, .csv, .jsonl), folder or hub id = hf",
+            "choices": list(FORMATS),
+        },
+    )
+    split: str = field(default="train", metadata={"help": "split of a Hugging Face dataset"})
+    scheme: str = field(
+        default="auto",
+        metadata={
+            "help": "tag scheme of column files; auto detects IOB1 and converts it to IOB2",
+            "choices": ["auto", "iob1", "iob2"],
+        },
+    )
+    text_column: str = field(default="text", metadata={"help": "CSV (wide): column with the text"})
+    entities_column: str = field(
+        default="entities", metadata={"help": "CSV (wide): column with the [{word, entity_group}] list"}
+    )
+    id_column: str | None = field(
+        default=None, metadata={"help": "CSV: id column (long layout default: sentence_id, text_id or id)"}
+    )
+    word_column: str = field(default="word", metadata={"help": "CSV (long): column with one word per row"})
+    tag_column: str = field(
+        default="entity_group", metadata={"help": "CSV (long): entity group (or B-/I- tag) of the word"}
+    )
+    csv_layout: str = field(
+        default="auto",
+        metadata={
+            "help": "CSV layout; auto = wide if the entities column exists",
+            "choices": ["auto", "wide", "long"],
+        },
+    )
+    delimiter: str | None = field(default=None, metadata={"help": "CSV delimiter; sniffed when not given"})
+    split_sentences: bool = field(
+        default=False, metadata={"help": "CSV (wide): split texts into sentences (never inside an entity)"}
+    )
+    labels: list[str] | None = field(
+        default=None, metadata={"help": "the label set; default: the labels found in the data"}
+    )
+    on_error: str = field(
+        default="raise",
+        metadata={
+            "help": "bad records: raise (stop with file and line) or skip (count and report)",
+            "choices": ["raise", "skip"],
+        },
+    )
+    limit: int | None = field(default=None, metadata={"help": "read at most this many examples"})
+
+
+class _Policy:
+    """Raise or count a DataError, as the user asked."""
+
+    def __init__(self, on_error: str, report: ReadReport):
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+        self.on_error, self.report = on_error, report
+
+    def handle(self, error: DataError) -> None:
+        if self.on_error == "raise":
+            raise error
+        self.report.skip(error)
+
+
+def load_examples(source: str | Path, options: ReaderOptions | None = None) -> tuple[list[Example], ReadReport]:
+    """Read any supported source into examples, honouring `options.on_error`, `options.labels`, `options.limit`.
+
+    Example: load_examples("data/conll_sample/train.txt") -> ([Example(id="train-0", ...), ...], report)
+    """
+    options = options or ReaderOptions()
+    fmt = detect_format(source, options.format)
+    report = ReadReport(str(source))
+    policy = _Policy(options.on_error, report)
+    readers = {"conll": read_conll, "csv": read_csv, "hf": read_hf, "jsonl": read_jsonl}
+    examples = []
+    for example in readers[fmt](source, options, policy):
+        if options.labels is not None and (unknown := set(labels_of([example.tags])) - set(options.labels)):
+            policy.handle(
+                DataError(
+                    example.source or example.id,
+                    f"label(s) {sorted(unknown)} not in the label set {options.labels}",
+                    "unknown_label",
+                )
+            )
+            continue
+        examples.append(example)
+        if options.limit is not None and len(examples) >= options.limit:
+            break
+    report.read = len(examples)
+    return examples, report
+
+
+def detect_format(source: str | Path, fmt: str = "auto") -> str:
+    """The reader for a source: by explicit name, by file suffix, a `save_to_disk` folder, or a hub name."""
+    if fmt != "auto":
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        return fmt
+    path = Path(source)
+    if path.is_dir():
+        return "hf"
+    if path.suffix.lower() in CONLL_SUFFIXES:
+        return "conll"
+    if path.suffix.lower() == ".csv":
+        return "csv"
+    if path.suffix.lower() in (".jsonl", ".json"):
+        return "jsonl"
+    if not path.exists():
+        if re.fullmatch(r"[\w.-]+(/[\w.-]+)?", str(source)) and not path.suffix:
+            return "hf"  # looks like a hub id such as eriktks/conll2003
+        raise FileNotFoundError(f"{source}: no such file or folder")
+    raise DataError(str(source), f"cannot tell the format from the suffix {path.suffix!r}; pass --format")
+
+
+# --------------------------------------------------------------------------------------------- CoNLL
+
+
+def read_conll(path: str | Path, options: ReaderOptions, policy: _Policy) -> Iterator[Example]:
+    """CoNLL-style column files. IOB1 is detected over the whole file (options.scheme="auto") and converted."""
+    path = Path(path)
+    sentences = list(_conll_sentences(path, policy))
+    scheme = options.scheme
+    if scheme == "auto":
+        scheme = "iob1" if is_iob1([tags for _, (_, _, tags) in sentences]) else "iob2"
+        if scheme == "iob1":
+            policy.report.notes["converted_iob1"] += len(sentences)
+    for index, (first_line, tokens, tags) in sentences:
+        if scheme == "iob1":
+            tags = iob1_to_iob2(tags)
+        if (error := iob2_error(tags)) is not None:
+            position, message = error
+            reason = "invalid_tag" if "invalid tag" in message else "invalid_sequence"
+            policy.handle(DataError(f"{path}:{first_line + position}", message, reason))
+            continue
+        yield Example(f"{path.stem}-{index}", tokens, tags, source=f"{path}:{first_line}")
+
+
+def _conll_sentences(path: Path, policy: _Policy) -> Iterator[tuple[int, tuple[int, list[str], list[str]]]]:
+    """(sentence index, (first line number, tokens, tags)) for every well-formed sentence of the file."""
+    columns_seen: tuple[int, int] | None = None  # (column count, line where it was first seen)
+    index, first_line, tokens, tags, error = 0, 0, [], [], None
+
+    def flush():
+        nonlocal index, tokens, tags, error
+        result = None
+        if error is not None:
+            policy.handle(error)
+        elif tokens:
+            result = (index, (first_line, tokens, tags))
+        if tokens or error is not None:
+            index += 1
+        tokens, tags, error = [], [], None
+        return result
+
+    with open(path, encoding="utf-8") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            line = raw.rstrip("\r\n")
+            if not line.strip() or line.startswith("-DOCSTART-"):
+                if (sentence := flush()) is not None:
+                    yield sentence
+                continue
+            if not tokens and error is None:
+                first_line = line_number
+            if error is not None:
+                continue  # the rest of a sentence already rejected
+            fields = line.split("\t") if "\t" in line else line.split()
+            if len(fields) < 2:
+                error = DataError(
+                    f"{path}:{line_number}",
+                    f"expected at least 2 columns (token ... tag), found {len(fields)}: {line!r}",
+                    "column_count",
+                )
+                continue
+            if columns_seen is None:
+                columns_seen = (len(fields), line_number)
+            elif len(fields) != columns_seen[0]:
+                error = DataError(
+                    f"{path}:{line_number}",
+                    f"expected {columns_seen[0]} columns as on line {columns_seen[1]}, found {len(fields)}: {line!r}",
+                    "column_count",
+                )
+                continue
+            tokens.append(fields[0])
+            tags.append(fields[-1].strip())
+    if (sentence := flush()) is not None:
+        yield sentence
+
+
+# ---------------------------------------------------------------------------------- Hugging Face
+
+
+def read_hf(name_or_path: str | Path, options: ReaderOptions, policy: _Policy) -> Iterator[Example]:
+    """A `tokens` + `ner_tags` dataset: hub name (needs internet), `save_to_disk` folder, or local data file."""
+    import datasets
+
+    path = Path(name_or_path)
+    if path.is_dir():
+        dataset = datasets.load_from_disk(str(path))
+    elif path.is_file():
+        builder = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}.get(path.suffix, "json")
+        dataset = datasets.load_dataset(builder, data_files=str(path), split="train")
+    else:
+        dataset = datasets.load_dataset(str(name_or_path), split=options.split)
+    if isinstance(dataset, datasets.DatasetDict):
+        if options.split not in dataset:
+            raise DataError(str(name_or_path), f"no split {options.split!r}; splits are {sorted(dataset)}", "split")
+        dataset = dataset[options.split]
+    where = f"{name_or_path}[{options.split}]"
+    for column in ("tokens", "ner_tags"):
+        if column not in dataset.column_names:
+            raise DataError(where, f"missing column {column!r}; columns are {dataset.column_names}", "missing_column")
+    feature = dataset.features["ner_tags"]
+    inner = getattr(feature, "feature", None)
+    if inner is None and isinstance(feature, list):
+        inner = feature[0]
+    names = getattr(inner, "names", None)
+    for row, record in enumerate(dataset):
+        tokens, ids = record["tokens"], record["ner_tags"]
+        try:
+            tags = [names[i] if names is not None else str(i) for i in ids]
+        except (IndexError, TypeError):
+            policy.handle(
+                DataError(f"{where} row {row}", f"tag ids {ids} outside the tag names {names}", "invalid_tag")
+            )
+            continue
+        if len(tokens) != len(tags):
+            message = f"{len(tokens)} tokens but {len(tags)} tags"
+            policy.handle(DataError(f"{where} row {row}", message, "length_mismatch"))
+            continue
+        if (error := iob2_error(tags)) is not None:
+            policy.handle(DataError(f"{where} row {row} token {error[0]}", error[1], "invalid_tag"))
+            continue
+        yield Example(str(record.get("id", row)), list(tokens), tags, source=f"{where} row {row}")
+
+
+# ------------------------------------------------------------------------------------------- CSV
+
+
+def read_csv(path: str | Path, options: ReaderOptions, policy: _Policy) -> Iterator[Example]:
+    """A word/entity-group CSV in the wide or long layout (options.csv_layout, auto-detected from the header)."""
+    path = Path(path)
+    rows, header = _csv_rows(path, options.delimiter)
+    layout = options.csv_layout
+    if layout == "auto":
+        layout = "wide" if options.entities_column in header else "long"
+    if layout == "wide":
+        yield from _csv_wide(path, header, rows, options, policy)
+    elif layout == "long":
+        yield from _csv_long(path, header, rows, options, policy)
+    else:
+        raise ValueError(f"csv_layout must be auto, wide or long, not {layout!r}")
+
+
+def _csv_rows(path: Path, delimiter: str | None) -> tuple[list[tuple[int, int, dict]], list[str]]:
+    """[(row number, first line number, row dict)] and the header; the delimiter is sniffed if not given."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        content = handle.read()
+    if not content.strip():
+        raise DataError(f"{path}:1", "empty CSV file; expected a header row", "empty")
+    if delimiter is None:
+        try:
+            delimiter = csv.Sniffer().sniff(content[:65536].split("\n", 1)[0], delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+    reader = csv.reader(content.splitlines(keepends=True), delimiter=delimiter)
+    header = [name.strip() for name in next(reader)]
+    rows, line = [], reader.line_num + 1
+    for row_number, values in enumerate(reader, start=1):
+        if values:
+            if len(values) != len(header):
+                raise DataError(
+                    f"{path}:{line} (row {row_number})",
+                    f"expected {len(header)} fields as in the header {header}, found {len(values)}",
+                    "column_count",
+                )
+            rows.append((row_number, line, dict(zip(header, values))))
+        line = reader.line_num + 1
+    return rows, header
+
+
+def _require(path: Path, header: list[str], *columns: str | None) -> None:
+    for column in columns:
+        if column is not None and column not in header:
+            raise DataError(
+                f"{path}:1",
+                f"missing column {column!r}; the header has {header} (choose columns with the *_column options)",
+                "missing_column",
+            )
+
+
+def parse_entity_list(cell: str, where: str) -> list[dict]:
+    """The entities cell: a JSON or Python-literal list of {word, entity_group[, start, end]} objects.
+
+    Example: parse_entity_list('[{"word": "Mario", "entity_group": "PER"}]', "f.csv:2")
+        -> [{"word": "Mario", "entity_group": "PER"}]
+    """
+    if not cell.strip():
+        return []
+    try:
+        value = json.loads(cell)
+    except json.JSONDecodeError:
+        try:
+            value = ast.literal_eval(cell)
+        except (ValueError, SyntaxError):
+            raise DataError(
+                where, f"entities cell is neither JSON nor a Python literal: {cell[:80]!r}", "bad_entities"
+            ) from None
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise DataError(where, "entities must be a list of objects with 'word' and 'entity_group'", "bad_entities")
+    entities = []
+    for item in value:
+        label = item.get("entity_group", item.get("entity", item.get("label")))
+        if "word" not in item or not label:
+            raise DataError(where, f"entity {item} lacks 'word' or 'entity_group'", "bad_entities")
+        entities.append({**item, "entity_group": re.sub(r"^[BI]-", "", str(label))})
+    return entities
+
+
+def locate_entities(text: str, entities: list[dict], where: str) -> list[tuple[str, int, int]]:
+    """Character spans (label, start, end) of entities listed in order of appearance, by a forward cursor.
+
+    `start`/`end` given with an entity are used when they point at its word. Otherwise the word is looked
+    up from the end of the previous entity on, exactly and then ignoring case.
+    Example: locate_entities("Rossi scrive a Rossi", [{"word": "Rossi", "entity_group": "PER"}] * 2, "x")
+        -> [("PER", 0, 5), ("PER", 15, 20)]
+    """
+    spans, cursor = [], 0
+    for item in entities:
+        word, label = str(item["word"]).strip(), item["entity_group"]
+        start, end = item.get("start"), item.get("end")
+        if isinstance(start, int) and isinstance(end, int) and text[start:end].strip().lower() == word.lower():
+            start, end = start + len(text[start:end]) - len(text[start:end].lstrip()), end
+            end = start + len(text[start:end].strip())
+        else:
+            start = text.find(word, cursor) if word else -1
+            if start < 0:
+                start = text.lower().find(word.lower(), cursor) if word else -1
+            if start < 0:
+                raise DataError(
+                    where,
+                    f"entity word {word!r} ({label}) not found in the text after character {cursor}"
+                    " (entities must be listed in order of appearance)",
+                    "entity_not_in_text",
+                )
+            end = start + len(word)
+        spans.append((label, start, end))
+        cursor = end
+    return spans
+
+
+def example_from_text(
+    example_id: str, text: str, char_spans: list[tuple[str, int, int]], where: str, report: ReadReport
+) -> Example:
+    """Tokenise a text and turn character-level entity spans into IOB2 tags over the tokens."""
+    tokenized = tokenize_with_offsets(text)
+    tokens = [token for token, _, _ in tokenized]
+    offsets = [(start, end) for _, start, end in tokenized]
+    token_spans = []
+    for label, start, end in char_spans:
+        covered = [i for i, (s, e) in enumerate(offsets) if s < end and e > start]
+        if not covered:
+            raise DataError(where, f"entity {text[start:end]!r} ({label}) covers no token", "entity_not_in_text")
+        first, last = covered[0], covered[-1] + 1
+        if offsets[first][0] != start or offsets[last - 1][1] != end:
+            report.notes["entities_snapped_to_tokens"] += 1
+        if token_spans and first < token_spans[-1][2]:
+            raise DataError(where, f"entity {text[start:end]!r} ({label}) overlaps the previous one", "overlap")
+        token_spans.append((label, first, last))
+    return Example(example_id, tokens, spans_to_tags(token_spans, len(tokens)), text, offsets, source=where)
+
+
+def split_into_sentences(example: Example) -> list[Example]:
+    """Split an example at sentence bounds that no entity crosses; ids get a -k suffix."""
+    bounds = sentence_bounds(example.text)
+    entity_spans = [(e.start, e.end) for e in example.entities]
+    cuts = [end for (_, end) in bounds[:-1] if not any(s < end < e for s, e in entity_spans)]
+    pieces, start_token = [], 0
+    for cut in [*cuts, len(example.text) + 1]:
+        end_token = start_token
+        while end_token < len(example.tokens) and example.offsets[end_token][1] <= cut:
+            end_token += 1
+        if end_token > start_token:
+            base = example.offsets[start_token][0]
+            text_end = example.offsets[end_token - 1][1]
+            pieces.append(
+                Example(
+                    f"{example.id}-{len(pieces)}",
+                    example.tokens[start_token:end_token],
+                    example.tags[start_token:end_token],
+                    example.text[base:text_end],
+                    [(s - base, e - base) for s, e in example.offsets[start_token:end_token]],
+                    source=example.source,
+                )
+            )
+        start_token = end_token
+    return pieces
+
+
+def _csv_wide(path: Path, header, rows, options: ReaderOptions, policy: _Policy) -> Iterator[Example]:
+    _require(path, header, options.text_column, options.entities_column, options.id_column)
+    for row_number, line, row in rows:
+        where = f"{path}:{line} (row {row_number})"
+        try:
+            text = row[options.text_column]
+            if not text.strip():
+                raise DataError(where, f"empty {options.text_column!r} cell", "empty_text")
+            entities = parse_entity_list(row[options.entities_column], where)
+            spans = locate_entities(text, entities, where)
+            example_id = row[options.id_column] if options.id_column else f"{path.stem}-{row_number}"
+            example = example_from_text(example_id, text, spans, where, policy.report)
+        except DataError as error:
+            policy.handle(error)
+            continue
+        yield from split_into_sentences(example) if options.split_sentences else [example]
+
+
+def _csv_long(path: Path, header, rows, options: ReaderOptions, policy: _Policy) -> Iterator[Example]:
+    id_column = options.id_column or next((c for c in ("sentence_id", "text_id", "id") if c in header), None)
+    if id_column is None:
+        _require(path, header, "sentence_id")
+    _require(path, header, id_column, options.word_column, options.tag_column)
+    values = [row[options.tag_column].strip() for _, _, row in rows]
+    bio = any(re.match(r"^[BI]-", value) for value in values)
+    groups: list[tuple[str, list[tuple[int, int, dict]]]] = []
+    seen: dict[str, int] = {}
+    for row_number, line, row in rows:
+        text_id = row[id_column].strip()
+        if not text_id:
+            raise DataError(f"{path}:{line} (row {row_number})", f"empty {id_column!r}", "missing_id")
+        if groups and groups[-1][0] == text_id:
+            groups[-1][1].append((row_number, line, row))
+            continue
+        if text_id in seen:
+            raise DataError(
+                f"{path}:{line} (row {row_number})",
+                f"{id_column} {text_id!r} appears again after other texts (first at row {seen[text_id]});"
+                " the rows of one text must be consecutive",
+                "non_consecutive_id",
+            )
+        seen[text_id] = row_number
+        groups.append((text_id, [(row_number, line, row)]))
+    tag_sequences = []
+    for _, group in groups:
+        tags = [row[options.tag_column].strip() or "O" for _, _, row in group]
+        tag_sequences.append(tags if bio else _groups_to_iob2(tags))
+    iob1 = bio and options.scheme != "iob2" and (options.scheme == "iob1" or is_iob1(tag_sequences))
+    for (text_id, group), tags in zip(groups, tag_sequences):
+        first_row, first_line = group[0][0], group[0][1]
+        where = f"{path}:{first_line} (row {first_row})"
+        try:
+            words = [row[options.word_column].strip() for _, _, row in group]
+            for (row_number, line, _), word in zip(group, words):
+                if not word:
+                    raise DataError(f"{path}:{line} (row {row_number})", "empty word", "empty_word")
+            if iob1:
+                tags = iob1_to_iob2(tags)
+            if (error := iob2_error(tags)) is not None:
+                row_number, line, _ = group[error[0]]
+                raise DataError(f"{path}:{line} (row {row_number})", error[1], "invalid_tag")
+        except DataError as error:
+            policy.handle(error)
+            continue
+        yield Example(text_id, words, tags, source=where)
+
+
+def _groups_to_iob2(groups: list[str]) -> list[str]:
+    """Plain entity groups per word -> IOB2; consecutive words of one group form one entity.
+
+    Example: _groups_to_iob2(["PER", "PER", "O", "ORG"]) -> ["B-PER", "I-PER", "O", "B-ORG"]
+    """
+    tags, previous = [], "O"
+    for group in groups:
+        if group == "O":
+            tags.append("O")
+        elif not re.fullmatch(r"[^\s]+", group):
+            tags.append(group)  # left for iob2_error to report
+        else:
+            tags.append(("I-" if group == previous else "B-") + group)
+        previous = group
+    return tags
+
+
+# ----------------------------------------------------------------------------------------- JSONL
+
+
+def read_jsonl(path: str | Path, options: ReaderOptions, policy: _Policy) -> Iterator[Example]:
+    """Records of any stage (`id`, `tokens`, `tags`, optionally `text` and `offsets`)."""
+    from instruct_ner.jsonl import iter_jsonl
+
+    for where, record in iter_jsonl(path):
+        try:
+            example = Example.from_record(record, where)
+            if (error := iob2_error(example.tags)) is not None:
+                raise DataError(where, f"tags[{error[0]}]: {error[1]}", "invalid_tag")
+        except DataError as error:
+            policy.handle(error)
+            continue
+        yield example

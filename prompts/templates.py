@@ -1,0 +1,239 @@
+"""Versioned jinja2 prompt templates, rendered in a sandbox, and the `PromptBuilder` that turns an example
+into an instruction/response pair (instruction style) or chat messages plus a response (chat style).
+
+A template file (`prompts/templates/NAME.LANG.vN.jinja`, or any file a user passes) renders the
+*instruction*: the task, the label list with definitions and optional few-shot examples. It never sees
+the input text, so every prompt of a run starts with the same instruction and its encoding can be
+shared. Its header comment declares the response format and language:
+
+    {#- instruct-ner
+    response_format: entity_list
+    language: en
+    -#}
+
+Styles:
+- `instruction`: the Alpaca wrapper (`alpaca.LANG.v1.jinja`): instruction, then `### Input:` with the
+  text, then `### Response:`; the record gets `prompt` (a string).
+- `chat`: `messages` = a system turn (the instruction) and a user turn (the text); the response is the
+  assistant turn. The tokenizer's chat template turns them into text at training and generation time.
+
+Released templates are never edited: a change is a new version (`ner-list.en.v2.jinja`). A name without a
+version (`ner-list.en`) means its latest version. This module does not tokenise or call a model.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import jinja2.meta
+import yaml
+from jinja2.sandbox import SandboxedEnvironment
+
+from prompts.examples import Example
+from prompts.formats import FORMAT_NAMES, get_format
+from prompts.labels import label_entries
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+HEADER = re.compile(r"\A\{#-?\s*instruct-ner\s*\n(.*?)-?#\}", re.DOTALL)
+REQUIRED_VARIABLES = {"labels"}
+STYLES = ("instruction", "chat")
+_environment = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+class TemplateError(ValueError):
+    """A template that cannot be used: not found, no header, a missing variable, a syntax error."""
+
+
+@dataclass(frozen=True)
+class Template:
+    """A loaded template: its name (or path), source text, response format and language."""
+
+    name: str
+    source: str
+    response_format: str
+    language: str
+
+    def render(self, **context) -> str:
+        try:
+            return _environment.from_string(self.source).render(**context).strip()
+        except jinja2.TemplateError as error:
+            raise TemplateError(f"template {self.name}: {error}") from error
+
+
+def available_templates() -> list[str]:
+    """Names of the shipped instruction templates, e.g. ["ner-inline.en.v1", "ner-list.en.v1", ...]."""
+    return sorted(p.name.removesuffix(".jinja") for p in TEMPLATE_DIR.glob("ner-*.jinja"))
+
+
+def resolve_template_path(name_or_path: str) -> Path:
+    """A shipped template by name (latest version if none is given) or a user's .jinja file."""
+    path = Path(name_or_path)
+    if path.suffix == ".jinja" or path.exists():
+        if not path.exists():
+            raise TemplateError(f"{path}: template file not found")
+        return path
+    if re.search(r"\.v\d+$", name_or_path):
+        candidate = TEMPLATE_DIR / f"{name_or_path}.jinja"
+        if candidate.exists():
+            return candidate
+    else:
+        versions = sorted(
+            TEMPLATE_DIR.glob(f"{name_or_path}.v*.jinja"),
+            key=lambda p: int(re.search(r"\.v(\d+)\.jinja$", p.name).group(1)),
+        )
+        if versions:
+            return versions[-1]
+    raise TemplateError(f"unknown template {name_or_path!r}; shipped templates: {', '.join(available_templates())}")
+
+
+def load_template(name_or_path: str, source: str | None = None) -> Template:
+    """Load and check a template: header present, known response format, required variables used.
+
+    `source` rebuilds a template saved beside an adapter without needing its file.
+    """
+    if source is None:
+        path = resolve_template_path(name_or_path)
+        source = path.read_text(encoding="utf-8")
+        name = path.name.removesuffix(".jinja") if path.parent == TEMPLATE_DIR else str(path)
+    else:
+        name = name_or_path
+    header = HEADER.match(source)
+    if header is None:
+        raise TemplateError(
+            f"template {name}: no header; start it with '{{#- instruct-ner' and lines "
+            "'response_format: entity_list|inline' and 'language: en|it', then '-#}'"
+        )
+    meta = yaml.safe_load(header.group(1)) or {}
+    response_format = meta.get("response_format")
+    if response_format not in FORMAT_NAMES:
+        raise TemplateError(f"template {name}: response_format must be one of {FORMAT_NAMES}, not {response_format!r}")
+    try:
+        variables = jinja2.meta.find_undeclared_variables(_environment.parse(source))
+    except jinja2.TemplateSyntaxError as error:
+        raise TemplateError(f"template {name}, line {error.lineno}: {error.message}") from error
+    if missing := REQUIRED_VARIABLES - variables:
+        raise TemplateError(f"template {name} does not use the required variable(s) {sorted(missing)}")
+    return Template(name, source, response_format, str(meta.get("language", "en")))
+
+
+@dataclass
+class PromptBuilder:
+    """Everything that decides the exact prompt: template, style, labels, definitions, few-shot examples.
+
+    `to_dict()` is saved beside a trained adapter and `from_dict()` rebuilds the identical builder.
+    """
+
+    template: Template
+    labels: list[str]
+    style: str = "instruction"
+    definitions: dict[str, str] = field(default_factory=dict)
+    few_shot: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise ValueError(f"style must be one of {STYLES}, not {self.style!r}")
+        if not self.labels:
+            raise ValueError("the label set is empty; give --labels or data with entities")
+        self.format = get_format(self.template.response_format)
+        self.instruction = self.template.render(
+            labels=label_entries(self.labels, self.template.language, self.definitions),
+            examples=self.few_shot,
+            language=self.template.language,
+        )
+        if self.style == "instruction":
+            wrapper = load_wrapper(self.template.language)
+            # The prefix shared by every prompt: render with a marker and cut there.
+            marker = "\x00INPUT\x00"
+            full = wrapper.render(instruction=self.instruction, input=marker)
+            self._before_input, self._after_input = full.split(marker)
+
+    @property
+    def response_format(self) -> str:
+        return self.template.response_format
+
+    def prompt_text(self, text: str) -> str:
+        return f"{self._before_input}{text}{self._after_input}\n"
+
+    def build(self, example: Example) -> dict:
+        """{"prompt": str} or {"messages": [...]}, plus "response", for one example."""
+        record: dict = {}
+        if self.style == "instruction":
+            record["prompt"] = self.prompt_text(example.text)
+        else:
+            record["messages"] = [
+                {"role": "system", "content": self.instruction},
+                {"role": "user", "content": example.text},
+            ]
+        record["response"] = self.format.to_str(example)
+        return record
+
+    def to_dict(self) -> dict:
+        return {
+            "template": self.template.name,
+            "template_source": self.template.source,
+            "style": self.style,
+            "labels": self.labels,
+            "definitions": self.definitions,
+            "few_shot": self.few_shot,
+        }
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> PromptBuilder:
+        template = load_template(saved["template"], source=saved.get("template_source"))
+        return cls(template, saved["labels"], saved.get("style", "instruction"), saved.get("definitions", {}),
+                   saved.get("few_shot", []))  # fmt: skip
+
+
+def load_wrapper(language: str) -> Template:
+    path = TEMPLATE_DIR / f"alpaca.{language}.v1.jinja"
+    if not path.exists():
+        path = TEMPLATE_DIR / "alpaca.en.v1.jinja"
+    return Template(path.name.removesuffix(".jinja"), path.read_text(encoding="utf-8"), "entity_list", language)
+
+
+def few_shot_examples(examples: list[Example], count: int, response_format: str) -> list[dict]:
+    """The first `count` examples with at least one entity, as {text, response} for the template."""
+    chosen = [e for e in examples if e.entities][:count]
+    fmt = get_format(response_format)
+    return [{"text": e.text, "response": fmt.to_str(e)} for e in chosen]
+
+
+@dataclass
+class PromptOptions:
+    """How prompts are built; shared by `prepare`, `train` and `generate`."""
+
+    template: str = field(
+        default="ner-list.en",
+        metadata={
+            "help": "shipped template name (ner-list.en, ner-list.it, ner-inline.en, ner-inline.it; "
+            "latest version unless .vN is given) or a path to your own .jinja file"
+        },
+    )
+    style: str = field(
+        default="instruction",
+        metadata={
+            "help": "instruction (Alpaca-style prompt text) or chat (system/user messages)",
+            "choices": list(STYLES),
+        },
+    )
+    label_definitions: str | None = field(
+        default=None, metadata={"help": "YAML/JSON file {LABEL: short definition} overriding the built-in ones"}
+    )
+    few_shot: int = field(default=0, metadata={"help": "number of worked examples put in the instruction"})
+    few_shot_from: str | None = field(
+        default=None, metadata={"help": "where few-shot examples come from (default: the data itself)"}
+    )
+
+
+def builder_from_options(options, examples: list[Example], few_shot_pool: list[Example] | None = None):
+    """A PromptBuilder from PromptOptions (+ `labels`), with the label set taken from the data if not given."""
+    from prompts.examples import labels_of
+    from prompts.labels import load_definitions
+
+    template = load_template(options.template)
+    labels = list(options.labels) if options.labels else labels_of(e.tags for e in examples)
+    shots = few_shot_examples(few_shot_pool or examples, options.few_shot, template.response_format)
+    return PromptBuilder(template, labels, options.style, load_definitions(options.label_definitions), shots)

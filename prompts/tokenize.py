@@ -1,0 +1,69 @@
+"""A deterministic word tokenizer that keeps character offsets, and a sentence splitter, for raw texts.
+
+Used for CSV inputs, whose texts (often e-mails) arrive untokenised. The rules, tried in this order at
+each position, are:
+
+1. e-mail addresses (`mario.rossi@acme.it`) and URLs (`https://acme.it/x`) stay whole;
+2. an elided article or preposition keeps its apostrophe and is split from the next word
+   (`dell'Ufficio` -> `dell'`, `Ufficio`), as the KIND corpus does; English `'s`/`'t` are not elisions
+   but tokens of their own;
+3. dotted abbreviations stay whole (`U.S.`, `S.p.A.`);
+4. numbers keep internal separators (`1.250,00`, `10:30`, `2024/0042`, `+39`);
+5. words keep inner hyphens, slashes and dots followed by a word character (`INV-2024/0042`, `acme.it`);
+6. any other non-space character is a token of its own.
+
+It does not normalise text, lower-case, or split clitics other than elisions. Whitespace is never part
+of a token, so `text[start:end] == token` for every token.
+"""
+
+from __future__ import annotations
+
+import re
+
+TOKEN_PATTERN = re.compile(
+    r"""
+    [\w.+-]+@[\w-]+(?:\.[\w-]+)+                  # e-mail
+  | https?://[^\s<>"']+[^\s<>"'.,;:!?)\]]          # URL, without trailing punctuation
+  | [^\W\d_]{1,6}['’](?=[^\W\d_])(?![st]\b)       # elision: l' dell' quest' (not English 's 't)
+  | (?:[^\W\d_]\.){2,}                            # abbreviation: U.S. S.p.A.
+  | [+-]?\d+(?:[.,:/'’-]\d+)*                      # number: 1.250,00 10:30 +39
+  | \w+(?:[-/.]\w+)*                               # word: INV-2024/0042 acme.it
+  | ['’][st]\b                                     # English clitic: 's 't
+  | \S                                             # anything else, one character
+    """,
+    re.VERBOSE,
+)
+
+ABBREVIATIONS = {
+    "dott", "dr", "sig", "sigg", "ra", "ing", "avv", "prof", "geom", "rag", "spett", "egr", "gent", "mr", "mrs", "ms",
+    "st", "jr", "vs", "ecc", "etc", "es", "n", "nr", "tel", "fax", "art", "pag", "cfr", "p", "ca", "no", "inc", "ltd",
+}  # fmt: skip
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'«(]?[A-ZÀ-Ý0-9])|\s*\n\s*")
+
+
+def tokenize_with_offsets(text: str) -> list[tuple[str, int, int]]:
+    """Split text into (token, start, end) triples.
+
+    Example: tokenize_with_offsets("dell'Ufficio: 1.250,00") ->
+        [("dell'", 0, 5), ("Ufficio", 5, 12), (":", 12, 13), ("1.250,00", 14, 22)]
+    """
+    return [(m.group(), m.start(), m.end()) for m in TOKEN_PATTERN.finditer(text)]
+
+
+def sentence_bounds(text: str) -> list[tuple[int, int]]:
+    """Character spans of sentences: split at line breaks and after . ! ? before a capital or digit,
+    but not after a known abbreviation (dott., sig., Mr., ecc.).
+
+    Example: sentence_bounds("Ciao Mario.\\nGrazie. A presto") -> [(0, 11), (12, 19), (20, 28)]
+    """
+    bounds, start = [], 0
+    for match in SENTENCE_END.finditer(text):
+        word_before = re.search(r"(\w+)\.$", text[: match.start()])
+        if "\n" not in match.group() and word_before and word_before.group(1).lower() in ABBREVIATIONS:
+            continue  # "dott. Rossi", "Mr. Smith": a title, not the end of a sentence
+        if match.start() > start:
+            bounds.append((start, match.start()))
+        start = match.end()
+    if start < len(text) and text[start:].strip():
+        bounds.append((start, len(text.rstrip())))
+    return bounds
