@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "prepare": ("prompts.prepare", "read data and write instruction/response pairs (JSONL)"),
     "parse": ("inference.parse", "map responses or generations back to IOB2 tags"),
     "score": ("inference.score", "seqeval precision/recall/F1 of pred_tags against tags"),
+    "train": ("sft.train", "LoRA SFT of a causal LM on instruction/response pairs (TRL SFTTrainer)"),
 }
 
 
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from instruct_ner.config import ConfigError
     from prompts.examples import DataError
     from prompts.templates import TemplateError
+    from sft.models import ModelError
 
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in SUBCOMMANDS:
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(SUBCOMMANDS[argv[0]][0])
     try:
         return module.main(argv[1:]) or 0
-    except (DataError, ConfigError, TemplateError, FileNotFoundError) as error:
+    except (DataError, ConfigError, TemplateError, ModelError, FileNotFoundError) as error:
         print(f"instruct-ner {argv[0]}: error: {error}", file=sys.stderr)
         return 2
 

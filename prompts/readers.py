@@ -144,6 +144,8 @@ def load_examples(source: str | Path, options: ReaderOptions | None = None) -> t
     """
     options = options or ReaderOptions()
     fmt = detect_format(source, options.format)
+    if fmt != "hf" and not Path(source).is_file():
+        raise FileNotFoundError(f"{source}: no such file (expected {fmt} data)")
     report = ReadReport(str(source))
     policy = _Policy(options.on_error, report)
     readers = {"conll": read_conll, "csv": read_csv, "hf": read_hf, "jsonl": read_jsonl}

@@ -12,3 +12,67 @@ def shared_files() -> list[Path]:
 
 
 needs_shared_data = pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data is not beside the checkout")
+
+
+CONLL_SAMPLE = """EU B-ORG
+rejects O
+German B-MISC
+call O
+
+Peter B-PER
+Blair I-PER
+visits O
+Rome B-LOC
+
+Nothing O
+happened O
+. O
+
+Rome B-LOC
+and O
+Paris B-LOC
+"""
+
+
+@pytest.fixture
+def conll_file(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text(CONLL_SAMPLE, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir():
+    from sft.models import embedded_tokenizer_dir
+
+    return embedded_tokenizer_dir()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory, tokenizer_dir):
+    """A 2-layer Llama with random weights and the real SmolLM2 tokenizer, saved as a model folder."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    path = tmp_path_factory.mktemp("tiny-llama")
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():  # the frozen LM head must be large enough for LoRA to sharpen the logits
+        model.lm_head.weight.mul_(25)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

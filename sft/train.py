@@ -1,0 +1,335 @@
+"""`instruct-ner train`: supervised fine-tuning of a causal LM into an entity extractor, with TRL's
+`SFTTrainer` and a peft LoRA adapter, on a model loaded in 8-bit (bitsandbytes; the default on CUDA),
+4-bit, bf16 or fp32.
+
+The loss covers the response tokens only: examples are given to TRL as prompt/completion pairs, and
+its completion mask hides the prompt (and, in chat style, the system and user turns). The adapter folder
+gets `instruct_ner.json` beside it: the exact prompt builder (template source, style, labels,
+definitions, few-shot examples), the response format and the training config, so that `generate`
+rebuilds the training prompt exactly.
+
+Examples:
+    instruct-ner train --config sft/recipes/smollm2-conll2003-cpu.yaml
+    instruct-ner train --config sft/recipes/smollm2-conll2003-cpu.yaml --max_steps 20 --output_dir runs/try
+    instruct-ner train --data runs/train.pairs.jsonl --model meta-llama/Llama-3.2-1B-Instruct --precision 8bit
+    accelerate launch --config_file sft/recipes/accelerate-ddp.yaml -m instruct_ner.cli train --config ...
+
+Every check on the config, the data and the template runs before the model loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from instruct_ner.config import ConfigError, parse_config
+from prompts.examples import Example
+from prompts.readers import ReaderOptions, load_examples
+from prompts.templates import PromptBuilder, PromptOptions, builder_from_options
+from sft.models import PRECISIONS, load_causal_lm, load_tokenizer, resolve_model
+
+SAVED_CONFIG = "instruct_ner.json"
+DEFAULT_TEMPLATE = PromptOptions().template
+
+
+@dataclass
+class ModelOptions:
+    model: str = field(
+        default="",
+        metadata={"help": "Hugging Face causal LM id or local folder; empty = the embedded SmolLM2-135M-Instruct"},
+    )
+    precision: str = field(
+        default="auto",
+        metadata={"help": "8bit, 4bit (bitsandbytes), bf16 or fp32; auto = 8bit on CUDA, bf16 on CPU",
+                  "choices": list(PRECISIONS)},
+    )  # fmt: skip
+    trust_remote_code: bool = field(default=False, metadata={"help": "allow model code from the hub (off)"})
+
+
+@dataclass
+class TrainConfig(ModelOptions, PromptOptions, ReaderOptions):
+    data: str | None = field(
+        default=None, metadata={"help": "training data: a prepare JSONL, or any source prepare reads (required)"}
+    )
+    eval_data: str | None = field(default=None, metadata={"help": "dev data for the evaluation loss"})
+    eval_fraction: float = field(
+        default=0.0, metadata={"help": "hold out this fraction of the training data as dev data when no eval_data"}
+    )
+    output_dir: str = field(default="runs/sft", metadata={"help": "where the adapter and checkpoints go"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["all-linear"],
+        metadata={"help": "modules that get LoRA; all-linear = every linear projection (not the LM head)"},
+    )
+    learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate (AdamW)"})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "learning-rate schedule"})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "fraction of steps spent warming up"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    num_train_epochs: float = field(default=1.0, metadata={"help": "epochs (ignored when max_steps > 0)"})
+    max_steps: int = field(default=-1, metadata={"help": "optimizer steps; -1 = use num_train_epochs"})
+    per_device_train_batch_size: int = field(default=8, metadata={"help": "batch size per device"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimizer step"})
+    max_length: int = field(default=512, metadata={"help": "longest prompt + response in tokens (longer: cut)"})
+    packing: bool = field(default=False, metadata={"help": "pack several examples into one sequence"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory"})
+    eval_steps: int = field(default=50, metadata={"help": "evaluate the dev loss every N steps"})
+    save_steps: int = field(default=100, metadata={"help": "save a checkpoint every N steps"})
+    save_total_limit: int = field(default=2, metadata={"help": "checkpoints kept"})
+    logging_steps: int = field(default=10, metadata={"help": "log the loss every N steps"})
+    seed: int = field(default=42, metadata={"help": "random seed (data order, LoRA init, dev split)"})
+    resume: str | None = field(
+        default=None, metadata={"help": "resume from a checkpoint folder, or 'latest' for the newest in output_dir"}
+    )
+    merge: bool = field(default=False, metadata={"help": "also export the base model with the adapter merged in"})
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise ConfigError("train needs --data (a prepare JSONL or a data source)")
+        if not 0 <= self.eval_fraction < 1:
+            raise ConfigError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        if self.lora_r <= 0:
+            raise ConfigError(f"lora_r must be positive, got {self.lora_r}")
+
+
+def training_pairs(config: TrainConfig) -> tuple[list[dict], list[dict], PromptBuilder]:
+    """Train and dev records (prompt or messages + response) and the builder that made them.
+
+    From a prepare JSONL, the records' template, style and labels are used unless the config names
+    others, and every record's prompt must equal the one the builder rebuilds: the saved builder is
+    then exactly what produced the training prompts.
+    """
+    from instruct_ner.jsonl import read_jsonl
+
+    examples, report = load_examples(config.data, config)
+    if not examples:
+        raise ConfigError(f"{config.data}: no training examples\n{report.summary()}")
+    if report.n_skipped:
+        print(report.summary(), file=sys.stderr)
+    records = read_jsonl(config.data) if str(config.data).endswith(".jsonl") else []
+    if records and "response" in records[0]:
+        first = records[0]
+        if config.template == DEFAULT_TEMPLATE and first.get("template"):
+            config.template = first["template"]
+        if "messages" in first:
+            config.style = "chat"
+        if not config.labels and first.get("labels"):
+            config.labels = first["labels"]
+    builder = builder_from_options(config, examples)
+    pairs = [builder.build(example) for example in examples]
+    for record, pair, example in zip(records, pairs, examples):
+        for key in ("prompt", "messages", "response"):
+            if key in record and record[key] != pair.get(key):
+                raise ConfigError(
+                    f"{example.source}: the record's {key!r} differs from what template {builder.template.name} "
+                    f"({builder.style}) builds; train with the same template, labels, definitions and few-shot "
+                    "options that prepare used"
+                )
+    if config.eval_data:
+        dev_examples, _ = load_examples(config.eval_data, config)
+        dev = [builder.build(example) for example in dev_examples]
+    elif config.eval_fraction > 0:
+        order = list(range(len(pairs)))
+        random.Random(config.seed).shuffle(order)
+        held_out = set(order[: max(1, int(len(pairs) * config.eval_fraction))])
+        dev = [pairs[i] for i in sorted(held_out)]
+        pairs = [pairs[i] for i in range(len(pairs)) if i not in held_out]
+    else:
+        dev = []
+    return pairs, dev, builder
+
+
+def to_prompt_completion(pair: dict) -> dict:
+    """A record -> TRL's prompt/completion form (plain text, or conversational for chat style)."""
+    if "messages" in pair:
+        return {"prompt": pair["messages"], "completion": [{"role": "assistant", "content": pair["response"]}]}
+    return {"prompt": pair["prompt"], "completion": pair["response"]}
+
+
+def lora_config(config: TrainConfig):
+    from peft import LoraConfig
+
+    targets = config.lora_target_modules
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules="all-linear" if targets == ["all-linear"] else targets,
+        task_type="CAUSAL_LM",
+    )
+
+
+def prepare_model(config: TrainConfig, model_path: str):
+    """The base model at the asked precision, k-bit prepared if quantised, with a fresh LoRA adapter."""
+    import torch
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    torch.manual_seed(config.seed)
+    model = load_causal_lm(model_path, config.precision, config.trust_remote_code)
+    if getattr(model, "is_loaded_in_8bit", False) or getattr(model, "is_loaded_in_4bit", False):
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+    elif config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    model = get_peft_model(model, lora_config(config))
+    trainable, total = model.get_nb_trainable_parameters()
+    print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)", file=sys.stderr)
+    return model
+
+
+def sft_config(config: TrainConfig, has_eval: bool, precision: str):
+    import torch
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=config.output_dir,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler_type,
+        warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        weight_decay=config.weight_decay,
+        optim="adamw_torch",
+        num_train_epochs=config.num_train_epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        per_device_eval_batch_size=config.per_device_train_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        max_length=config.max_length,
+        packing=config.packing,
+        completion_only_loss=True,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=config.eval_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        logging_steps=config.logging_steps,
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=precision != "fp32" and (torch.cuda.is_available() or precision == "bf16"),
+        use_cpu=not torch.cuda.is_available(),
+        report_to="none",
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+        gradient_checkpointing=False,  # handled in prepare_model, before the adapter is added
+        dataset_num_proc=None,
+    )
+
+
+def save_inference_config(output_dir: str, builder: PromptBuilder, config: TrainConfig, model_path: str) -> None:
+    saved = {
+        "prompt": builder.to_dict(),
+        "response_format": builder.response_format,
+        "labels": builder.labels,
+        "base_model": config.model or "embedded",
+        "base_model_path": model_path,
+        "precision": config.precision,
+        "training_config": asdict(config),
+    }
+    Path(output_dir, SAVED_CONFIG).write_text(json.dumps(saved, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def load_inference_config(adapter_dir: str | Path) -> dict:
+    path = Path(adapter_dir) / SAVED_CONFIG
+    if not path.exists():
+        raise ConfigError(f"{adapter_dir}: no {SAVED_CONFIG}; is this an adapter folder written by instruct-ner train?")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def resume_checkpoint(config: TrainConfig) -> str | bool | None:
+    if not config.resume:
+        return None
+    if config.resume == "latest":
+        checkpoints = sorted(Path(config.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        if not checkpoints:
+            raise ConfigError(f"--resume latest: no checkpoint-* folder in {config.output_dir}")
+        return str(checkpoints[-1])
+    if not Path(config.resume).is_dir():
+        raise ConfigError(f"--resume {config.resume}: no such checkpoint folder")
+    return config.resume
+
+
+def train(config: TrainConfig) -> dict:
+    """Run SFT; returns timing and loss figures (also written to output_dir/train_results.json)."""
+    return run_training(config)[0]
+
+
+def run_training(config: TrainConfig):
+    """SFT; returns (results, the trained PeftModel, the tokenizer)."""
+    import datasets
+    from trl import SFTTrainer
+
+    pairs, dev, builder = training_pairs(config)  # every data and template check before the model loads
+    checkpoint = resume_checkpoint(config)
+    model_path = resolve_model(config.model)
+    precision = config.precision
+    if precision == "auto":
+        from sft.models import default_precision
+
+        precision = default_precision()
+    print(f"training on {len(pairs)} examples ({len(dev)} dev), {builder.template.name} ({builder.style}), "
+          f"labels {builder.labels}, model {config.model or 'embedded SmolLM2-135M-Instruct'}, {precision}",
+          file=sys.stderr)  # fmt: skip
+    tokenizer = load_tokenizer(model_path, config.trust_remote_code)
+    model = prepare_model(config, model_path)
+    train_dataset = datasets.Dataset.from_list([to_prompt_completion(p) for p in pairs])
+    eval_dataset = datasets.Dataset.from_list([to_prompt_completion(p) for p in dev]) if dev else None
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_config(config, bool(dev), precision),
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+    )
+    started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.perf_counter() - started
+    trainer.save_model(config.output_dir)
+    tokenizer.save_pretrained(config.output_dir)
+    save_inference_config(config.output_dir, builder, config, model_path)
+    steps = trainer.state.global_step
+    samples = steps * config.per_device_train_batch_size * config.gradient_accumulation_steps
+    results = {
+        "train_examples": len(pairs),
+        "steps": steps,
+        "seconds": seconds,
+        "samples_per_second": samples / seconds if seconds else 0.0,
+        "train_loss": output.training_loss,
+        "losses": [entry["loss"] for entry in trainer.state.log_history if "loss" in entry],
+        "eval_losses": [entry["eval_loss"] for entry in trainer.state.log_history if "eval_loss" in entry],
+        "precision": precision,
+    }
+    if dev:
+        results["final_eval_loss"] = trainer.evaluate()["eval_loss"]
+    Path(config.output_dir, "train_results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    if config.merge:
+        export_merged(config, model_path)
+    return results, trainer.model, tokenizer
+
+
+def export_merged(config: TrainConfig, model_path: str) -> Path:
+    """Base model (reloaded in bf16, since a quantised base cannot be merged into) + adapter -> one folder."""
+    from peft import PeftModel
+
+    base = load_causal_lm(model_path, "bf16", config.trust_remote_code)
+    merged = PeftModel.from_pretrained(base, config.output_dir).merge_and_unload()
+    target = Path(config.output_dir) / "merged"
+    merged.save_pretrained(str(target))
+    load_tokenizer(model_path).save_pretrained(str(target))
+    print(f"merged model written to {target}", file=sys.stderr)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    config = parse_config(TrainConfig, argv, prog="instruct-ner train", description=__doc__)
+    results = train(config)
+    print(f"adapter saved to {config.output_dir}: {results['steps']} steps in {results['seconds']:.1f} s "
+          f"({results['samples_per_second']:.2f} samples/s), train loss {results['train_loss']:.4f}")  # fmt: skip
+    return 0
+
+

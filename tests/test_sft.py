@@ -1,0 +1,154 @@
+"""Generative SFT on a tiny Llama built in the test: LoRA, loss masking, 8-bit, save/reload, overfitting."""
+
+import json
+
+import pytest
+import torch
+
+from instruct_ner.config import ConfigError, parse_config
+from prompts.examples import DataError
+from prompts.templates import TemplateError
+from sft import train as train_module
+from sft.train import TrainConfig, run_training, to_prompt_completion, training_pairs
+
+
+def config_for(tiny_llama, data, tmp_path, **overrides):
+    values = dict(model=str(tiny_llama), data=str(data), output_dir=str(tmp_path / "adapter"), precision="fp32",
+                  max_steps=3, per_device_train_batch_size=2, logging_steps=1, save_steps=100, max_length=256)  # fmt: skip
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_a_few_steps_change_lora_weights_only(tiny_llama, conll_file, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama).state_dict()
+    results, model, _ = run_training(config_for(tiny_llama, conll_file, tmp_path, learning_rate=1e-2))
+    assert results["steps"] == 3 and len(results["losses"]) == 3
+    trained = model.state_dict()
+    lora_b = [name for name in trained if "lora_B" in name]
+    assert lora_b and all(trained[name].abs().sum() > 0 for name in lora_b)  # lora_B starts at zero
+    for name, value in trained.items():
+        if "lora_" not in name:
+            base_name = name.replace("base_model.model.", "").replace(".base_layer", "")
+            assert torch.equal(value, base[base_name]), name
+    saved = json.loads((tmp_path / "adapter" / "instruct_ner.json").read_text())
+    assert saved["prompt"]["template"] == "ner-list.en.v1" and saved["labels"] == ["LOC", "MISC", "ORG", "PER"]
+    assert "{#- instruct-ner" in saved["prompt"]["template_source"]
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
+
+
+def test_labels_mask_everything_but_the_response(tiny_llama, conll_file, tmp_path):
+    import datasets
+    from transformers import AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    config = config_for(tiny_llama, conll_file, tmp_path)
+    pairs, _, _ = training_pairs(config)
+    assert pairs[0]["response"] == "EU | ORG\nGerman | MISC"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    trainer = SFTTrainer(
+        model=str(tiny_llama),
+        args=SFTConfig(output_dir=str(tmp_path / "t"), completion_only_loss=True, report_to="none", use_cpu=True),
+        train_dataset=datasets.Dataset.from_list([to_prompt_completion(pairs[0])]),
+        processing_class=tokenizer,
+    )
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    labels = batch["labels"][0]
+    learned = labels[labels != -100]
+    assert tokenizer.decode(learned) == "EU | ORG\nGerman | MISC<|im_end|>"
+    prompt_length = (labels == -100).sum().item()
+    assert tokenizer.decode(batch["input_ids"][0][:prompt_length]) == pairs[0]["prompt"]
+
+
+def test_chat_style_masks_system_and_user_turns(tiny_llama, conll_file, tmp_path):
+    config = config_for(tiny_llama, conll_file, tmp_path, style="chat")
+    pairs, _, _ = training_pairs(config)
+    record = to_prompt_completion(pairs[0])
+    assert [m["role"] for m in record["prompt"]] == ["system", "user"]
+    assert record["completion"] == [{"role": "assistant", "content": "EU | ORG\nGerman | MISC"}]
+    results, _, _ = run_training(config)
+    assert results["steps"] == 3
+
+
+def test_8bit_path_runs_on_cpu(tiny_llama, conll_file, tmp_path):
+    results, model, _ = run_training(config_for(tiny_llama, conll_file, tmp_path, precision="8bit", max_steps=2))
+    assert results["steps"] == 2 and results["precision"] == "8bit"
+    import bitsandbytes as bnb
+
+    assert any(isinstance(module, bnb.nn.Linear8bitLt) for module in model.modules())
+
+
+def test_adapter_save_and_reload_gives_identical_logits(tiny_llama, conll_file, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    config = config_for(tiny_llama, conll_file, tmp_path, learning_rate=1e-2)
+    _, model, _ = run_training(config)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    inputs = tokenizer(["EU rejects German call"], return_tensors="pt")
+    model.eval()
+    reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), config.output_dir).eval()
+    with torch.no_grad():
+        assert torch.equal(model(**inputs).logits, reloaded(**inputs).logits)
+
+
+def test_overfits_a_handful_of_examples(tiny_llama, conll_file, tmp_path):
+    template = tmp_path / "short.jinja"  # a one-line instruction keeps sequences short, so steps are cheap
+    template.write_text("{#- instruct-ner\nresponse_format: entity_list\n-#}NER {{ labels|join(',', 'name') }}")
+    config = config_for(tiny_llama, conll_file, tmp_path, template=str(template), max_steps=100, learning_rate=3e-3,
+                        lora_r=64, lora_alpha=64, lora_dropout=0.0, warmup_ratio=0.1, lr_scheduler_type="cosine",
+                        per_device_train_batch_size=4)  # fmt: skip
+    results, _, _ = run_training(config)
+    assert results["losses"][0] > 10.0
+    assert sum(results["losses"][-5:]) / 5 < 0.3  # stated threshold: mean of the last 5 logged losses
+
+
+def test_resume_continues_from_the_latest_checkpoint(tiny_llama, conll_file, tmp_path):
+    run_training(config_for(tiny_llama, conll_file, tmp_path, max_steps=2, save_steps=2))
+    results, _, _ = run_training(config_for(tiny_llama, conll_file, tmp_path, max_steps=4, resume="latest"))
+    assert results["steps"] == 4
+
+
+@pytest.fixture
+def no_model_loading(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded before the config was checked")
+
+    monkeypatch.setattr(train_module, "load_causal_lm", refuse)
+    monkeypatch.setattr(train_module, "resolve_model", refuse)
+
+
+def test_unknown_field_fails_before_loading(tmp_path, no_model_loading):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data: x.txt\nlearning_rat: 0.1\n")
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) \['learning_rat'\]"):
+        parse_config(TrainConfig, ["--config", str(recipe)])
+
+
+def test_missing_data_fails_before_loading(tmp_path, no_model_loading):
+    with pytest.raises(FileNotFoundError, match="nope.txt: no such file"):
+        train_module.train(TrainConfig(data=str(tmp_path / "nope.txt")))
+
+
+def test_labels_that_disagree_with_the_data_fail_before_loading(conll_file, no_model_loading):
+    with pytest.raises(DataError, match=rf"{conll_file}:1: label\(s\) \['MISC', 'ORG'\] not in the label set"):
+        train_module.train(TrainConfig(data=str(conll_file), labels=["PER", "LOC"]))
+
+
+def test_template_without_a_required_variable_fails_before_loading(conll_file, tmp_path, no_model_loading):
+    template = tmp_path / "t.jinja"
+    template.write_text("{#- instruct-ner\nresponse_format: entity_list\n-#}Find entities.")
+    with pytest.raises(TemplateError, match=r"does not use the required variable\(s\) \['labels'\]"):
+        train_module.train(TrainConfig(data=str(conll_file), template=str(template)))
+
+
+def test_prepared_jsonl_prompts_must_match_the_rebuilt_ones(conll_file, tmp_path, no_model_loading):
+    from instruct_ner.cli import main
+
+    pairs = tmp_path / "pairs.jsonl"
+    main(["prepare", "--data", str(conll_file), "--out", str(pairs), "--template", "ner-inline.en"])
+    pairs_built, _, builder = training_pairs(TrainConfig(data=str(pairs)))
+    assert builder.template.name == "ner-inline.en.v1" and pairs_built[0]["response"].startswith("[EU | ORG]")
+    with pytest.raises(ConfigError, match="differs from what template"):
+        training_pairs(TrainConfig(data=str(pairs), template="ner-list.it"))
