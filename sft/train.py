@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from instruct_ner.config import ConfigError, parse_config
-from prompts.examples import Example
 from prompts.readers import ReaderOptions, load_examples
 from prompts.templates import PromptBuilder, PromptOptions, builder_from_options
 from sft.models import PRECISIONS, load_causal_lm, load_tokenizer, resolve_model
@@ -236,7 +235,7 @@ def save_inference_config(output_dir: str, builder: PromptBuilder, config: Train
 def load_inference_config(adapter_dir: str | Path) -> dict:
     path = Path(adapter_dir) / SAVED_CONFIG
     if not path.exists():
-        raise ConfigError(f"{adapter_dir}: no {SAVED_CONFIG}; is this an adapter folder written by instruct-ner train?")
+        raise ConfigError(f"{adapter_dir}: no {SAVED_CONFIG}; not an adapter folder written by instruct-ner train")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -331,5 +330,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"adapter saved to {config.output_dir}: {results['steps']} steps in {results['seconds']:.1f} s "
           f"({results['samples_per_second']:.2f} samples/s), train loss {results['train_loss']:.4f}")  # fmt: skip
     return 0
-
-

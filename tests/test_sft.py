@@ -13,8 +13,8 @@ from sft.train import TrainConfig, run_training, to_prompt_completion, training_
 
 
 def config_for(tiny_llama, data, tmp_path, **overrides):
-    values = dict(model=str(tiny_llama), data=str(data), output_dir=str(tmp_path / "adapter"), precision="fp32",
-                  max_steps=3, per_device_train_batch_size=2, logging_steps=1, save_steps=100, max_length=256)  # fmt: skip
+    values = dict(model=str(tiny_llama), data=str(data), output_dir=str(tmp_path / "adapter"), precision="fp32")
+    values.update(max_steps=3, per_device_train_batch_size=2, logging_steps=1, save_steps=100, max_length=256)
     values.update(overrides)
     return TrainConfig(**values)
 
