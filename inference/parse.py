@@ -25,12 +25,18 @@ from prompts.formats import FORMAT_NAMES
 
 @dataclass
 class ParseConfig:
-    input: str | None = field(default=None, metadata={"help": "JSONL records to parse (required)",
-                                                       "aliases": ["--in"]})  # fmt: skip
+    input: str | None = field(
+        default=None, metadata={"help": "JSONL records to parse (required)", "aliases": ["--in"]}
+    )
     out: str | None = field(default=None, metadata={"help": "output JSONL (required)"})
-    text_field: str = field(default="generation", metadata={"help": "record field holding the text to parse",
-                                                             "choices": ["response", "generation"],
-                                                             "aliases": ["--field"]})  # fmt: skip
+    text_field: str = field(
+        default="generation",
+        metadata={
+            "help": "record field holding the text to parse",
+            "choices": ["response", "generation"],
+            "aliases": ["--field"],
+        },
+    )
     labels: list[str] | None = field(default=None, metadata={"help": "label set (default: each record's labels)"})
     response_format: str | None = field(
         default=None,
@@ -76,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     write_jsonl(config.out, records)
     totals = summarise(records)
     keys = ("entities", "hallucinated", "unknown_label", "malformed", "truncated", "overlaps_removed")
-    print(f"parsed {len(records)} records -> {config.out}: " + ", ".join(f"{k} {totals[k]}" for k in keys),
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"parsed {len(records)} records -> {config.out}: " + ", ".join(f"{k} {totals[k]}" for k in keys),
+        file=sys.stderr,
+    )
     return 0

@@ -31,13 +31,31 @@ from prompts.examples import Entity, Example, spans_to_tags
 from prompts.formats import Mention, ReadMentions, aligned_occurrences, get_format
 
 LABEL_ALIASES = {
-    "PERSON": "PER", "PERSONS": "PER", "PEOPLE": "PER", "PERSONA": "PER", "PERSONE": "PER",
-    "ORGANIZATION": "ORG", "ORGANISATION": "ORG", "ORGANIZZAZIONE": "ORG", "COMPANY": "ORG", "AZIENDA": "ORG",
-    "LOCATION": "LOC", "PLACE": "LOC", "LUOGO": "LOC", "GPE": "LOC",
-    "MISCELLANEOUS": "MISC", "VARIE": "MISC",
-    "MAIL": "EMAIL", "E-MAIL": "EMAIL", "TELEPHONE": "PHONE", "TELEFONO": "PHONE", "DATA": "DATE",
-    "IMPORTO": "MONEY", "AMOUNT": "MONEY", "CODICE": "CODE",
-}  # fmt: skip
+    "PERSON": "PER",
+    "PERSONS": "PER",
+    "PEOPLE": "PER",
+    "PERSONA": "PER",
+    "PERSONE": "PER",
+    "ORGANIZATION": "ORG",
+    "ORGANISATION": "ORG",
+    "ORGANIZZAZIONE": "ORG",
+    "COMPANY": "ORG",
+    "AZIENDA": "ORG",
+    "LOCATION": "LOC",
+    "PLACE": "LOC",
+    "LUOGO": "LOC",
+    "GPE": "LOC",
+    "MISCELLANEOUS": "MISC",
+    "VARIE": "MISC",
+    "MAIL": "EMAIL",
+    "E-MAIL": "EMAIL",
+    "TELEPHONE": "PHONE",
+    "TELEFONO": "PHONE",
+    "DATA": "DATE",
+    "IMPORTO": "MONEY",
+    "AMOUNT": "MONEY",
+    "CODICE": "CODE",
+}
 
 
 @dataclass

@@ -21,8 +21,17 @@ from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.jsonl import iter_jsonl
 from prompts.examples import DataError, labels_of, tags_to_spans
 
-DIAGNOSTIC_KEYS = ("mentions", "entities", "hallucinated", "unknown_label", "malformed", "truncated",
-                   "overlaps_removed", "out_of_order", "snapped")  # fmt: skip
+DIAGNOSTIC_KEYS = (
+    "mentions",
+    "entities",
+    "hallucinated",
+    "unknown_label",
+    "malformed",
+    "truncated",
+    "overlaps_removed",
+    "out_of_order",
+    "snapped",
+)
 
 
 @dataclass
@@ -49,9 +58,16 @@ def score_tags(gold: list[list[str]], pred: list[list[str]], strict: bool = Fals
     correct = sum(g == p for gold_tags, pred_tags in zip(gold, pred) for g, p in zip(gold_tags, pred_tags))
     types = labels_of(gold) + [label for label in labels_of(pred) if label not in labels_of(gold)]
     accuracy = correct / tokens if tokens else 0.0
-    result = {"per_type": {}, "micro": _zero(), "macro": _zero(), "token_accuracy": accuracy,
-              "sentences": len(gold), "tokens": tokens, "gold_entities": sum(len(tags_to_spans(t)) for t in gold),
-              "predicted_entities": sum(len(tags_to_spans(t)) for t in pred)}  # fmt: skip
+    result = {
+        "per_type": {},
+        "micro": _zero(),
+        "macro": _zero(),
+        "token_accuracy": accuracy,
+        "sentences": len(gold),
+        "tokens": tokens,
+        "gold_entities": sum(len(tags_to_spans(t)) for t in gold),
+        "predicted_entities": sum(len(tags_to_spans(t)) for t in pred),
+    }
     if not types:
         result["micro"] = result["macro"] = {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 0}
         return result
@@ -68,8 +84,12 @@ def _zero() -> dict:
 
 
 def _row(row: dict) -> dict:
-    return {"precision": float(row["precision"]), "recall": float(row["recall"]), "f1": float(row["f1-score"]),
-            "support": int(row["support"])}  # fmt: skip
+    return {
+        "precision": float(row["precision"]),
+        "recall": float(row["recall"]),
+        "f1": float(row["f1-score"]),
+        "support": int(row["support"]),
+    }
 
 
 def read_tag_pairs(path: str | Path) -> tuple[list[list[str]], list[list[str]], list[dict]]:
@@ -110,8 +130,10 @@ def format_table(result: dict) -> str:
         lines.append(
             f"{name:<10}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{row['support']:>10}"
         )
-    lines.append(f"token accuracy {result['token_accuracy']:.4f} over {result['tokens']} tokens, "
-                 f"{result['sentences']} sentences ({result.get('mode', 'conlleval')} mode)")  # fmt: skip
+    lines.append(
+        f"token accuracy {result['token_accuracy']:.4f} over {result['tokens']} tokens, "
+        f"{result['sentences']} sentences ({result.get('mode', 'conlleval')} mode)"
+    )
     if "parse" in result:
         lines.append("parse: " + ", ".join(f"{k} {v}" for k, v in result["parse"].items()))
     micro = result["micro"]

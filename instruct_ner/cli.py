@@ -16,10 +16,14 @@ import importlib
 import sys
 
 SUBCOMMANDS = {
+    "demo": ("instruct_ner.demo", "the whole pipeline on the embedded defaults (zero-shot, SFT, generate, score)"),
     "prepare": ("prompts.prepare", "read data and write instruction/response pairs (JSONL)"),
     "parse": ("inference.parse", "map responses or generations back to IOB2 tags"),
     "score": ("inference.score", "seqeval precision/recall/F1 of pred_tags against tags"),
     "train": ("sft.train", "LoRA SFT of a causal LM on instruction/response pairs (TRL SFTTrainer)"),
+    "generate": ("inference.generate", "batched generation of entity lists, parsed into tags (JSONL)"),
+    "train-tagger": ("sft.train_tagger", "train the token classifier (causal/bidirectional Llama, LoRA, CRF)"),
+    "tag": ("inference.tag", "tag data with a trained token classifier (same records as generate)"),
 }
 
 

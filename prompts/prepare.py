@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     records, report, builder = prepare(config)
     count = write_jsonl(config.out, records)
     print(report.summary(), file=sys.stderr)
-    print(f"wrote {count} records ({builder.template.name}, {builder.style}, labels {builder.labels}) to {config.out}",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"wrote {count} records ({builder.template.name}, {builder.style}, labels {builder.labels}) to {config.out}",
+        file=sys.stderr,
+    )
     return 0

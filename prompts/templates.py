@@ -183,8 +183,13 @@ class PromptBuilder:
     @classmethod
     def from_dict(cls, saved: dict) -> PromptBuilder:
         template = load_template(saved["template"], source=saved.get("template_source"))
-        return cls(template, saved["labels"], saved.get("style", "instruction"), saved.get("definitions", {}),
-                   saved.get("few_shot", []))  # fmt: skip
+        return cls(
+            template,
+            saved["labels"],
+            saved.get("style", "instruction"),
+            saved.get("definitions", {}),
+            saved.get("few_shot", []),
+        )
 
 
 def load_wrapper(language: str) -> Template:

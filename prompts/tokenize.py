@@ -35,9 +35,41 @@ TOKEN_PATTERN = re.compile(
 )
 
 ABBREVIATIONS = {
-    "dott", "dr", "sig", "sigg", "ra", "ing", "avv", "prof", "geom", "rag", "spett", "egr", "gent", "mr", "mrs", "ms",
-    "st", "jr", "vs", "ecc", "etc", "es", "n", "nr", "tel", "fax", "art", "pag", "cfr", "p", "ca", "no", "inc", "ltd",
-}  # fmt: skip
+    "dott",
+    "dr",
+    "sig",
+    "sigg",
+    "ra",
+    "ing",
+    "avv",
+    "prof",
+    "geom",
+    "rag",
+    "spett",
+    "egr",
+    "gent",
+    "mr",
+    "mrs",
+    "ms",
+    "st",
+    "jr",
+    "vs",
+    "ecc",
+    "etc",
+    "es",
+    "n",
+    "nr",
+    "tel",
+    "fax",
+    "art",
+    "pag",
+    "cfr",
+    "p",
+    "ca",
+    "no",
+    "inc",
+    "ltd",
+}
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'«(]?[A-ZÀ-Ý0-9])|\s*\n\s*")
 
 

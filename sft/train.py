@@ -44,9 +44,11 @@ class ModelOptions:
     )
     precision: str = field(
         default="auto",
-        metadata={"help": "8bit, 4bit (bitsandbytes), bf16 or fp32; auto = 8bit on CUDA, bf16 on CPU",
-                  "choices": list(PRECISIONS)},
-    )  # fmt: skip
+        metadata={
+            "help": "8bit, 4bit (bitsandbytes), bf16 or fp32; auto = 8bit on CUDA, bf16 on CPU",
+            "choices": list(PRECISIONS),
+        },
+    )
     trust_remote_code: bool = field(default=False, metadata={"help": "allow model code from the hub (off)"})
 
 
@@ -257,8 +259,8 @@ def train(config: TrainConfig) -> dict:
     return run_training(config)[0]
 
 
-def run_training(config: TrainConfig):
-    """SFT; returns (results, the trained PeftModel, the tokenizer)."""
+def run_training(config: TrainConfig, callbacks: list | None = None):
+    """SFT; returns (results, the trained PeftModel, the tokenizer). `callbacks` go to the Trainer."""
     import datasets
     from trl import SFTTrainer
 
@@ -270,9 +272,11 @@ def run_training(config: TrainConfig):
         from sft.models import default_precision
 
         precision = default_precision()
-    print(f"training on {len(pairs)} examples ({len(dev)} dev), {builder.template.name} ({builder.style}), "
-          f"labels {builder.labels}, model {config.model or 'embedded SmolLM2-135M-Instruct'}, {precision}",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"training on {len(pairs)} examples ({len(dev)} dev), {builder.template.name} ({builder.style}), "
+        f"labels {builder.labels}, model {config.model or 'embedded SmolLM2-135M-Instruct'}, {precision}",
+        file=sys.stderr,
+    )
     tokenizer = load_tokenizer(model_path, config.trust_remote_code)
     model = prepare_model(config, model_path)
     train_dataset = datasets.Dataset.from_list([to_prompt_completion(p) for p in pairs])
@@ -283,6 +287,7 @@ def run_training(config: TrainConfig):
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
+        callbacks=callbacks,
     )
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=checkpoint)
@@ -327,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     config = parse_config(TrainConfig, argv, prog="instruct-ner train", description=__doc__)
     results = train(config)
-    print(f"adapter saved to {config.output_dir}: {results['steps']} steps in {results['seconds']:.1f} s "
-          f"({results['samples_per_second']:.2f} samples/s), train loss {results['train_loss']:.4f}")  # fmt: skip
+    print(
+        f"adapter saved to {config.output_dir}: {results['steps']} steps in {results['seconds']:.1f} s "
+        f"({results['samples_per_second']:.2f} samples/s), train loss {results['train_loss']:.4f}"
+    )
     return 0

@@ -31,8 +31,14 @@ def test_prepare_parse_score_chain_on_a_small_file(capsys, tmp_path):
     records = [json.loads(line) for line in parsed.read_text().splitlines()]
     assert len(records) == 3  # records in = records out
     assert records[0]["response"] == "EU | ORG\nGerman | MISC" and records[0]["labels"] == ["MISC", "ORG", "PER"]
-    assert records[0]["entities"][1] == {"text": "German", "label": "MISC", "token_start": 2, "token_end": 3,
-                                         "start": 11, "end": 17}  # fmt: skip
+    assert records[0]["entities"][1] == {
+        "text": "German",
+        "label": "MISC",
+        "token_start": 2,
+        "token_end": 3,
+        "start": 11,
+        "end": 17,
+    }
     assert records[2]["response"] == "none" and records[2]["parse"]["no_entity_marker"]
 
 

@@ -52,8 +52,13 @@ def test_example_text_and_offsets_from_tokens():
     example = Example("1", ["EU", "rejects", "German"], ["B-ORG", "O", "B-MISC"])
     assert example.text == "EU rejects German"
     assert [e.to_dict() for e in example.entities][1] == {
-        "text": "German", "label": "MISC", "token_start": 2, "token_end": 3, "start": 11, "end": 17,
-    }  # fmt: skip
+        "text": "German",
+        "label": "MISC",
+        "token_start": 2,
+        "token_end": 3,
+        "start": 11,
+        "end": 17,
+    }
 
 
 def test_example_length_mismatch_names_the_source():

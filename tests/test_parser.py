@@ -135,10 +135,27 @@ def test_inline_unknown_label_is_counted():
 
 
 ADVERSARIAL = [
-    "|", "| | |", "[[[[", "]]] | ORG]", "\n\n\n", "none\nBerlin | LOC", "Berlin | ", " | LOC", "Berlin | LOC | 99",
-    "Berlin | LOC | 0", "[ | LOC]", "[Berlin | LOC", "Berlin|LOC|LOC|LOC", "\x00\x01", "🙂 | PER", "B" * 5000,
-    "Berlin | LOC\n" * 200, "[Berlin | LOC][Berlin | LOC]", "   \t  ", "Berlin\tLOC",
-]  # fmt: skip
+    "|",
+    "| | |",
+    "[[[[",
+    "]]] | ORG]",
+    "\n\n\n",
+    "none\nBerlin | LOC",
+    "Berlin | ",
+    " | LOC",
+    "Berlin | LOC | 99",
+    "Berlin | LOC | 0",
+    "[ | LOC]",
+    "[Berlin | LOC",
+    "Berlin|LOC|LOC|LOC",
+    "\x00\x01",
+    "🙂 | PER",
+    "B" * 5000,
+    "Berlin | LOC\n" * 200,
+    "[Berlin | LOC][Berlin | LOC]",
+    "   \t  ",
+    "Berlin\tLOC",
+]
 
 
 @pytest.mark.parametrize("fmt", ["entity_list", "inline"])

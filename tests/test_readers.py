@@ -98,11 +98,13 @@ def test_hf_dataset_folder_with_classlabel_tags(tmp_path):
     import datasets
 
     names = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
-    features = datasets.Features({
-        "id": datasets.Value("string"),
-        "tokens": datasets.Sequence(datasets.Value("string")),
-        "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names)),
-    })  # fmt: skip
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names)),
+        }
+    )
     rows = {"id": ["0", "1"], "tokens": [["EU", "rejects"], ["Peter", "Blair"]], "ner_tags": [[3, 0], [1, 2]]}
     dataset = datasets.DatasetDict({"validation": datasets.Dataset.from_dict(rows, features=features)})
     dataset.save_to_disk(str(tmp_path / "conll"))

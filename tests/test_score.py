@@ -43,9 +43,15 @@ TAG = st.sampled_from(["O", "O", "B-PER", "I-PER", "B-LOC", "I-LOC"])
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(1, 8).flatmap(lambda n: st.tuples(st.lists(TAG, min_size=n, max_size=n),
-                                                              st.lists(TAG, min_size=n, max_size=n))),
-                min_size=1, max_size=5))  # fmt: skip
+@given(
+    st.lists(
+        st.integers(1, 8).flatmap(
+            lambda n: st.tuples(st.lists(TAG, min_size=n, max_size=n), st.lists(TAG, min_size=n, max_size=n))
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
 def test_random_sequences_agree_with_conlleval(pairs):
     gold, pred = [g for g, _ in pairs], [p for _, p in pairs]
     correct, guessed, found = conlleval_counts(gold, pred)

@@ -96,9 +96,20 @@ def test_adapter_save_and_reload_gives_identical_logits(tiny_llama, conll_file, 
 def test_overfits_a_handful_of_examples(tiny_llama, conll_file, tmp_path):
     template = tmp_path / "short.jinja"  # a one-line instruction keeps sequences short, so steps are cheap
     template.write_text("{#- instruct-ner\nresponse_format: entity_list\n-#}NER {{ labels|join(',', 'name') }}")
-    config = config_for(tiny_llama, conll_file, tmp_path, template=str(template), max_steps=100, learning_rate=3e-3,
-                        lora_r=64, lora_alpha=64, lora_dropout=0.0, warmup_ratio=0.1, lr_scheduler_type="cosine",
-                        per_device_train_batch_size=4)  # fmt: skip
+    config = config_for(
+        tiny_llama,
+        conll_file,
+        tmp_path,
+        template=str(template),
+        max_steps=100,
+        learning_rate=3e-3,
+        lora_r=64,
+        lora_alpha=64,
+        lora_dropout=0.0,
+        warmup_ratio=0.1,
+        lr_scheduler_type="cosine",
+        per_device_train_batch_size=4,
+    )
     results, _, _ = run_training(config)
     assert results["losses"][0] > 10.0
     assert sum(results["losses"][-5:]) / 5 < 0.3  # stated threshold: mean of the last 5 logged losses
@@ -152,3 +163,9 @@ def test_prepared_jsonl_prompts_must_match_the_rebuilt_ones(conll_file, tmp_path
     assert builder.template.name == "ner-inline.en.v1" and pairs_built[0]["response"].startswith("[EU | ORG]")
     with pytest.raises(ConfigError, match="differs from what template"):
         training_pairs(TrainConfig(data=str(pairs), template="ner-list.it"))
+
+
+def test_packing_and_merged_export(tiny_llama, conll_file, tmp_path):
+    results, _, _ = run_training(config_for(tiny_llama, conll_file, tmp_path, packing=True, max_steps=2, merge=True))
+    assert results["steps"] == 2
+    assert (tmp_path / "adapter" / "merged" / "config.json").exists()

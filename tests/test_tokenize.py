@@ -14,16 +14,44 @@ def test_italian_business_text():
         "(fattura INV-2024/0042)."
     )
     assert tokens(text) == [
-        "Gentile", "dott", ".", "Rossi", ",", "l'", "ufficio", "dell'", "ACME", "S.p.A.", "attende", "1.250,00", "€",
-        "entro", "il", "15/03/2024", "(", "fattura", "INV-2024/0042", ")", ".",
-    ]  # fmt: skip
+        "Gentile",
+        "dott",
+        ".",
+        "Rossi",
+        ",",
+        "l'",
+        "ufficio",
+        "dell'",
+        "ACME",
+        "S.p.A.",
+        "attende",
+        "1.250,00",
+        "€",
+        "entro",
+        "il",
+        "15/03/2024",
+        "(",
+        "fattura",
+        "INV-2024/0042",
+        ")",
+        ".",
+    ]
 
 
 def test_contacts_stay_whole():
     assert tokens("Scrivete a mario.rossi@acme.it o chiamate +39 02 1234567, https://acme.it/ordini.") == [
-        "Scrivete", "a", "mario.rossi@acme.it", "o", "chiamate", "+39", "02", "1234567", ",",
-        "https://acme.it/ordini", ".",
-    ]  # fmt: skip
+        "Scrivete",
+        "a",
+        "mario.rossi@acme.it",
+        "o",
+        "chiamate",
+        "+39",
+        "02",
+        "1234567",
+        ",",
+        "https://acme.it/ordini",
+        ".",
+    ]
 
 
 def test_english_clitics_are_not_elisions():
@@ -43,5 +71,8 @@ def test_offsets_always_point_at_tokens_and_skip_only_whitespace(text):
 def test_sentence_bounds_split_lines_and_sentences():
     text = "Buongiorno,\nvi scrivo per l'ordine. Grazie! A presto"
     assert [text[s:e] for s, e in sentence_bounds(text)] == [
-        "Buongiorno,", "vi scrivo per l'ordine.", "Grazie!", "A presto",
-    ]  # fmt: skip
+        "Buongiorno,",
+        "vi scrivo per l'ordine.",
+        "Grazie!",
+        "A presto",
+    ]

@@ -1,0 +1,83 @@
+"""Generation throughput (sentences/s) of the embedded SmolLM2-135M-Instruct on CPU at several batch sizes.
+
+All batch sizes decode the same first N CoNLL-2003 test sentences with the same adapter (trained by
+`sft/recipes/smollm2-conll2003-cpu.yaml`), in one run; ratios are against batch size 1. F1 is reported
+too, as a check that batching does not change the output (greedy decoding).
+
+    instruct-ner train --config sft/recipes/smollm2-conll2003-cpu.yaml
+    .venv/bin/python benchmarks/generate_speed.py --adapter runs/smollm2-conll2003 --limit 500 \\
+        --batch_sizes 1 8 32 --out benchmarks/results/generate_speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from inference.generate import GenerateConfig, input_records, load_generator, prompt_builder, run_generation  # noqa: E402
+from inference.score import score_file  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--adapter", default="runs/smollm2-conll2003")
+    parser.add_argument("--data", default="../shared/data/conll2003/test.txt")
+    parser.add_argument("--limit", type=int, default=500)
+    parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--precision", default="bf16")
+    parser.add_argument("--out", default="benchmarks/results/generate_speed.json")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    import torch
+
+    config = GenerateConfig(
+        data=args.data,
+        out="unused.jsonl",
+        adapter=args.adapter,
+        limit=args.limit,
+        precision=args.precision,
+        progress=False,
+    )
+    records, examples = input_records(config)
+    builder = prompt_builder(config, examples, records)
+    generator = load_generator(config, builder)  # loaded once, shared by every batch size
+    results = {
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "date": time.strftime("%Y-%m-%d"),
+        "sentences": len(records),
+        "adapter": args.adapter,
+        "precision": args.precision,
+        "runs": {},
+    }
+    for batch_size in args.batch_sizes:
+        with tempfile.TemporaryDirectory() as folder:
+            out = Path(folder) / "p.jsonl"
+            figures = run_generation(records, examples, builder, generator, out, batch_size=batch_size, progress=False)
+            scores = score_file(out)
+            predictions = [json.loads(line) for line in out.read_text().splitlines()]
+        results["runs"][str(batch_size)] = {
+            "sentences_per_second": figures["sentences_per_second"],
+            "seconds": figures["seconds"],
+            "new_tokens_per_sentence": figures["new_tokens"] / len(records),
+            "micro_f1": scores["micro"]["f1"],
+            "hit_max_new_tokens": sum(p["parse"]["hit_max_new_tokens"] for p in predictions),
+        }
+        print(batch_size, json.dumps(results["runs"][str(batch_size)]), flush=True)
+    base = results["runs"][str(args.batch_sizes[0])]["sentences_per_second"]
+    for run in results["runs"].values():
+        run["ratio_to_first"] = run["sentences_per_second"] / base
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

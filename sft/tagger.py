@@ -1,0 +1,407 @@
+"""The token-classification variant: a Llama backbone (causal or bidirectional attention) with LoRA, or
+frozen, under a linear, CRF or BiLSTM-CRF head, trained on word-level IOB2 labels.
+
+- `attention: bidirectional` removes the causal mask in every layer (padding stays masked): the
+  config's `is_causal` makes transformers build a bidirectional mask, and every attention module's
+  `is_causal` keeps SDPA from falling back to its own causal mask when no mask is materialised.
+- Each word is represented by its first sub-token; the other sub-tokens are not labelled.
+- Heads: `linear`, `crf` (linear + `sft.crf.CRF`), `bilstm-crf` (a BiLSTM over the frozen backbone's
+  hidden states, then linear + CRF). Losses: `ce` (cross-entropy for `linear`, CRF negative
+  log-likelihood for the CRF heads) or `compound` = w1 * class-weighted cross-entropy + w2 * CRF NLL +
+  w3 * label-smoothed cross-entropy (defaults 0.5 / 0.3 / 0.2; needs a CRF head).
+- Decoding is Viterbi restricted to valid IOB2 transitions for every head, so output is always valid IOB2.
+- Texts longer than `max_length` tokens are cut into windows of whole words (a warning says how many).
+
+The training loop is ours (AdamW, cosine schedule with warm-up, gradient clipping, checkpoints with
+optimizer state, resume), since the model is not a Hugging Face `PreTrainedModel`. `instruct-ner tag`
+(inference/tag.py) loads what `save_tagger` writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from prompts.examples import Example
+from sft.crf import CRF, constrained_decode
+
+HEADS = ("linear", "crf", "bilstm-crf")
+LOSSES = ("ce", "compound")
+ATTENTIONS = ("causal", "bidirectional")
+IGNORE = -100
+TAGGER_CONFIG = "tagger.json"
+HEAD_WEIGHTS = "head.pt"
+
+
+def tag_names(labels: list[str]) -> list[str]:
+    """IOB2 tag names for a label set, O first. Example: tag_names(["PER"]) -> ["O", "B-PER", "I-PER"]"""
+    return ["O"] + [f"{prefix}-{label}" for label in labels for prefix in ("B", "I")]
+
+
+def set_attention(model: nn.Module, attention: str) -> None:
+    """Make every layer of a Llama causal or bidirectional (padding is masked either way)."""
+    if attention not in ATTENTIONS:
+        raise ValueError(f"attention must be one of {ATTENTIONS}, not {attention!r}")
+    causal = attention == "causal"
+    config = getattr(model, "config", None)
+    if config is not None:
+        config.is_causal = causal
+    for module in model.modules():
+        if hasattr(module, "is_causal"):
+            module.is_causal = causal
+        if hasattr(module, "config") and module.config is not None and module is not model:
+            module.config.is_causal = causal
+
+
+class TokenTagger(nn.Module):
+    """backbone (LlamaModel) -> first sub-token of each word -> [BiLSTM] -> linear -> [CRF]."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        labels: list[str],
+        head: str = "linear",
+        loss: str = "ce",
+        loss_weights: tuple[float, float, float] = (0.5, 0.3, 0.2),
+        class_weights: torch.Tensor | None = None,
+        lstm_hidden: int = 256,
+        dropout: float = 0.1,
+        label_smoothing: float = 0.1,
+    ):
+        super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, not {head!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
+        if loss == "compound" and head == "linear":
+            raise ValueError("loss 'compound' needs a CRF head (crf or bilstm-crf)")
+        self.backbone, self.labels, self.tags = backbone, labels, tag_names(labels)
+        self.head_kind, self.loss_kind, self.loss_weights = head, loss, loss_weights
+        self.label_smoothing = label_smoothing
+        hidden = backbone.config.hidden_size
+        self.lstm = (
+            nn.LSTM(hidden, lstm_hidden, batch_first=True, bidirectional=True) if head == "bilstm-crf" else None
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(2 * lstm_hidden if self.lstm is not None else hidden, len(self.tags))
+        self.crf = CRF(self.tags) if head != "linear" else None
+        weights = class_weights if class_weights is not None else torch.ones(len(self.tags))
+        self.register_buffer("class_weights", weights.float())
+
+    def head_modules(self) -> nn.ModuleDict:
+        modules = {"classifier": self.classifier}
+        if self.lstm is not None:
+            modules["lstm"] = self.lstm
+        if self.crf is not None:
+            modules["crf"] = self.crf
+        return nn.ModuleDict(modules)
+
+    def emissions(self, input_ids, attention_mask, word_index) -> torch.Tensor:
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        words = torch.gather(hidden, 1, word_index.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])).float()
+        if self.lstm is not None:
+            words = self.lstm(words)[0]
+        return self.classifier(self.dropout(words))
+
+    def loss(self, emissions, labels, word_mask) -> torch.Tensor:
+        flat_emissions, flat_labels = emissions.reshape(-1, emissions.shape[-1]), labels.reshape(-1)
+        if self.loss_kind == "ce" and self.crf is None:
+            return nn.functional.cross_entropy(flat_emissions, flat_labels, ignore_index=IGNORE)
+        crf_nll = -self.crf.log_likelihood(emissions, labels.clamp(min=0), word_mask).mean()
+        if self.loss_kind == "ce":
+            return crf_nll
+        weighted = nn.functional.cross_entropy(
+            flat_emissions, flat_labels, weight=self.class_weights, ignore_index=IGNORE
+        )
+        smoothed = nn.functional.cross_entropy(
+            flat_emissions, flat_labels, ignore_index=IGNORE, label_smoothing=self.label_smoothing
+        )
+        w_ce, w_crf, w_smooth = self.loss_weights
+        return w_ce * weighted + w_crf * crf_nll + w_smooth * smoothed
+
+    def forward(self, input_ids, attention_mask, word_index, word_mask, labels=None):
+        emissions = self.emissions(input_ids, attention_mask, word_index)
+        return emissions, (self.loss(emissions, labels, word_mask) if labels is not None else None)
+
+    @torch.no_grad()
+    def decode(self, emissions, word_mask) -> list[list[str]]:
+        if self.crf is not None:
+            paths = self.crf.decode(emissions, word_mask)
+        else:
+            paths = constrained_decode(emissions.log_softmax(-1), word_mask, self.tags)
+        return [[self.tags[i] for i in path] for path in paths]
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+@dataclass
+class Encoded:
+    """One window of an example: token ids and, for each of its words, the first sub-token's position."""
+
+    example_index: int
+    word_start: int
+    input_ids: list[int]
+    word_index: list[int]
+    labels: list[int]
+
+
+def encode_examples(
+    examples: list[Example], tokenizer, tags: list[str], max_length: int = 512, with_labels: bool = True
+) -> list[Encoded]:
+    """Sub-tokenise words (each after a space, as in running text), cut into windows of whole words."""
+    tag_index = {tag: i for i, tag in enumerate(tags)}
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    encoded, windowed = [], 0
+    for k, example in enumerate(examples):
+        pieces = [
+            tokenizer.encode((" " if i else "") + word, add_special_tokens=False) or [tokenizer.unk_token_id or 0]
+            for i, word in enumerate(example.tokens)
+        ]
+        start, windows = 0, 0
+        while start < len(pieces):
+            ids, word_index, end = list(bos), [], start
+            while end < len(pieces) and (len(ids) + len(pieces[end]) <= max_length or end == start):
+                word_index.append(len(ids))
+                ids += pieces[end][: max_length - len(ids)] if end == start else pieces[end]
+                end += 1
+            labels = [tag_index.get(tag, IGNORE) for tag in example.tags[start:end]] if with_labels else []
+            encoded.append(Encoded(k, start, ids, word_index, labels))
+            start, windows = end, windows + 1
+        windowed += windows > 1
+    if windowed:
+        warnings.warn(
+            f"{windowed} text(s) longer than max_length={max_length} tokens were cut into windows of whole words",
+            stacklevel=2,
+        )
+    return encoded
+
+
+def collate(batch: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(e.input_ids) for e in batch)
+    words = max(len(e.word_index) for e in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+    word_index = torch.zeros((len(batch), words), dtype=torch.long)
+    word_mask = torch.zeros((len(batch), words), dtype=torch.bool)
+    labels = torch.full((len(batch), words), IGNORE, dtype=torch.long)
+    for row, e in enumerate(batch):
+        input_ids[row, : len(e.input_ids)] = torch.tensor(e.input_ids)
+        attention_mask[row, : len(e.input_ids)] = 1
+        word_index[row, : len(e.word_index)] = torch.tensor(e.word_index)
+        word_mask[row, : len(e.word_index)] = True
+        if e.labels:
+            labels[row, : len(e.labels)] = torch.tensor(e.labels)
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "word_index": word_index,
+        "word_mask": word_mask,
+        "labels": labels,
+    }
+
+
+def class_weights_from(encoded: list[Encoded], size: int) -> torch.Tensor:
+    """Inverse-frequency weights (square-rooted, mean 1) so that rare entity tags count more than O."""
+    counts = torch.ones(size)
+    for e in encoded:
+        for label in e.labels:
+            if label != IGNORE:
+                counts[label] += 1
+    weights = (counts.sum() / counts).sqrt()
+    return weights / weights.mean()
+
+
+@torch.no_grad()
+def predict(
+    model: TokenTagger, examples: list[Example], tokenizer, max_length: int = 512, batch_size: int = 16
+) -> list[list[str]]:
+    """IOB2 tags for every example (windows stitched back in order)."""
+    model.eval()
+    encoded = encode_examples(examples, tokenizer, model.tags, max_length, with_labels=False)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
+    decoded: dict[int, list[str]] = {}
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for start in range(0, len(order), batch_size):
+        batch_ids = order[start : start + batch_size]
+        batch = collate([encoded[i] for i in batch_ids], pad_id)
+        device = next(model.classifier.parameters()).device
+        emissions = model.emissions(
+            batch["input_ids"].to(device), batch["attention_mask"].to(device), batch["word_index"].to(device)
+        )
+        for i, tags in zip(batch_ids, model.decode(emissions, batch["word_mask"].to(device))):
+            decoded[i] = tags
+    per_example: list[list[str]] = [[] for _ in examples]
+    for i, e in enumerate(encoded):
+        per_example[e.example_index] += decoded[i]
+    return [repair_window_joins(tags) for tags in per_example]
+
+
+def repair_window_joins(tags: list[str]) -> list[str]:
+    """An I- tag that a window boundary left without its B- becomes B- (keeps the output valid IOB2)."""
+    fixed, previous = [], "O"
+    for tag in tags:
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            tag = "B-" + tag[2:]
+        fixed.append(tag)
+        previous = tag
+    return fixed
+
+
+# -------------------------------------------------------------------------------------- building
+
+
+def load_backbone(model_path: str, precision: str, attention: str, trust_remote_code: bool = False):
+    from transformers import AutoModel
+
+    from sft.models import load_causal_lm
+
+    backbone = load_causal_lm(model_path, precision, trust_remote_code, model_class=AutoModel)
+    set_attention(backbone, attention)
+    return backbone
+
+
+def add_lora(backbone, r: int, alpha: int, dropout: float, targets: list[str]):
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if getattr(backbone, "is_loaded_in_8bit", False) or getattr(backbone, "is_loaded_in_4bit", False):
+        backbone = prepare_model_for_kbit_training(backbone, use_gradient_checkpointing=False)
+    config = LoraConfig(
+        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, task_type="FEATURE_EXTRACTION"
+    )
+    return get_peft_model(backbone, config)
+
+
+def save_tagger(model: TokenTagger, tokenizer, output_dir: str | Path, saved: dict) -> None:
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if hasattr(model.backbone, "peft_config"):
+        model.backbone.save_pretrained(str(output_dir))
+    torch.save({k: v.cpu() for k, v in model.head_modules().state_dict().items()}, output_dir / HEAD_WEIGHTS)
+    torch.save(model.class_weights.cpu(), output_dir / "class_weights.pt")
+    tokenizer.save_pretrained(str(output_dir))
+    (output_dir / TAGGER_CONFIG).write_text(json.dumps(saved, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def load_tagger(adapter_dir: str | Path, model: str | None = None, precision: str | None = None):
+    """(TokenTagger, tokenizer, saved config) from a folder written by `instruct-ner train-tagger`."""
+    from peft import PeftModel
+
+    from sft.models import ModelError, load_tokenizer, resolve_model
+
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / TAGGER_CONFIG).exists():
+        raise ModelError(f"{adapter_dir}: no {TAGGER_CONFIG}; not a folder written by instruct-ner train-tagger")
+    saved = json.loads((adapter_dir / TAGGER_CONFIG).read_text(encoding="utf-8"))
+    base = model if model is not None else ("" if saved["base_model"] == "embedded" else saved["base_model"])
+    model_path = resolve_model(base)
+    backbone = load_backbone(model_path, precision or saved["precision"], saved["attention"])
+    if (adapter_dir / "adapter_config.json").exists():
+        backbone = PeftModel.from_pretrained(backbone, str(adapter_dir))
+        set_attention(backbone, saved["attention"])
+    tagger = TokenTagger(
+        backbone,
+        saved["labels"],
+        saved["head"],
+        saved["loss"],
+        tuple(saved["loss_weights"]),
+        torch.load(adapter_dir / "class_weights.pt"),
+        saved["lstm_hidden"],
+        0.0,
+    )
+    tagger.head_modules().load_state_dict(torch.load(adapter_dir / HEAD_WEIGHTS))
+    tagger.eval()
+    return tagger, load_tokenizer(str(adapter_dir)), saved
+
+
+def trainable_parameters(model: nn.Module) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())
+
+
+def train_loop(
+    model: TokenTagger,
+    encoded: list[Encoded],
+    tokenizer,
+    config,
+    output_dir: str | Path,
+    save: callable,
+    resume_from: str | None = None,
+    step_callback=None,
+) -> dict:
+    """AdamW + cosine schedule with warm-up; checkpoints (weights + optimizer + scheduler + step) and resume."""
+    import time
+
+    from transformers import get_cosine_schedule_with_warmup
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    batches_per_epoch = math.ceil(len(encoded) / config.per_device_train_batch_size)
+    total = config.max_steps if config.max_steps > 0 else math.ceil(batches_per_epoch * config.num_train_epochs)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
+    step, losses = 0, []
+    if resume_from:
+        state = torch.load(Path(resume_from) / "training_state.pt", weights_only=False)
+        model.load_state_dict(state["model"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, losses = state["step"], state["losses"]
+    rng = random.Random(config.seed)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = next(model.classifier.parameters()).device
+    order: list[int] = []
+    for _ in range(step // batches_per_epoch + 1):  # replay the shuffles of finished epochs, for a faithful resume
+        order = list(range(len(encoded)))
+        rng.shuffle(order)
+    position = (step % batches_per_epoch) * config.per_device_train_batch_size
+    started = time.perf_counter()
+    model.train()
+    while step < total:
+        if position >= len(order):
+            order = list(range(len(encoded)))
+            rng.shuffle(order)
+            position = 0
+        batch = collate([encoded[i] for i in order[position : position + config.per_device_train_batch_size]], pad_id)
+        position += config.per_device_train_batch_size
+        batch = {k: v.to(device) for k, v in batch.items()}
+        _, loss = model(**batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        step += 1
+        losses.append(float(loss))
+        if step_callback is not None:
+            step_callback(step)
+        if step % config.logging_steps == 0:
+            print(f"step {step}/{total} loss {losses[-1]:.4f} lr {scheduler.get_last_lr()[0]:.2e}", file=sys.stderr)
+        if step % config.save_steps == 0 and step < total:
+            checkpoint = Path(output_dir) / f"checkpoint-{step}"
+            save(checkpoint)
+            trainable = {k: v for k, v in model.state_dict().items() if _is_trainable(model, k)}
+            torch.save(
+                {
+                    "model": trainable,
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "step": step,
+                    "losses": losses,
+                },
+                checkpoint / "training_state.pt",
+            )
+    seconds = time.perf_counter() - started
+    return {"steps": step, "losses": losses, "seconds": seconds}
+
+
+def _is_trainable(model: nn.Module, name: str) -> bool:
+    parameters = dict(model.named_parameters())
+    return name in parameters and parameters[name].requires_grad

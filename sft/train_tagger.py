@@ -1,0 +1,194 @@
+"""`instruct-ner train-tagger`: train the token-classification variant on the same backbone as SFT.
+
+Examples:
+    instruct-ner train-tagger --config sft/recipes/tagger-smollm2-conll2003-cpu.yaml
+    instruct-ner train-tagger --config sft/recipes/tagger-smollm2-conll2003-cpu.yaml --attention causal --head linear
+    instruct-ner train-tagger --data data/conll_en/train.txt --head bilstm-crf --freeze_backbone true
+    instruct-ner train-tagger --config sft/recipes/tagger-llama-3.2-1b-conll2003.yaml   # GPU, 8-bit
+
+Every check on the config and data runs before the model loads. The output folder holds the LoRA
+adapter (unless the backbone is frozen), the head weights, the tokenizer and `tagger.json` (labels,
+attention, head, loss, base model and the training config), which `instruct-ner tag` reads.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from instruct_ner.config import ConfigError, parse_config
+from prompts.examples import labels_of
+from prompts.readers import ReaderOptions, load_examples
+from sft.tagger import ATTENTIONS, HEADS, LOSSES
+
+
+@dataclass
+class TaggerConfig(ReaderOptions):
+    data: str | None = field(default=None, metadata={"help": "training data: any source prepare reads (required)"})
+    model: str = field(default="", metadata={"help": "causal LM id or folder; empty = the embedded SmolLM2"})
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "8bit, 4bit, bf16, fp32; auto = 8bit on CUDA, bf16 on CPU",
+            "choices": ["auto", "8bit", "4bit", "bf16", "fp32"],
+        },
+    )
+    trust_remote_code: bool = field(default=False, metadata={"help": "allow model code from the hub (off)"})
+    attention: str = field(
+        default="bidirectional",
+        metadata={"help": "causal keeps the mask; bidirectional removes it", "choices": list(ATTENTIONS)},
+    )
+    head: str = field(
+        default="crf", metadata={"help": "linear, crf or bilstm-crf (over a frozen backbone)", "choices": list(HEADS)}
+    )
+    loss: str = field(
+        default="compound",
+        metadata={"help": "ce, or compound = weighted CE + CRF NLL + smoothed CE", "choices": list(LOSSES)},
+    )
+    loss_weights: list[float] = field(
+        default_factory=lambda: [0.5, 0.3, 0.2],
+        metadata={"help": "compound weights: weighted CE, CRF NLL, label smoothing"},
+    )
+    label_smoothing: float = field(default=0.1, metadata={"help": "smoothing of the third compound term"})
+    freeze_backbone: bool = field(default=False, metadata={"help": "train the head only (no LoRA)"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        metadata={"help": "modules that get LoRA (attention and MLP projections)"},
+    )
+    lstm_hidden: int = field(default=256, metadata={"help": "BiLSTM hidden size per direction (bilstm-crf)"})
+    dropout: float = field(default=0.1, metadata={"help": "dropout before the classifier"})
+    learning_rate: float = field(default=3e-4, metadata={"help": "peak learning rate (AdamW)"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "fraction of steps spent warming up"})
+    num_train_epochs: float = field(default=1.0, metadata={"help": "epochs (ignored when max_steps > 0)"})
+    max_steps: int = field(default=-1, metadata={"help": "optimizer steps; -1 = use num_train_epochs"})
+    per_device_train_batch_size: int = field(default=8, metadata={"help": "batch size"})
+    max_length: int = field(default=512, metadata={"help": "longest window in tokens; longer texts are windowed"})
+    save_steps: int = field(default=100, metadata={"help": "save a checkpoint every N steps"})
+    logging_steps: int = field(default=10, metadata={"help": "print the loss every N steps"})
+    seed: int = field(default=42, metadata={"help": "random seed"})
+    resume: str | None = field(default=None, metadata={"help": "checkpoint folder, or 'latest' in output_dir"})
+    output_dir: str = field(default="runs/tagger", metadata={"help": "where the tagger is saved"})
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise ConfigError("train-tagger needs --data")
+        if self.loss == "compound" and self.head == "linear":
+            raise ConfigError("loss 'compound' needs a CRF head: --head crf or bilstm-crf, or --loss ce")
+        if self.head == "bilstm-crf":
+            self.freeze_backbone = True  # the BiLSTM-CRF reads frozen LLaMA hidden states, as in the reference
+        if len(self.loss_weights) != 3:
+            raise ConfigError(
+                f"loss_weights needs 3 numbers (weighted CE, CRF NLL, smoothing), got {self.loss_weights}"
+            )
+
+
+def resume_path(config: TaggerConfig) -> str | None:
+    if not config.resume:
+        return None
+    if config.resume == "latest":
+        checkpoints = sorted(Path(config.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        if not checkpoints:
+            raise ConfigError(f"--resume latest: no checkpoint-* folder in {config.output_dir}")
+        return str(checkpoints[-1])
+    if not (Path(config.resume) / "training_state.pt").exists():
+        raise ConfigError(f"--resume {config.resume}: not a tagger checkpoint (no training_state.pt)")
+    return config.resume
+
+
+def train_tagger(config: TaggerConfig, step_callback=None):
+    """Train; returns (results, tagger, tokenizer)."""
+    import torch
+
+    from sft.models import default_precision, load_tokenizer, resolve_model
+    from sft.tagger import (
+        TokenTagger,
+        add_lora,
+        class_weights_from,
+        encode_examples,
+        load_backbone,
+        save_tagger,
+        tag_names,
+        train_loop,
+        trainable_parameters,
+    )
+
+    examples, report = load_examples(config.data, config)  # data and label checks first
+    if not examples:
+        raise ConfigError(f"{config.data}: no training examples\n{report.summary()}")
+    labels = list(config.labels) if config.labels else labels_of(e.tags for e in examples)
+    checkpoint = resume_path(config)
+    precision = default_precision() if config.precision == "auto" else config.precision
+    model_path = resolve_model(config.model)
+    tokenizer = load_tokenizer(model_path, config.trust_remote_code)
+    tags = tag_names(labels)
+    encoded = encode_examples(examples, tokenizer, tags, config.max_length)
+    torch.manual_seed(config.seed)
+    backbone = load_backbone(model_path, precision, config.attention, config.trust_remote_code)
+    if config.freeze_backbone:
+        backbone.requires_grad_(False)
+    else:
+        backbone = add_lora(
+            backbone, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_target_modules
+        )
+    model = TokenTagger(
+        backbone,
+        labels,
+        config.head,
+        config.loss,
+        tuple(config.loss_weights),
+        class_weights_from(encoded, len(tags)),
+        config.lstm_hidden,
+        config.dropout,
+        config.label_smoothing,
+    )
+    trainable, total = trainable_parameters(model)
+    print(
+        f"tagger: {config.attention} attention, {config.head} head, {config.loss} loss, labels {labels}; "
+        f"trainable parameters {trainable:,} of {total:,}",
+        file=sys.stderr,
+    )
+    saved = {
+        "labels": labels,
+        "tags": tags,
+        "attention": config.attention,
+        "head": config.head,
+        "loss": config.loss,
+        "loss_weights": list(config.loss_weights),
+        "lstm_hidden": config.lstm_hidden,
+        "base_model": config.model or "embedded",
+        "precision": config.precision,
+        "max_length": config.max_length,
+        "training_config": asdict(config),
+    }
+
+    def save(folder):
+        save_tagger(model, tokenizer, folder, saved)
+
+    results = train_loop(model, encoded, tokenizer, config, config.output_dir, save, checkpoint, step_callback)
+    save(config.output_dir)
+    results.update(
+        train_examples=len(examples),
+        windows=len(encoded),
+        precision=precision,
+        samples_per_second=results["steps"] * config.per_device_train_batch_size / results["seconds"]
+        if results["seconds"]
+        else 0.0,
+    )
+    return results, model, tokenizer
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    config = parse_config(TaggerConfig, argv, prog="instruct-ner train-tagger", description=__doc__)
+    results, _, _ = train_tagger(config)
+    print(
+        f"tagger saved to {config.output_dir}: {results['steps']} steps in {results['seconds']:.1f} s, "
+        f"last loss {results['losses'][-1]:.4f}"
+    )
+    return 0

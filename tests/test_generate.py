@@ -1,0 +1,168 @@
+"""Generation: the pipeline with a fake generator, resume, errors before generation, and real batched decoding."""
+
+import json
+
+import pytest
+from conftest import DATA
+
+from inference import generate as generate_module
+from inference.generate import GenerateConfig, Generated, Generator, HFGenerator, generate, run_generation
+from instruct_ner.config import ConfigError
+from prompts.examples import DataError
+from prompts.formats import get_format
+from prompts.readers import load_examples
+from prompts.templates import PromptBuilder, load_template
+from sft.models import ModelError
+
+TEST_FILE = DATA / "conll_en" / "test.txt"
+
+
+class FakeGenerator(Generator):
+    """Answers each prompt with a canned response (the gold one unless told otherwise) and counts calls."""
+
+    def __init__(self, answers: dict[str, str]):
+        self.answers, self.calls, self.batches = answers, 0, []
+
+    def generate(self, prompts, limits):
+        self.calls += len(prompts)
+        self.batches.append(len(prompts))
+        return [Generated(self.answer(p), 3, 10, False) for p in prompts]
+
+    def answer(self, prompt):
+        return next((answer for text, answer in self.answers.items() if f"### Input:\n{text}\n" in prompt), "none")
+
+
+def setup(limit=None):
+    examples, _ = load_examples(TEST_FILE)
+    examples = examples[:limit] if limit else examples
+    builder = PromptBuilder(load_template("ner-list.en"), ["LOC", "MISC", "ORG", "PER"])
+    gold = {e.text: get_format("entity_list").to_str(e) for e in examples}
+    return [e.to_record() for e in examples], examples, builder, gold
+
+
+def read(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def without_timing(records):
+    return [{k: v for k, v in r.items() if k != "timing"} for r in records]
+
+
+def test_records_out_equal_records_in_in_input_order(tmp_path):
+    records, examples, builder, gold = setup()
+    answers = dict(gold)
+    answers[examples[3].text] = "Atlantis | LOC\nsomething odd"  # a hallucination and a truncated line
+    generator = FakeGenerator(answers)
+    figures = run_generation(records, examples, builder, generator, tmp_path / "p.jsonl", batch_size=5, progress=False)
+    out = read(tmp_path / "p.jsonl")
+    assert [r["id"] for r in out] == [r["id"] for r in records] and figures["records"] == len(records)
+    assert generator.calls == len(records) and max(generator.batches) == 5
+    assert all(r["pred_tags"] == r["tags"] for k, r in enumerate(out) if k != 3)
+    assert out[3]["parse"]["hallucinated"] == 1 and out[3]["parse"]["truncated"] == 1
+    assert set(out[0]) >= {"generation", "entities", "pred_tags", "parse", "timing", "prompt", "labels"}
+
+
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path):
+    records, examples, builder, gold = setup()
+    run_generation(
+        records, examples, builder, FakeGenerator(gold), tmp_path / "full.jsonl", batch_size=2, progress=False
+    )
+
+    def interrupt(written):
+        raise KeyboardInterrupt
+
+    partial = tmp_path / "partial.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        run_generation(
+            records, examples, builder, FakeGenerator(gold), partial, batch_size=2, progress=False, on_chunk=interrupt
+        )
+    assert len(read(partial)) == 16  # one chunk of batch_size * 8 records was written
+    with open(partial, "a") as handle:
+        handle.write('{"id": "torn')  # a line cut by the crash
+    resumed = FakeGenerator(gold)
+    run_generation(records, examples, builder, resumed, partial, batch_size=2, resume=True, progress=False)
+    assert resumed.calls == len(records) - 16
+    assert without_timing(read(partial)) == without_timing(read(tmp_path / "full.jsonl"))
+
+
+def test_resume_refuses_an_output_of_another_input(tmp_path):
+    records, examples, builder, gold = setup(limit=4)
+    out = tmp_path / "p.jsonl"
+    out.write_text(json.dumps({"id": "other"}) + "\n")
+    with pytest.raises(DataError, match=rf"{out}:1: --resume: this output does not match the input"):
+        run_generation(records, examples, builder, FakeGenerator(gold), out, resume=True, progress=False)
+
+
+@pytest.fixture
+def no_generation(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("generation started before the inputs were checked")
+
+    monkeypatch.setattr(generate_module, "load_generator", refuse)
+    monkeypatch.setattr(generate_module, "run_generation", refuse)
+
+
+def fake_adapter(tmp_path, labels=("LOC", "MISC", "ORG", "PER"), template="ner-list.en"):
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    builder = PromptBuilder(load_template(template), list(labels))
+    saved = {"prompt": builder.to_dict(), "labels": list(labels), "base_model": "embedded"}
+    (adapter / "instruct_ner.json").write_text(json.dumps(saved))
+    return adapter
+
+
+def test_missing_model_path_fails_before_generation(tmp_path, no_generation):
+    with pytest.raises(ModelError, match="nowhere/model: model folder not found"):
+        generate(GenerateConfig(data=str(TEST_FILE), out=str(tmp_path / "o.jsonl"), model="./nowhere/model"))
+
+
+def test_missing_adapter_fails_before_generation(tmp_path, no_generation):
+    with pytest.raises(ModelError, match="no-adapter: adapter folder not found"):
+        generate(
+            GenerateConfig(data=str(TEST_FILE), out=str(tmp_path / "o.jsonl"), adapter=str(tmp_path / "no-adapter"))
+        )
+
+
+def test_adapter_with_another_label_set_fails_before_generation(tmp_path, no_generation):
+    adapter = fake_adapter(tmp_path, labels=["PER", "LOC"])
+    with pytest.raises(ConfigError, match=r"trained with labels \['PER', 'LOC'\]; the data .* has \['MISC', 'ORG'\]"):
+        generate(GenerateConfig(data=str(TEST_FILE), out=str(tmp_path / "o.jsonl"), adapter=str(adapter)))
+
+
+def test_adapter_with_another_template_fails_before_generation(tmp_path, no_generation):
+    adapter = fake_adapter(tmp_path, template="ner-inline.en")
+    with pytest.raises(ConfigError, match="trained with template ner-inline.en.v1, not ner-list.it.v1"):
+        generate(
+            GenerateConfig(
+                data=str(TEST_FILE), out=str(tmp_path / "o.jsonl"), adapter=str(adapter), template="ner-list.it"
+            )
+        )
+
+
+def test_empty_input_fails_before_generation(tmp_path, no_generation):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    with pytest.raises(DataError, match=rf"{empty}: no records to generate for \(empty input\)"):
+        generate(GenerateConfig(data=str(empty), out=str(tmp_path / "o.jsonl")))
+
+
+def test_few_shot_needs_a_separate_pool(tmp_path, no_generation):
+    with pytest.raises(ConfigError, match="--few_shot needs --few_shot_from"):
+        generate(GenerateConfig(data=str(TEST_FILE), out=str(tmp_path / "o.jsonl"), few_shot=2))
+
+
+@pytest.mark.parametrize("style", ["instruction", "chat"])
+def test_batched_greedy_equals_one_at_a_time(tiny_llama, style):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    generator = HFGenerator(model, AutoTokenizer.from_pretrained(tiny_llama), style)
+    _, examples, _, _ = setup(limit=5)
+    builder = PromptBuilder(load_template("ner-list.en"), ["LOC", "MISC", "ORG", "PER"], style=style)
+    prompts = [p.get("prompt", p.get("messages")) for p in map(builder.build, examples)]
+    assert len({generator.prompt_length(p) for p in prompts}) > 1  # left padding is exercised
+    batched = generator.generate(prompts, [12] * len(prompts))
+    single = [generator.generate([p], [12])[0] for p in prompts]
+    assert [b.text for b in batched] == [s.text for s in single]
+    assert [b.new_tokens for b in batched] == [s.new_tokens for s in single]
