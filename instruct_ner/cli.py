@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "train": ("sft.train", "LoRA SFT of a causal LM on instruction/response pairs (TRL SFTTrainer)"),
     "generate": ("inference.generate", "batched generation of entity lists, parsed into tags (JSONL)"),
     "train-tagger": ("sft.train_tagger", "train the token classifier (causal/bidirectional Llama, LoRA, CRF)"),
+    "compare": ("inference.compare", "side-by-side report: scores, error analysis, figures (Markdown, JSON, PNG)"),
     "tag": ("inference.tag", "tag data with a trained token classifier (same records as generate)"),
 }
 

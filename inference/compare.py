@@ -1,0 +1,222 @@
+"""`instruct-ner compare`: the side-by-side report of several systems' predictions (from `generate`,
+`tag`, or `parse`), each scored against its own gold tags.
+
+For every system: seqeval precision, recall and F1 per type, micro and macro; throughput when the
+records carry timing; and an error analysis over entity spans:
+
+- `correct`: same span, same type;      `wrong_type`: same span, another type;
+- `boundary`: overlapping span, same type;  `boundary_and_type`: overlapping span, another type;
+- `spurious`: a predicted span that overlaps no gold span;  `missed`: a gold span no prediction overlaps;
+- `hallucinated`, `parse_failures` (malformed + truncated lines) and `unknown_label`: from the parser's
+  diagnostics, for generative systems.
+
+Writes `report.md`, `report.json` and PNG figures (F1 per type for all systems; a type confusion
+matrix per system) into the output folder.
+
+Examples:
+    instruct-ner compare runs/generative.jsonl runs/tagger.jsonl --out report/
+    instruct-ner compare a.jsonl b.jsonl --names entity-list bidirectional-crf --out report/
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from inference.score import score_tags
+from instruct_ner.config import ConfigError, parse_config
+from instruct_ner.jsonl import iter_jsonl
+from prompts.examples import DataError, tags_to_spans
+
+ERROR_KINDS = ("correct", "wrong_type", "boundary", "boundary_and_type", "spurious", "missed")
+NONE = "(none)"
+
+
+@dataclass
+class CompareConfig:
+    inputs: list[str] = field(
+        default_factory=list, metadata={"help": "prediction JSONL files (tags + pred_tags)", "positional": True}
+    )
+    names: list[str] | None = field(default=None, metadata={"help": "system names (default: file names)"})
+    out: str = field(default="report", metadata={"help": "output folder for report.md, report.json, figures"})
+    strict: bool = field(default=False, metadata={"help": "seqeval strict IOB2 mode"})
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            raise ConfigError("compare needs at least one prediction file: instruct-ner compare A.jsonl [B.jsonl ...]")
+        if self.names and len(self.names) != len(self.inputs):
+            raise ConfigError(f"{len(self.names)} names for {len(self.inputs)} files")
+
+
+def classify_errors(gold: list[tuple[str, int, int]], pred: list[tuple[str, int, int]]) -> tuple[Counter, Counter]:
+    """Error counts and (gold type, predicted type) confusion pairs for one sentence's spans.
+
+    Example: classify_errors([("PER", 0, 2)], [("ORG", 0, 2)])[0]["wrong_type"] -> 1
+    """
+    errors, confusion = Counter(), Counter()
+    covered = set()
+    for label, start, end in pred:
+        same = [g for g in gold if g[1] == start and g[2] == end]
+        overlapping = [g for g in gold if g[1] < end and start < g[2]]
+        if same:
+            kind = "correct" if same[0][0] == label else "wrong_type"
+            match = same[0]
+        elif overlapping:
+            match = next((g for g in overlapping if g[0] == label), overlapping[0])
+            kind = "boundary" if match[0] == label else "boundary_and_type"
+        else:
+            errors["spurious"] += 1
+            confusion[(NONE, label)] += 1
+            continue
+        errors[kind] += 1
+        confusion[(match[0], label)] += 1
+        covered.update(g for g in overlapping)
+    for g in gold:
+        if g not in covered:
+            errors["missed"] += 1
+            confusion[(g[0], NONE)] += 1
+    return errors, confusion
+
+
+def analyse(path: str | Path, strict: bool = False) -> dict:
+    """Scores, error analysis, confusion and throughput of one prediction file."""
+    gold_all, pred_all, errors, confusion, diagnostics = [], [], Counter(), Counter(), Counter()
+    seconds, timed = 0.0, 0
+    for where, record in iter_jsonl(path):
+        for key in ("tags", "pred_tags"):
+            if not isinstance(record.get(key), list):
+                raise DataError(where, f"record has no {key!r} list (compare reads generate, tag or parse output)")
+        if len(record["tags"]) != len(record["pred_tags"]):
+            raise DataError(where, f"{len(record['tags'])} tags but {len(record['pred_tags'])} pred_tags")
+        gold_all.append(record["tags"])
+        pred_all.append(record["pred_tags"])
+        sentence_errors, sentence_confusion = classify_errors(
+            tags_to_spans(record["tags"]), tags_to_spans(record["pred_tags"])
+        )
+        errors.update(sentence_errors)
+        confusion.update(sentence_confusion)
+        parse = record.get("parse") or {}
+        diagnostics["hallucinated"] += int(parse.get("hallucinated", 0))
+        diagnostics["parse_failures"] += int(parse.get("malformed", 0)) + int(parse.get("truncated", 0))
+        diagnostics["unknown_label"] += int(parse.get("unknown_label", 0))
+        diagnostics["mentions"] += int(parse.get("mentions", 0))
+        timing = record.get("timing") or {}
+        if "batch_seconds" in timing:
+            seconds += timing["batch_seconds"] / max(1, timing.get("batch_size", 1))
+            timed += 1
+        elif "seconds" in timing:
+            seconds += timing["seconds"]
+            timed += 1
+    if not gold_all:
+        raise DataError(str(path), "no records")
+    result = score_tags(gold_all, pred_all, strict)
+    result["errors"] = {kind: errors[kind] for kind in ERROR_KINDS}
+    result["diagnostics"] = dict(diagnostics)
+    predicted = result["predicted_entities"]
+    failures = diagnostics["hallucinated"] + diagnostics["parse_failures"]
+    result["failure_rate"] = failures / max(1, diagnostics["mentions"] or predicted)
+    result["confusion"] = [[g, p, n] for (g, p), n in sorted(confusion.items())]
+    result["sentences_per_second"] = timed / seconds if timed == len(gold_all) and seconds > 0 else None
+    result["file"] = str(path)
+    return result
+
+
+def markdown(systems: dict[str, dict]) -> str:
+    names = list(systems)
+    types = sorted({t for r in systems.values() for t in r["per_type"]})
+    lines = ["# NER comparison", "", "## Scores", ""]
+    lines.append(
+        "| system | " + " | ".join(f"{t} F1" for t in types) + " | micro P | micro R | micro F1 | macro F1 | sent/s |"
+    )
+    lines.append("|---" * (len(types) + 6) + "|")
+    for name in names:
+        r = systems[name]
+        per_type = " | ".join(f"{r['per_type'].get(t, {}).get('f1', 0.0):.4f}" for t in types)
+        speed = f"{r['sentences_per_second']:.2f}" if r["sentences_per_second"] else "-"
+        lines.append(f"| {name} | {per_type} | {r['micro']['precision']:.4f} | {r['micro']['recall']:.4f} | "
+                     f"**{r['micro']['f1']:.4f}** | {r['macro']['f1']:.4f} | {speed} |")  # fmt: skip
+    lines += ["", "## Errors (entity spans)", ""]
+    kinds = list(ERROR_KINDS) + ["hallucinated", "parse_failures", "unknown_label"]
+    lines.append("| system | " + " | ".join(kinds) + " |")
+    lines.append("|---" * (len(kinds) + 1) + "|")
+    for name in names:
+        r = systems[name]
+        counts = [r["errors"][k] for k in ERROR_KINDS] + [r["diagnostics"].get(k, 0) for k in kinds[6:]]
+        lines.append(f"| {name} | " + " | ".join(str(c) for c in counts) + " |")
+    lines += ["", "Figures: `f1_per_type.png`, `confusion_<system>.png`.", ""]
+    return "\n".join(lines)
+
+
+def figures(systems: dict[str, dict], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    types = sorted({t for r in systems.values() for t in r["per_type"]})
+    fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(types), 4))
+    width = 0.8 / len(systems)
+    for k, (name, r) in enumerate(systems.items()):
+        xs = [i + k * width for i in range(len(types))]
+        ax.bar(xs, [r["per_type"].get(t, {}).get("f1", 0.0) for t in types], width, label=name)
+    ax.set_xticks([i + width * (len(systems) - 1) / 2 for i in range(len(types))], types)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("F1")
+    ax.set_title("F1 per entity type")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "f1_per_type.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+    for name, r in systems.items():
+        axis = types + [NONE]
+        matrix = [[0] * len(axis) for _ in axis]
+        for gold, pred, count in r["confusion"]:
+            matrix[axis.index(gold)][axis.index(pred)] += count
+        fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(axis), 1 + 0.8 * len(axis)))
+        ax.imshow(matrix, cmap="Blues")
+        ax.set_xticks(range(len(axis)), axis, rotation=45, ha="right")
+        ax.set_yticks(range(len(axis)), axis)
+        ax.set_xlabel("predicted type")
+        ax.set_ylabel("gold type")
+        ax.set_title(f"{name}: type confusion")
+        for i, row in enumerate(matrix):
+            for j, count in enumerate(row):
+                dark = count > 0.5 * max(max(row) for row in matrix)
+                ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color="white" if dark else "black")
+        fig.tight_layout()
+        path = out / f"confusion_{safe_name(name)}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def compare(config: CompareConfig) -> dict:
+    names = config.names or [Path(p).stem for p in config.inputs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"system names must differ: {names}; pass --names")
+    systems = {name: analyse(path, config.strict) for name, path in zip(names, config.inputs)}
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(systems, indent=2), encoding="utf-8")
+    (out / "report.md").write_text(markdown(systems), encoding="utf-8")
+    figures(systems, out)
+    return systems
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_config(CompareConfig, argv, prog="instruct-ner compare", description=__doc__)
+    systems = compare(config)
+    print(markdown(systems))
+    print(f"report written to {config.out}/ (report.md, report.json, PNG figures)", file=sys.stderr)
+    return 0
