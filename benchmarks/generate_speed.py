@@ -1,8 +1,9 @@
 """Generation throughput (sentences/s) of the embedded SmolLM2-135M-Instruct on CPU at several batch sizes.
 
 All batch sizes decode the same first N CoNLL-2003 test sentences with the same adapter (trained by
-`sft/recipes/smollm2-conll2003-cpu.yaml`), in one run; ratios are against batch size 1. F1 is reported
-too, as a check that batching does not change the output (greedy decoding).
+`sft/recipes/smollm2-conll2003-cpu.yaml`), in one run, with the shared-prefix KV cache, and batch size
+8 also without it; ratios are against the first batch size. F1 is reported too, as a check that batching
+and prefix sharing do not change the output much (greedy decoding; bf16 rounding can flip a rare token).
 
     instruct-ner train --config sft/recipes/smollm2-conll2003-cpu.yaml
     .venv/bin/python benchmarks/generate_speed.py --adapter runs/smollm2-conll2003 --limit 500 \\
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=500)
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--precision", default="bf16")
+    parser.add_argument("--unshared", type=int, nargs="*", default=[8], help="batch sizes also run without sharing")
     parser.add_argument("--out", default="benchmarks/results/generate_speed.json")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -57,20 +59,23 @@ def main() -> None:
         "precision": args.precision,
         "runs": {},
     }
-    for batch_size in args.batch_sizes:
+    runs = [(batch_size, True) for batch_size in args.batch_sizes] + [(size, False) for size in args.unshared]
+    for batch_size, share in runs:
+        generator.share_prefix = share
+        name = str(batch_size) if share else f"{batch_size}-no-shared-prefix"
         with tempfile.TemporaryDirectory() as folder:
             out = Path(folder) / "p.jsonl"
             figures = run_generation(records, examples, builder, generator, out, batch_size=batch_size, progress=False)
             scores = score_file(out)
             predictions = [json.loads(line) for line in out.read_text().splitlines()]
-        results["runs"][str(batch_size)] = {
+        results["runs"][name] = {
             "sentences_per_second": figures["sentences_per_second"],
             "seconds": figures["seconds"],
             "new_tokens_per_sentence": figures["new_tokens"] / len(records),
             "micro_f1": scores["micro"]["f1"],
             "hit_max_new_tokens": sum(p["parse"]["hit_max_new_tokens"] for p in predictions),
         }
-        print(batch_size, json.dumps(results["runs"][str(batch_size)]), flush=True)
+        print(name, json.dumps(results["runs"][name]), flush=True)
     base = results["runs"][str(args.batch_sizes[0])]["sentences_per_second"]
     for run in results["runs"].values():
         run["ratio_to_first"] = run["sentences_per_second"] / base

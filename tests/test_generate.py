@@ -157,7 +157,7 @@ def test_batched_greedy_equals_one_at_a_time(tiny_llama, style):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
-    generator = HFGenerator(model, AutoTokenizer.from_pretrained(tiny_llama), style)
+    generator = HFGenerator(model, AutoTokenizer.from_pretrained(tiny_llama), style, share_prefix=False)
     _, examples, _, _ = setup(limit=5)
     builder = PromptBuilder(load_template("ner-list.en"), ["LOC", "MISC", "ORG", "PER"], style=style)
     prompts = [p.get("prompt", p.get("messages")) for p in map(builder.build, examples)]
@@ -166,3 +166,20 @@ def test_batched_greedy_equals_one_at_a_time(tiny_llama, style):
     single = [generator.generate([p], [12])[0] for p in prompts]
     assert [b.text for b in batched] == [s.text for s in single]
     assert [b.new_tokens for b in batched] == [s.new_tokens for s in single]
+
+
+@pytest.mark.parametrize("style", ["instruction", "chat"])
+def test_shared_prefix_cache_gives_the_same_output(tiny_llama, style):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    _, examples, _, _ = setup(limit=6)
+    builder = PromptBuilder(load_template("ner-list.en"), ["LOC", "MISC", "ORG", "PER"], style=style)
+    prompts = [p.get("prompt", p.get("messages")) for p in map(builder.build, examples)]
+    plain = HFGenerator(model, tokenizer, style, share_prefix=False).generate(prompts, [12] * 6)
+    shared = HFGenerator(model, tokenizer, style, share_prefix=True)
+    shared.prepare(prompts)
+    assert shared.prefix_ids is not None and len(shared.prefix_ids) > 100  # the whole instruction is shared
+    assert [g.text for g in shared.generate(prompts[:4], [12] * 4)] == [g.text for g in plain[:4]]
+    assert [g.text for g in shared.generate(prompts[4:], [12] * 2)] == [g.text for g in plain[4:]]
