@@ -1,8 +1,9 @@
 """Generation throughput (sentences/s) of the embedded SmolLM2-135M-Instruct on CPU at several batch sizes.
 
 All batch sizes decode the same first N CoNLL-2003 test sentences with the same adapter (trained by
-`sft/recipes/smollm2-conll2003-cpu.yaml`), in one run, with the shared-prefix KV cache, and batch size
-8 also without it; ratios are against the first batch size. F1 is reported too, as a check that batching
+`sft/recipes/smollm2-conll2003-cpu.yaml`), in one run, with the shared-prefix KV cache and the runaway
+guard; batch size 8 also without the shared prefix, and 32 also without the guard; ratios are against
+the first batch size. F1 is reported too, as a check that batching
 and prefix sharing do not change the output much (greedy decoding; bf16 rounding can flip a rare token).
 
     instruct-ner train --config sft/recipes/smollm2-conll2003-cpu.yaml
@@ -35,6 +36,7 @@ def main() -> None:
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--precision", default="bf16")
     parser.add_argument("--unshared", type=int, nargs="*", default=[8], help="batch sizes also run without sharing")
+    parser.add_argument("--unguarded", type=int, nargs="*", default=[32], help="batch sizes also run without guard")
     parser.add_argument("--out", default="benchmarks/results/generate_speed.json")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -59,13 +61,16 @@ def main() -> None:
         "precision": args.precision,
         "runs": {},
     }
-    runs = [(batch_size, True) for batch_size in args.batch_sizes] + [(size, False) for size in args.unshared]
-    for batch_size, share in runs:
+    runs = [(str(size), size, True, True) for size in args.batch_sizes]
+    runs += [(f"{size}-no-shared-prefix", size, False, True) for size in args.unshared]
+    runs += [(f"{size}-no-guard", size, True, False) for size in args.unguarded]
+    for name, batch_size, share, guard in runs:
         generator.share_prefix = share
-        name = str(batch_size) if share else f"{batch_size}-no-shared-prefix"
         with tempfile.TemporaryDirectory() as folder:
             out = Path(folder) / "p.jsonl"
-            figures = run_generation(records, examples, builder, generator, out, batch_size=batch_size, progress=False)
+            figures = run_generation(
+                records, examples, builder, generator, out, batch_size=batch_size, progress=False, stop_runaway=guard
+            )
             scores = score_file(out)
             predictions = [json.loads(line) for line in out.read_text().splitlines()]
         results["runs"][name] = {
@@ -74,6 +79,7 @@ def main() -> None:
             "new_tokens_per_sentence": figures["new_tokens"] / len(records),
             "micro_f1": scores["micro"]["f1"],
             "hit_max_new_tokens": sum(p["parse"]["hit_max_new_tokens"] for p in predictions),
+            "stopped_runaway": sum(p["parse"]["stopped_runaway"] for p in predictions),
         }
         print(name, json.dumps(results["runs"][name]), flush=True)
     base = results["runs"][str(args.batch_sizes[0])]["sentences_per_second"]

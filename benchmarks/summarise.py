@@ -87,18 +87,22 @@ def generate_section(data: dict) -> list[str]:
         "Command: `.venv/bin/python benchmarks/generate_speed.py --adapter runs/smollm2-conll2003 --limit 500 "
         "--batch_sizes 1 8 32`",
         "",
-        "| batch size | sentences/s | x first | new tokens / sentence | micro F1 | hit max_new_tokens |",
-        "|---|---|---|---|---|---|",
+        "| batch size | sentences/s | x first | new tokens / sentence | micro F1 | hit max_new_tokens | "
+        "stopped by the guard |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, run in data["runs"].items():
         lines.append(
             f"| {name} | {run['sentences_per_second']:.2f} | {run['ratio_to_first']:.2f} | "
-            f"{run['new_tokens_per_sentence']:.1f} | {run['micro_f1']:.4f} | {run['hit_max_new_tokens']} |"
+            f"{run['new_tokens_per_sentence']:.1f} | {run['micro_f1']:.4f} | {run['hit_max_new_tokens']} | "
+            f"{run.get('stopped_runaway', '-')} |"
         )
     lines += [
         "",
-        "Rows without a suffix use the shared-prefix KV cache (the instruction is encoded once per run); "
-        "`-no-shared-prefix` encodes every prompt whole.",
+        "Rows without a suffix use the shared-prefix KV cache (the instruction is encoded once per run) and "
+        "the runaway guard (a record stops at its first listed entity that is not in its text or is listed "
+        "more often than it occurs); `-no-shared-prefix` encodes every prompt whole, `-no-guard` decodes "
+        "until the end of the response or max_new_tokens.",
         "",
     ]
     return lines

@@ -10,6 +10,11 @@ entities and IOB2 tags, written as JSONL: one output record per input record, in
   to cut padding; generation stops at the end-of-turn token the model was trained to emit (and, for
   the instruction style, at a new `###` section); `max_new_tokens` is bounded per record from its text
   length (`3 * text tokens + 16` for entity lists, `2 * text tokens + 24` inline).
+- Runaway guard (entity lists, `--stop_runaway`, on by default): a row stops at the first completed
+  line whose entity text is not in its input text, or that lists a text more often than it occurs
+  there. Past that point a small or undertrained model is looping over the same names or inventing
+  new ones, and every further token is wasted; the offending line is kept, so the parser still counts
+  it as hallucinated, and `parse.stopped_runaway` says the guard fired.
 - Each output record is its input record plus `generation`, `entities`, `pred_tags`, `parse`
   (diagnostics) and `timing`. Records are written chunk by chunk, each line flushed, so a crash or
   Ctrl-C leaves a valid partial file; `--resume` continues it without duplicates.
@@ -53,6 +58,10 @@ class GenerateConfig(ModelOptions, PromptOptions, ReaderOptions):
     share_prefix: bool = field(
         default=True, metadata={"help": "encode the prompt prefix common to all records once and reuse its KV cache"}
     )
+    stop_runaway: bool = field(
+        default=True,
+        metadata={"help": "entity lists: stop a record at its first line not in its text or listed too often"},
+    )
     resume: bool = field(default=False, metadata={"help": "continue a partial output file instead of replacing it"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar on stderr"})
 
@@ -69,6 +78,7 @@ class Generated:
     new_tokens: int
     prompt_tokens: int
     hit_limit: bool
+    stopped_runaway: bool = False
 
 
 class Generator:
@@ -77,7 +87,10 @@ class Generator:
     def prepare(self, prompts: list) -> None:
         """Called once with every prompt of the run before the first batch (e.g. to share their prefix)."""
 
-    def generate(self, prompts: list, limits: list[int]) -> list[Generated]:  # pragma: no cover - interface
+    def generate(
+        self, prompts: list, limits: list[int], sources: list[str] | None = None
+    ) -> list[Generated]:  # pragma: no cover - interface
+        """`sources`: each prompt's input text, given for entity lists so that a runaway row can stop early."""
         raise NotImplementedError
 
     def prompt_length(self, prompt) -> int:
@@ -135,6 +148,30 @@ def length_bound(text_tokens: int, response_format: str) -> int:
     return 3 * text_tokens + 16 if response_format == "entity_list" else 2 * text_tokens + 24
 
 
+def _squash(text: str) -> str:
+    return "".join(text.split()).lower()
+
+
+def runaway_line(response: str, source: str) -> bool:
+    """Whether the last complete line of a partial entity-list response shows the model running away:
+    its entity text (compared without case and spacing) is not in the source text, or the response
+    lists that text more often than it occurs there. The line still being written is not judged.
+
+    Example: runaway_line("Japan | LOC\nJapan | LOC\n", "Japan beat Syria .") -> True
+    Example: runaway_line("Japan | LOC\nSyria | LOC\n", "Japan beat Syria .") -> False
+    Example: runaway_line("Bolton | LOC\n", "Japan beat Syria .") -> True
+    """
+    complete = [line for line in response.split("\n")[:-1] if line.strip()]
+    if not complete:
+        return False
+    entity = _squash(complete[-1].split("|")[0])
+    if not entity or entity == "none":
+        return False
+    occurs = _squash(source).count(entity)
+    listed = sum(1 for line in complete if _squash(line.split("|")[0]) == entity)
+    return listed > occurs
+
+
 def chunks(order: list[int], size: int) -> Iterable[list[int]]:
     for start in range(0, len(order), size):
         yield order[start : start + size]
@@ -167,6 +204,7 @@ def run_generation(
     resume: bool = False,
     progress: bool = True,
     on_chunk: Callable[[int], None] | None = None,
+    stop_runaway: bool = True,
 ) -> dict:
     """Generate, parse and write one output record per input record, in input order. Returns run figures."""
     out = Path(out)
@@ -180,6 +218,7 @@ def run_generation(
         min(max_new_tokens or math.inf, length_bound(generator.text_length(e.text), builder.response_format))
         for e in examples
     ]
+    guarded = stop_runaway and builder.response_format == "entity_list"
     todo = list(range(done, len(records)))
     generator.prepare([prompt_inputs[i] for i in range(done, len(records))])
     bar = _progress(len(records), done, progress)
@@ -189,7 +228,11 @@ def run_generation(
         results: dict[int, dict] = {}
         for batch in chunks(order, batch_size):
             batch_started = time.perf_counter()
-            outputs = generator.generate([prompt_inputs[i] for i in batch], [int(limits[i]) for i in batch])
+            outputs = generator.generate(
+                [prompt_inputs[i] for i in batch],
+                [int(limits[i]) for i in batch],
+                [examples[i].text for i in batch] if guarded else None,
+            )
             seconds = time.perf_counter() - batch_started
             for i, generated in zip(batch, outputs):
                 results[i] = output_record(records[i], examples[i], prompts[i], builder, generated, seconds, batch)
@@ -214,6 +257,7 @@ def output_record(record, example, prompt, builder, generated: Generated, batch_
     parsed = parse_response(generated.text, example, builder.labels, builder.response_format)
     diagnostics = parsed.diagnostics.to_dict()
     diagnostics["hit_max_new_tokens"] = generated.hit_limit
+    diagnostics["stopped_runaway"] = generated.stopped_runaway
     output = dict(record)
     for key in ("prompt", "messages"):
         if key in prompt and key not in output:
@@ -292,8 +336,9 @@ class HFGenerator(Generator):
     def text_length(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def generate(self, prompts: list, limits: list[int]) -> list[Generated]:
+    def generate(self, prompts: list, limits: list[int], sources: list[str] | None = None) -> list[Generated]:
         import torch
+        from transformers import StoppingCriteriaList
 
         texts = [self.prompt_text(p) for p in prompts]
         # Tokenised as TRL tokenised the training prompts: the tokenizer's own special-token rule.
@@ -302,6 +347,8 @@ class HFGenerator(Generator):
             inputs, cache = inputs
         else:
             inputs = self.tokenizer(texts, return_tensors="pt", padding=True).to(self.model.device)
+        prompt_width = inputs["input_ids"].shape[1]
+        guard = RunawayGuard(self.tokenizer, sources, prompt_width) if sources is not None else None
         with torch.inference_mode():
             output = self.model.generate(
                 **inputs,
@@ -312,19 +359,22 @@ class HFGenerator(Generator):
                 pad_token_id=self.tokenizer.pad_token_id,
                 stop_strings=self.stop_strings,
                 tokenizer=self.tokenizer if self.stop_strings else None,
+                stopping_criteria=StoppingCriteriaList([guard]) if guard else None,
             )
-        prompt_width = inputs["input_ids"].shape[1]
         results = []
         for row, limit in enumerate(limits):
             new = output[row, prompt_width:].tolist()
+            stopped = guard is not None and guard.stopped_at[row] is not None
+            if stopped:
+                new = new[: guard.stopped_at[row]]
             ended = next((k for k, t in enumerate(new) if t in self.eos_ids), None)
             kept = new[:ended] if ended is not None else new[:limit]
             text = self.tokenizer.decode(kept, skip_special_tokens=True)
             if self.stop_strings and "\n###" in text:
                 text = text[: text.index("\n###")]
-            hit_limit = ended is None and len(kept) >= limit and "\n###" not in text
+            hit_limit = ended is None and not stopped and len(kept) >= limit and "\n###" not in text
             prompt_tokens = int(inputs["attention_mask"][row].sum())
-            results.append(Generated(text.strip(), len(kept), prompt_tokens, hit_limit))
+            results.append(Generated(text.strip(), len(kept), prompt_tokens, hit_limit, stopped and ended is None))
         return results
 
     def _shared_prefix_inputs(self, texts: list[str]):
@@ -352,6 +402,35 @@ class HFGenerator(Generator):
         cache.batch_repeat_interleave(len(ids))
         device = self.model.device
         return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}, cache
+
+
+class RunawayGuard:
+    """A `transformers` stopping criterion, row by row: a row stops once `runaway_line` holds for what it
+    has generated (checked only when a token containing a newline completes a line). `stopped_at[row]`
+    is the number of new tokens the row had then; generate pads the rest."""
+
+    def __init__(self, tokenizer, sources: list[str], prompt_width: int):
+        self.tokenizer, self.sources, self.prompt_width = tokenizer, sources, prompt_width
+        self.stopped_at: list[int | None] = [None] * len(sources)
+        self._has_newline: dict[int, bool] = {}
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        stop = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        for row, token in enumerate(input_ids[:, -1].tolist()):
+            if self.stopped_at[row] is not None:
+                stop[row] = True
+                continue
+            if token not in self._has_newline:
+                self._has_newline[token] = "\n" in self.tokenizer.decode([token])
+            if not self._has_newline[token]:
+                continue
+            new = input_ids[row, self.prompt_width :].tolist()
+            if runaway_line(self.tokenizer.decode(new, skip_special_tokens=True), self.sources[row]):
+                self.stopped_at[row] = len(new)
+                stop[row] = True
+        return stop
 
 
 def load_generator(config: GenerateConfig, builder: PromptBuilder) -> HFGenerator:
@@ -409,6 +488,7 @@ def generate(config: GenerateConfig) -> dict:
         config.sort_by_length,
         config.resume,
         config.progress,
+        stop_runaway=config.stop_runaway,
     )
     return figures
 

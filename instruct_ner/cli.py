@@ -50,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ConfigError, TemplateError, ModelError, FileNotFoundError) as error:
         print(f"instruct-ner {argv[0]}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            f"\ninstruct-ner {argv[0]}: interrupted; files written so far are valid "
+            "(generate and train continue with --resume)",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":

@@ -120,7 +120,7 @@ class ReaderOptions:
             "choices": ["raise", "skip"],
         },
     )
-    limit: int | None = field(default=None, metadata={"help": "read at most this many examples"})
+    limit: int | None = field(default=None, metadata={"help": "read at most this many examples (of each data source)"})
 
 
 class _Policy:

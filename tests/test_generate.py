@@ -6,7 +6,16 @@ import pytest
 from conftest import DATA
 
 from inference import generate as generate_module
-from inference.generate import GenerateConfig, Generated, Generator, HFGenerator, generate, run_generation
+from inference.generate import (
+    GenerateConfig,
+    Generated,
+    Generator,
+    HFGenerator,
+    RunawayGuard,
+    generate,
+    run_generation,
+    runaway_line,
+)
 from instruct_ner.config import ConfigError
 from prompts.examples import DataError
 from prompts.formats import get_format
@@ -23,7 +32,8 @@ class FakeGenerator(Generator):
     def __init__(self, answers: dict[str, str]):
         self.answers, self.calls, self.batches = answers, 0, []
 
-    def generate(self, prompts, limits):
+    def generate(self, prompts, limits, sources=None):
+        self.sources = sources
         self.calls += len(prompts)
         self.batches.append(len(prompts))
         return [Generated(self.answer(p), 3, 10, False) for p in prompts]
@@ -183,3 +193,70 @@ def test_shared_prefix_cache_gives_the_same_output(tiny_llama, style):
     assert shared.prefix_ids is not None and len(shared.prefix_ids) > 100  # the whole instruction is shared
     assert [g.text for g in shared.generate(prompts[:4], [12] * 4)] == [g.text for g in plain[:4]]
     assert [g.text for g in shared.generate(prompts[4:], [12] * 2)] == [g.text for g in plain[4:]]
+
+
+@pytest.mark.parametrize(
+    "response, source, runaway",
+    [
+        ("Japan | LOC\nSyria | LOC\n", "Japan beat Syria .", False),
+        ("Japan | LOC\nJapan | LOC\n", "Japan beat Syria .", True),  # listed more often than it occurs
+        ("Japan | LOC\nJapan | LOC\n", "Japan beat Japan B .", False),
+        ("Bolton | LOC\n", "Japan beat Syria .", True),  # not in the text: invented
+        ("JAPAN|LOC\n", "Japan beat Syria .", False),  # case and spacing do not matter
+        ("Japan | LOC\nBolt", "Japan beat Syria .", False),  # the line being written is not judged
+        ("none\n", "Japan beat Syria .", False),
+        ("", "Japan beat Syria .", False),
+    ],
+)
+def test_runaway_line(response, source, runaway):
+    assert runaway_line(response, source) is runaway
+
+
+def test_runaway_guard_stops_a_looping_row_at_the_line_that_loops(tokenizer_dir):
+    """The loop SmolLM2 fell into on CoNLL-2003 test: `Bolton` is nowhere in the text."""
+    import torch
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    source = "China controlled most of the match until Uzbek striker Igor Shkvyrin scored ."
+    response = "China | LOC\nIgor Shkvyrin | PER\nBolton | LOC\nIzmir | LOC\nBolton | LOC\n"
+    prompt = tokenizer("Text: " + source + "\nAnswer:\n")["input_ids"]
+    new = tokenizer(response, add_special_tokens=False)["input_ids"]
+    guard = RunawayGuard(tokenizer, [source, source], len(prompt))
+    fired = []
+    for step in range(1, len(new) + 1):
+        ids = torch.tensor([prompt + new[:step], prompt + [tokenizer.pad_token_id] * step])
+        fired.append(bool(guard(ids, None)[0]))
+    assert tokenizer.decode(new[: guard.stopped_at[0]]) == "China | LOC\nIgor Shkvyrin | PER\nBolton | LOC\n"
+    assert fired.index(True) == guard.stopped_at[0] - 1 and all(fired[fired.index(True) :])
+    assert guard.stopped_at[1] is None
+
+
+def test_the_guard_only_cuts_generation_short(tiny_llama):
+    """Greedy decoding with the guard gives a prefix of the unguarded output, ending at a runaway line."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    generator = HFGenerator(model, AutoTokenizer.from_pretrained(tiny_llama), "instruction", share_prefix=False)
+    _, examples, _, _ = setup(limit=5)
+    builder = PromptBuilder(load_template("ner-list.en"), ["LOC", "MISC", "ORG", "PER"])
+    prompts = [builder.build(e)["prompt"] for e in examples]
+    sources = [e.text for e in examples]
+    free = generator.generate(prompts, [40] * 5)
+    guarded = generator.generate(prompts, [40] * 5, sources)
+    for f, g, source in zip(free, guarded, sources):
+        assert f.text.startswith(g.text) and g.new_tokens <= f.new_tokens
+        if g.stopped_runaway:
+            assert runaway_line(g.text + "\n", source) and not g.hit_limit
+
+
+def test_the_guard_is_asked_for_entity_lists_only(tmp_path):
+    records, examples, builder, _ = setup(limit=3)
+    generator = FakeGenerator({})
+    run_generation(records, examples, builder, generator, tmp_path / "o.jsonl", progress=False)
+    assert sorted(generator.sources) == sorted(e.text for e in examples)  # one batch, sorted by length
+    run_generation(records, examples, builder, generator, tmp_path / "o.jsonl", progress=False, stop_runaway=False)
+    assert generator.sources is None
+    inline = PromptBuilder(load_template("ner-inline.en"), builder.labels)
+    run_generation(records, examples, inline, generator, tmp_path / "o.jsonl", progress=False)
+    assert generator.sources is None
