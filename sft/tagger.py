@@ -379,7 +379,7 @@ def train_loop(
         scheduler.step()
         optimizer.zero_grad()
         step += 1
-        losses.append(float(loss))
+        losses.append(loss.detach().item())
         if step_callback is not None:
             step_callback(step)
         if step % config.logging_steps == 0:

@@ -185,9 +185,15 @@ def prepare_model(config: TrainConfig, model_path: str):
 
 
 def sft_config(config: TrainConfig, has_eval: bool, precision: str):
+    import dataclasses
+
     import torch
     from trl import SFTConfig
 
+    # Checkpointing is handled in prepare_model, before the adapter is added; transformers 5.x renamed the
+    # field (the old name warns), so set whichever this version has.
+    names = {f.name for f in dataclasses.fields(SFTConfig)}
+    checkpointing = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
     return SFTConfig(
         output_dir=config.output_dir,
         learning_rate=config.learning_rate,
@@ -216,8 +222,8 @@ def sft_config(config: TrainConfig, has_eval: bool, precision: str):
         report_to="none",
         dataloader_num_workers=0,
         disable_tqdm=False,
-        gradient_checkpointing=False,  # handled in prepare_model, before the adapter is added
         dataset_num_proc=None,
+        **{checkpointing: False},
     )
 
 
