@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every figure in BENCHMARKS.md, in one go, on the embedded SmolLM2 on CPU (about 80 minutes on 2 cores),
+# Every figure in BENCHMARKS.md, in one go, on the embedded SmolLM2 on CPU (about 75 minutes on 2 cores),
 # then BENCHMARKS.md rendered from the JSON results. Run from the repository root after `make install`:
 #     bash benchmarks/run_all.sh
 set -euo pipefail
