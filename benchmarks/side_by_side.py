@@ -73,28 +73,12 @@ def run_corpus(name: str, corpus: dict, args, folder: Path) -> dict:
                 **common,
             )
         )
-        out = folder / f"{system}.jsonl"
-        speed = generate(
-            GenerateConfig(
-                data=str(corpus["test"]),
-                limit=test_limit,
-                adapter=str(adapter),
-                out=str(out),
-                batch_size=args.generate_batch,
-                progress=False,
-                **common,
-            )
-        )
-        systems[system] = str(out)
-        figures[system] = {
-            "train_seconds": trained["seconds"],
-            "train_steps": trained["steps"],
-            "sentences_per_second": speed["sentences_per_second"],
-        }
-        if fmt == "list":
-            ablation = f"{system}-no-guard"
-            print(f"\n=== {name}: {ablation}", file=sys.stderr, flush=True)
-            out = folder / f"{ablation}.jsonl"
+        # The gen-list adapter is also decoded without the runaway guard: an ablation in the same run.
+        decodings = [(system, True)] + ([(f"{system}-no-guard", False)] if fmt == "list" else [])
+        for decoded, guard in decodings:
+            if decoded != system:
+                print(f"\n=== {name}: {decoded}", file=sys.stderr, flush=True)
+            out = folder / f"{decoded}.jsonl"
             speed = generate(
                 GenerateConfig(
                     data=str(corpus["test"]),
@@ -102,13 +86,17 @@ def run_corpus(name: str, corpus: dict, args, folder: Path) -> dict:
                     adapter=str(adapter),
                     out=str(out),
                     batch_size=args.generate_batch,
-                    stop_runaway=False,
+                    stop_runaway=guard,
                     progress=False,
                     **common,
                 )
             )
-            systems[ablation] = str(out)
-            figures[ablation] = {**figures[system], "sentences_per_second": speed["sentences_per_second"]}
+            systems[decoded] = str(out)
+            figures[decoded] = {
+                "train_seconds": trained["seconds"],
+                "train_steps": trained["steps"],
+                "sentences_per_second": speed["sentences_per_second"],
+            }
     for attention in ("causal", "bidirectional"):
         system = f"tagger-{attention}"
         print(f"\n=== {name}: {system}", file=sys.stderr, flush=True)
