@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from prompts.examples import Example
+from prompts.examples import Example, iob1_to_iob2
 from sft.crf import CRF, constrained_decode
 
 HEADS = ("linear", "crf", "bilstm-crf")
@@ -242,18 +242,8 @@ def predict(
     per_example: list[list[str]] = [[] for _ in examples]
     for i, e in enumerate(encoded):
         per_example[e.example_index] += decoded[i]
-    return [repair_window_joins(tags) for tags in per_example]
-
-
-def repair_window_joins(tags: list[str]) -> list[str]:
-    """An I- tag that a window boundary left without its B- becomes B- (keeps the output valid IOB2)."""
-    fixed, previous = [], "O"
-    for tag in tags:
-        if tag.startswith("I-") and previous[2:] != tag[2:]:
-            tag = "B-" + tag[2:]
-        fixed.append(tag)
-        previous = tag
-    return fixed
+    # An I- tag that a window boundary left without its B- opens an entity: the IOB1 -> IOB2 rule.
+    return [iob1_to_iob2(tags) for tags in per_example]
 
 
 # -------------------------------------------------------------------------------------- building

@@ -53,7 +53,25 @@ class ModelOptions:
 
 
 @dataclass
-class TrainConfig(ModelOptions, PromptOptions, ReaderOptions):
+class LoopOptions:
+    """The optimisation loop `train` and `train-tagger` share (AdamW, cosine schedule with warm-up)."""
+
+    learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate (AdamW)"})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "fraction of steps spent warming up"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    num_train_epochs: float = field(default=1.0, metadata={"help": "epochs (ignored when max_steps > 0)"})
+    max_steps: int = field(default=-1, metadata={"help": "optimizer steps; -1 = use num_train_epochs"})
+    per_device_train_batch_size: int = field(default=8, metadata={"help": "batch size per device"})
+    save_steps: int = field(default=100, metadata={"help": "save a checkpoint every N steps"})
+    logging_steps: int = field(default=10, metadata={"help": "log the loss every N steps"})
+    seed: int = field(default=42, metadata={"help": "random seed (data order, initialisation, dev split)"})
+    resume: str | None = field(
+        default=None, metadata={"help": "resume from a checkpoint folder, or 'latest' for the newest in output_dir"}
+    )
+
+
+@dataclass
+class TrainConfig(ModelOptions, LoopOptions, PromptOptions, ReaderOptions):
     data: str | None = field(
         default=None, metadata={"help": "training data: a prepare JSONL, or any source prepare reads (required)"}
     )
@@ -69,25 +87,13 @@ class TrainConfig(ModelOptions, PromptOptions, ReaderOptions):
         default_factory=lambda: ["all-linear"],
         metadata={"help": "modules that get LoRA; all-linear = every linear projection (not the LM head)"},
     )
-    learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate (AdamW)"})
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "learning-rate schedule"})
-    warmup_ratio: float = field(default=0.05, metadata={"help": "fraction of steps spent warming up"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    num_train_epochs: float = field(default=1.0, metadata={"help": "epochs (ignored when max_steps > 0)"})
-    max_steps: int = field(default=-1, metadata={"help": "optimizer steps; -1 = use num_train_epochs"})
-    per_device_train_batch_size: int = field(default=8, metadata={"help": "batch size per device"})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimizer step"})
     max_length: int = field(default=512, metadata={"help": "longest prompt + response in tokens (longer: cut)"})
     packing: bool = field(default=False, metadata={"help": "pack several examples into one sequence"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory"})
     eval_steps: int = field(default=50, metadata={"help": "evaluate the dev loss every N steps"})
-    save_steps: int = field(default=100, metadata={"help": "save a checkpoint every N steps"})
     save_total_limit: int = field(default=2, metadata={"help": "checkpoints kept"})
-    logging_steps: int = field(default=10, metadata={"help": "log the loss every N steps"})
-    seed: int = field(default=42, metadata={"help": "random seed (data order, LoRA init, dev split)"})
-    resume: str | None = field(
-        default=None, metadata={"help": "resume from a checkpoint folder, or 'latest' for the newest in output_dir"}
-    )
     merge: bool = field(default=False, metadata={"help": "also export the base model with the adapter merged in"})
 
     def __post_init__(self) -> None:

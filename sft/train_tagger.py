@@ -22,20 +22,12 @@ from instruct_ner.config import ConfigError, parse_config
 from prompts.examples import labels_of
 from prompts.readers import ReaderOptions, load_examples
 from sft.tagger import ATTENTIONS, HEADS, LOSSES
+from sft.train import LoopOptions, ModelOptions
 
 
 @dataclass
-class TaggerConfig(ReaderOptions):
+class TaggerConfig(ModelOptions, LoopOptions, ReaderOptions):
     data: str | None = field(default=None, metadata={"help": "training data: any source prepare reads (required)"})
-    model: str = field(default="", metadata={"help": "causal LM id or folder; empty = the embedded SmolLM2"})
-    precision: str = field(
-        default="auto",
-        metadata={
-            "help": "8bit, 4bit, bf16, fp32; auto = 8bit on CUDA, bf16 on CPU",
-            "choices": ["auto", "8bit", "4bit", "bf16", "fp32"],
-        },
-    )
-    trust_remote_code: bool = field(default=False, metadata={"help": "allow model code from the hub (off)"})
     attention: str = field(
         default="bidirectional",
         metadata={"help": "causal keeps the mask; bidirectional removes it", "choices": list(ATTENTIONS)},
@@ -63,16 +55,7 @@ class TaggerConfig(ReaderOptions):
     lstm_hidden: int = field(default=256, metadata={"help": "BiLSTM hidden size per direction (bilstm-crf)"})
     dropout: float = field(default=0.1, metadata={"help": "dropout before the classifier"})
     learning_rate: float = field(default=3e-4, metadata={"help": "peak learning rate (AdamW)"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    warmup_ratio: float = field(default=0.05, metadata={"help": "fraction of steps spent warming up"})
-    num_train_epochs: float = field(default=1.0, metadata={"help": "epochs (ignored when max_steps > 0)"})
-    max_steps: int = field(default=-1, metadata={"help": "optimizer steps; -1 = use num_train_epochs"})
-    per_device_train_batch_size: int = field(default=8, metadata={"help": "batch size"})
     max_length: int = field(default=512, metadata={"help": "longest window in tokens; longer texts are windowed"})
-    save_steps: int = field(default=100, metadata={"help": "save a checkpoint every N steps"})
-    logging_steps: int = field(default=10, metadata={"help": "print the loss every N steps"})
-    seed: int = field(default=42, metadata={"help": "random seed"})
-    resume: str | None = field(default=None, metadata={"help": "checkpoint folder, or 'latest' in output_dir"})
     output_dir: str = field(default="runs/tagger", metadata={"help": "where the tagger is saved"})
 
     def __post_init__(self) -> None:
