@@ -7,7 +7,8 @@ export PYTHONWARNINGS=ignore TOKENIZERS_PARALLELISM=false
 PY=.venv/bin/python
 mkdir -p benchmarks/results
 # Issue 3: the CPU recipe on 200 CoNLL-2003 sentences (its adapter feeds the generation benchmark).
-/usr/bin/time -v .venv/bin/instruct-ner train --config sft/recipes/smollm2-conll2003-cpu.yaml 2>&1 \
+{ echo "measured: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  /usr/bin/time -v .venv/bin/instruct-ner train --config sft/recipes/smollm2-conll2003-cpu.yaml 2>&1; } \
     | tee benchmarks/results/train_cpu_recipe.log
 $PY benchmarks/sft_speed.py --steps 6 --batch 8 --out benchmarks/results/sft_speed.json
 $PY benchmarks/generate_speed.py --adapter runs/smollm2-conll2003 --limit 500 --batch_sizes 1 8 32 \

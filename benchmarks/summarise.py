@@ -61,12 +61,15 @@ def recipe_section(log: str | None) -> list[str]:
         r"adapter saved to (\S+): (\d+) steps in ([\d.]+) s \(([\d.]+) samples/s\), train loss ([\d.]+)", log
     )
     peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", log)
+    measured = re.search(r"^measured: (.+)$", log, re.MULTILINE)
     if not done:
         return []
     lines = [
         "## The CPU recipe on 200 CoNLL-2003 sentences (issue 3)",
         "",
-        f"Command: `instruct-ner train --config sft/recipes/smollm2-conll2003-cpu.yaml` (machine: {cpu()})",
+        f"Date {measured.group(1) if measured else 'not recorded'}; machine: {cpu()}.",
+        "",
+        "Command: `instruct-ner train --config sft/recipes/smollm2-conll2003-cpu.yaml`",
         "",
         f"Completed: {done.group(2)} optimizer steps in {float(done.group(3)) / 60:.1f} min "
         f"({done.group(4)} samples/s), final train loss {done.group(5)}"
