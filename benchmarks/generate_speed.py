@@ -16,16 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from inference.generate import GenerateConfig, input_records, load_generator, prompt_builder, run_generation  # noqa: E402
-from inference.score import score_file  # noqa: E402
+from instruct_ner.inference.generate import (  # noqa: E402
+    GenerateConfig,
+    input_records,
+    load_generator,
+    prompt_builder,
+    run_generation,
+)
+from instruct_ner.inference.score import score_file  # noqa: E402
 
 
 def main() -> None:
@@ -66,11 +69,10 @@ def main() -> None:
     runs += [(f"{size}-no-guard", size, True, False) for size in args.unguarded]
     for name, batch_size, share, guard in runs:
         generator.share_prefix = share
+        generator.options.stop_runaway = guard
         with tempfile.TemporaryDirectory() as folder:
             out = Path(folder) / "p.jsonl"
-            figures = run_generation(
-                records, examples, builder, generator, out, batch_size=batch_size, progress=False, stop_runaway=guard
-            )
+            figures = run_generation(records, examples, builder, generator, out, batch_size=batch_size, progress=False)
             scores = score_file(out)
             predictions = [json.loads(line) for line in out.read_text().splitlines()]
         results["runs"][name] = {

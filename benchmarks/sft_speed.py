@@ -14,17 +14,13 @@ import argparse
 import json
 import platform
 import resource
-import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from instruct_ner.sft.train import TrainConfig, run_training  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
-
-from sft.train import TrainConfig, run_training  # noqa: E402
 
 
 class StepTimer(TrainerCallback):

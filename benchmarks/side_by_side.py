@@ -33,8 +33,6 @@ import time
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CORPORA = {
     "conll2003": {"train": SHARED / "conll2003/train.txt", "test": SHARED / "conll2003/test.txt", "language": "en"},
@@ -43,11 +41,11 @@ CORPORA = {
 
 
 def run_corpus(name: str, corpus: dict, args, folder: Path) -> dict:
-    from inference.compare import CompareConfig, compare
-    from inference.generate import GenerateConfig, generate
-    from inference.tag import TagConfig, tag
-    from sft.train import TrainConfig, train
-    from sft.train_tagger import TaggerConfig, train_tagger
+    from instruct_ner.inference.compare import CompareConfig, compare
+    from instruct_ner.inference.generate import GenerateConfig, generate
+    from instruct_ner.inference.tag import TagConfig, tag
+    from instruct_ner.sft.train import TrainConfig, train
+    from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
 
     limit = args.train_limit or None
     test_limit = args.test_limit or None

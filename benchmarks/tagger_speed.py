@@ -9,15 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from sft.train_tagger import TaggerConfig, train_tagger  # noqa: E402
+from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger  # noqa: E402
 
 VARIANTS = [("causal", "linear", "ce"), ("bidirectional", "linear", "ce"), ("causal", "crf", "compound"),
             ("bidirectional", "crf", "compound")]  # fmt: skip

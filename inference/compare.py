@@ -26,10 +26,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inference.score import score_tags
+from instruct_ner.inference.score import score_tags
+from instruct_ner.prompts.examples import DataError, tags_to_spans
+
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.jsonl import iter_jsonl
-from prompts.examples import DataError, tags_to_spans
 
 ERROR_KINDS = ("correct", "wrong_type", "boundary", "boundary_and_type", "spurious", "missed")
 NONE = "(none)"

@@ -36,13 +36,23 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inference.parser import parse_response
+from instruct_ner.inference.decoding import (  # noqa: F401  (re-exported: the generator interface)
+    DecodeOptions,
+    Generated,
+    Generator,
+    HFGenerator,
+    RunawayGuard,
+    length_bound,
+    runaway_line,
+)
+from instruct_ner.inference.parser import parse_response
+from instruct_ner.prompts.examples import DataError, Example, labels_of
+from instruct_ner.prompts.readers import ReaderOptions, load_examples
+from instruct_ner.prompts.templates import PromptBuilder, PromptOptions, builder_from_options, load_template
+from instruct_ner.sft.train import DEFAULT_TEMPLATE, ModelOptions, load_inference_config
+
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.jsonl import iter_jsonl, write_jsonl
-from prompts.examples import DataError, Example, labels_of
-from prompts.readers import ReaderOptions, load_examples
-from prompts.templates import PromptBuilder, PromptOptions, builder_from_options, load_template
-from sft.train import DEFAULT_TEMPLATE, ModelOptions, load_inference_config
 
 
 @dataclass
@@ -70,34 +80,6 @@ class GenerateConfig(ModelOptions, PromptOptions, ReaderOptions):
             raise ConfigError("generate needs --data (a source or prepare JSONL) and --out FILE.jsonl")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
-
-
-@dataclass
-class Generated:
-    text: str
-    new_tokens: int
-    prompt_tokens: int
-    hit_limit: bool
-    stopped_runaway: bool = False
-
-
-class Generator:
-    """What the pipeline needs from a generator: prompts in, generated texts out (same order)."""
-
-    def prepare(self, prompts: list) -> None:
-        """Called once with every prompt of the run before the first batch (e.g. to share their prefix)."""
-
-    def generate(
-        self, prompts: list, limits: list[int], sources: list[str] | None = None
-    ) -> list[Generated]:  # pragma: no cover - interface
-        """`sources`: each prompt's input text, given for entity lists so that a runaway row can stop early."""
-        raise NotImplementedError
-
-    def prompt_length(self, prompt) -> int:
-        return len(prompt) if isinstance(prompt, str) else sum(len(m["content"]) for m in prompt)
-
-    def text_length(self, text: str) -> int:
-        return len(text.split())
 
 
 def input_records(config: GenerateConfig) -> tuple[list[dict], list[Example]]:
@@ -140,38 +122,6 @@ def prompt_builder(config: GenerateConfig, examples: list[Example], records: lis
     return builder_from_options(config, examples, pool)
 
 
-def length_bound(text_tokens: int, response_format: str) -> int:
-    """Most tokens a complete response can need: entity lists repeat entity text plus ` | LABEL` per line.
-
-    Example: length_bound(10, "entity_list") -> 46
-    """
-    return 3 * text_tokens + 16 if response_format == "entity_list" else 2 * text_tokens + 24
-
-
-def _squash(text: str) -> str:
-    return "".join(text.split()).lower()
-
-
-def runaway_line(response: str, source: str) -> bool:
-    """Whether the last complete line of a partial entity-list response shows the model running away:
-    its entity text (compared without case and spacing) is not in the source text, or the response
-    lists that text more often than it occurs there. The line still being written is not judged.
-
-    Example: runaway_line("Japan | LOC\nJapan | LOC\n", "Japan beat Syria .") -> True
-    Example: runaway_line("Japan | LOC\nSyria | LOC\n", "Japan beat Syria .") -> False
-    Example: runaway_line("Bolton | LOC\n", "Japan beat Syria .") -> True
-    """
-    complete = [line for line in response.split("\n")[:-1] if line.strip()]
-    if not complete:
-        return False
-    entity = _squash(complete[-1].split("|")[0])
-    if not entity or entity == "none":
-        return False
-    occurs = _squash(source).count(entity)
-    listed = sum(1 for line in complete if _squash(line.split("|")[0]) == entity)
-    return listed > occurs
-
-
 def chunks(order: list[int], size: int) -> Iterable[list[int]]:
     for start in range(0, len(order), size):
         yield order[start : start + size]
@@ -204,7 +154,6 @@ def run_generation(
     resume: bool = False,
     progress: bool = True,
     on_chunk: Callable[[int], None] | None = None,
-    stop_runaway: bool = True,
 ) -> dict:
     """Generate, parse and write one output record per input record, in input order. Returns run figures."""
     out = Path(out)
@@ -218,7 +167,6 @@ def run_generation(
         min(max_new_tokens or math.inf, length_bound(generator.text_length(e.text), builder.response_format))
         for e in examples
     ]
-    guarded = stop_runaway and builder.response_format == "entity_list"
     todo = list(range(done, len(records)))
     generator.prepare([prompt_inputs[i] for i in range(done, len(records))])
     bar = _progress(len(records), done, progress)
@@ -231,7 +179,7 @@ def run_generation(
             outputs = generator.generate(
                 [prompt_inputs[i] for i in batch],
                 [int(limits[i]) for i in batch],
-                [examples[i].text for i in batch] if guarded else None,
+                [examples[i] for i in batch],
             )
             seconds = time.perf_counter() - batch_started
             for i, generated in zip(batch, outputs):
@@ -286,156 +234,9 @@ def _progress(total: int, initial: int, enabled: bool):
     return tqdm(total=total, initial=initial, disable=not enabled, unit="sent", desc="generate", file=sys.stderr)
 
 
-class HFGenerator(Generator):
-    """Greedy batched decoding with a Hugging Face causal LM (optionally with a LoRA adapter).
-
-    With `share_prefix`, the token prefix common to every prompt of the run (the instruction, label
-    definitions, few-shot examples) is encoded once; each batch starts from a copy of its KV cache and
-    only encodes its own texts. Batches are laid out [prefix | padding | text], the padding masked, so
-    positions and outputs are those of the unshared prompts.
-    """
-
-    def __init__(self, model, tokenizer, style: str, share_prefix: bool = True):
-        self.model, self.tokenizer, self.style = model, tokenizer, style
-        self.share_prefix, self.prefix_ids, self.prefix_cache = share_prefix, None, None
-        self.tokenizer.padding_side = "left"
-        eos = {tokenizer.eos_token_id}
-        for token in ("<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "</s>"):
-            token_id = tokenizer.convert_tokens_to_ids(token)
-            if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
-                eos.add(token_id)
-        self.eos_ids = sorted(i for i in eos if i is not None)
-        self.stop_strings = ["\n###"] if style == "instruction" else None
-
-    def prepare(self, prompts: list) -> None:
-        import torch
-
-        self.prefix_ids = self.prefix_cache = None
-        if not self.share_prefix or len(prompts) < 2:
-            return
-        ids = [self.tokenizer(self.prompt_text(p))["input_ids"] for p in prompts]
-        shortest = min(len(i) for i in ids)
-        length = 0
-        while length < shortest - 1 and all(i[length] == ids[0][length] for i in ids):
-            length += 1
-        if length < 8:
-            return  # nothing worth sharing
-        self.prefix_ids = ids[0][:length]
-        with torch.inference_mode():
-            prefix = torch.tensor([self.prefix_ids], device=self.model.device)
-            self.prefix_cache = self.model(input_ids=prefix, use_cache=True).past_key_values
-
-    def prompt_text(self, prompt) -> str:
-        if isinstance(prompt, str):
-            return prompt
-        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-
-    def prompt_length(self, prompt) -> int:
-        return len(self.tokenizer(self.prompt_text(prompt))["input_ids"])
-
-    def text_length(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def generate(self, prompts: list, limits: list[int], sources: list[str] | None = None) -> list[Generated]:
-        import torch
-        from transformers import StoppingCriteriaList
-
-        texts = [self.prompt_text(p) for p in prompts]
-        # Tokenised as TRL tokenised the training prompts: the tokenizer's own special-token rule.
-        inputs, cache = self._shared_prefix_inputs(texts), None
-        if inputs is not None:
-            inputs, cache = inputs
-        else:
-            inputs = self.tokenizer(texts, return_tensors="pt", padding=True).to(self.model.device)
-        prompt_width = inputs["input_ids"].shape[1]
-        guard = RunawayGuard(self.tokenizer, sources, prompt_width) if sources is not None else None
-        with torch.inference_mode():
-            output = self.model.generate(
-                **inputs,
-                past_key_values=cache,
-                max_new_tokens=max(limits),
-                do_sample=False,
-                eos_token_id=self.eos_ids,
-                pad_token_id=self.tokenizer.pad_token_id,
-                stop_strings=self.stop_strings,
-                tokenizer=self.tokenizer if self.stop_strings else None,
-                stopping_criteria=StoppingCriteriaList([guard]) if guard else None,
-            )
-        results = []
-        for row, limit in enumerate(limits):
-            new = output[row, prompt_width:].tolist()
-            stopped = guard is not None and guard.stopped_at[row] is not None
-            if stopped:
-                new = new[: guard.stopped_at[row]]
-            ended = next((k for k, t in enumerate(new) if t in self.eos_ids), None)
-            kept = new[:ended] if ended is not None else new[:limit]
-            text = self.tokenizer.decode(kept, skip_special_tokens=True)
-            if self.stop_strings and "\n###" in text:
-                text = text[: text.index("\n###")]
-            hit_limit = ended is None and not stopped and len(kept) >= limit and "\n###" not in text
-            prompt_tokens = int(inputs["attention_mask"][row].sum())
-            results.append(Generated(text.strip(), len(kept), prompt_tokens, hit_limit, stopped and ended is None))
-        return results
-
-    def _shared_prefix_inputs(self, texts: list[str]):
-        """([prefix | padding | text] ids and mask, a copy of the prefix cache per row), or None."""
-        import copy
-
-        import torch
-
-        if self.prefix_ids is None:
-            return None
-        length = len(self.prefix_ids)
-        ids = [self.tokenizer(text)["input_ids"] for text in texts]
-        if any(i[:length] != self.prefix_ids or len(i) <= length for i in ids):
-            return None  # a prompt outside the prepared run: encode it whole
-        width = max(len(i) - length for i in ids)
-        input_ids = torch.full((len(ids), length + width), self.tokenizer.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros_like(input_ids)
-        for row, i in enumerate(ids):
-            suffix = i[length:]
-            input_ids[row, :length] = torch.tensor(self.prefix_ids)
-            input_ids[row, length + width - len(suffix) :] = torch.tensor(suffix)
-            attention_mask[row, :length] = 1
-            attention_mask[row, length + width - len(suffix) :] = 1
-        cache = copy.deepcopy(self.prefix_cache)
-        cache.batch_repeat_interleave(len(ids))
-        device = self.model.device
-        return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}, cache
-
-
-class RunawayGuard:
-    """A `transformers` stopping criterion, row by row: a row stops once `runaway_line` holds for what it
-    has generated (checked only when a token containing a newline completes a line). `stopped_at[row]`
-    is the number of new tokens the row had then; generate pads the rest."""
-
-    def __init__(self, tokenizer, sources: list[str], prompt_width: int):
-        self.tokenizer, self.sources, self.prompt_width = tokenizer, sources, prompt_width
-        self.stopped_at: list[int | None] = [None] * len(sources)
-        self._has_newline: dict[int, bool] = {}
-
-    def __call__(self, input_ids, scores, **kwargs):
-        import torch
-
-        stop = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        for row, token in enumerate(input_ids[:, -1].tolist()):
-            if self.stopped_at[row] is not None:
-                stop[row] = True
-                continue
-            if token not in self._has_newline:
-                self._has_newline[token] = "\n" in self.tokenizer.decode([token])
-            if not self._has_newline[token]:
-                continue
-            new = input_ids[row, self.prompt_width :].tolist()
-            if runaway_line(self.tokenizer.decode(new, skip_special_tokens=True), self.sources[row]):
-                self.stopped_at[row] = len(new)
-                stop[row] = True
-        return stop
-
-
 def load_generator(config: GenerateConfig, builder: PromptBuilder) -> HFGenerator:
     """Base model (+ adapter, merged when not quantised) and tokenizer; a missing path fails clearly first."""
-    from sft.models import load_causal_lm, load_tokenizer, resolve_model
+    from instruct_ner.sft.models import load_causal_lm, load_tokenizer, resolve_model
 
     model_path = resolve_model(base_model_name(config))
     tokenizer = load_tokenizer(model_path, config.trust_remote_code, padding_side="left")
@@ -447,7 +248,8 @@ def load_generator(config: GenerateConfig, builder: PromptBuilder) -> HFGenerato
         if not (getattr(model, "is_loaded_in_8bit", False) or getattr(model, "is_loaded_in_4bit", False)):
             model = model.merge_and_unload()  # same outputs, no LoRA overhead per token
     model.eval()
-    return HFGenerator(model, tokenizer, builder.style, config.share_prefix)
+    options = DecodeOptions(builder.response_format, builder.labels, config.stop_runaway)
+    return HFGenerator(model, tokenizer, builder.style, config.share_prefix, options)
 
 
 def base_model_name(config: GenerateConfig) -> str:
@@ -460,7 +262,7 @@ def base_model_name(config: GenerateConfig) -> str:
 
 def check_paths(config: GenerateConfig) -> None:
     """A missing adapter or model folder fails here, before data is read or anything is loaded."""
-    from sft.models import ModelError, resolve_model
+    from instruct_ner.sft.models import ModelError, resolve_model
 
     if config.adapter:
         if not Path(config.adapter).is_dir():
@@ -488,7 +290,6 @@ def generate(config: GenerateConfig) -> dict:
         config.sort_by_length,
         config.resume,
         config.progress,
-        stop_runaway=config.stop_runaway,
     )
     return figures
 

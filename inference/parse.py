@@ -16,11 +16,12 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 
-from inference.parser import parse_response
+from instruct_ner.inference.parser import parse_response
+from instruct_ner.prompts.examples import DataError, Example, labels_of
+from instruct_ner.prompts.formats import FORMAT_NAMES
+
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.jsonl import iter_jsonl, write_jsonl
-from prompts.examples import DataError, Example, labels_of
-from prompts.formats import FORMAT_NAMES
 
 
 @dataclass

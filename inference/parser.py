@@ -27,8 +27,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from prompts.examples import Entity, Example, spans_to_tags
-from prompts.formats import Mention, ReadMentions, aligned_occurrences, get_format
+from instruct_ner.prompts.examples import Entity, Example, spans_to_tags
+from instruct_ner.prompts.formats import Mention, ReadMentions, aligned_occurrences, get_format
 
 LABEL_ALIASES = {
     "PERSON": "PER",

@@ -17,9 +17,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from instruct_ner.prompts.examples import DataError, labels_of, tags_to_spans
+
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.jsonl import iter_jsonl
-from prompts.examples import DataError, labels_of, tags_to_spans
 
 DIAGNOSTIC_KEYS = (
     "mentions",

@@ -16,10 +16,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from instruct_ner.prompts.examples import DataError, labels_of, tags_to_spans
+from instruct_ner.prompts.readers import ReaderOptions, load_examples
+
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.jsonl import write_jsonl
-from prompts.examples import DataError, labels_of, tags_to_spans
-from prompts.readers import ReaderOptions, load_examples
 
 
 @dataclass
@@ -39,8 +40,8 @@ class TagConfig(ReaderOptions):
 
 
 def tag(config: TagConfig) -> dict:
-    from sft.models import ModelError
-    from sft.tagger import TAGGER_CONFIG, load_tagger, predict
+    from instruct_ner.sft.models import ModelError
+    from instruct_ner.sft.tagger import TAGGER_CONFIG, load_tagger, predict
 
     if not Path(config.adapter, TAGGER_CONFIG).exists():
         raise ModelError(f"{config.adapter}: no {TAGGER_CONFIG}; not a folder written by instruct-ner train-tagger")

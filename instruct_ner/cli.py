@@ -17,14 +17,20 @@ import sys
 
 SUBCOMMANDS = {
     "demo": ("instruct_ner.demo", "the whole pipeline on the embedded defaults (zero-shot, SFT, generate, score)"),
-    "prepare": ("prompts.prepare", "read data and write instruction/response pairs (JSONL)"),
-    "parse": ("inference.parse", "map responses or generations back to IOB2 tags"),
-    "score": ("inference.score", "seqeval precision/recall/F1 of pred_tags against tags"),
-    "train": ("sft.train", "LoRA SFT of a causal LM on instruction/response pairs (TRL SFTTrainer)"),
-    "generate": ("inference.generate", "batched generation of entity lists, parsed into tags (JSONL)"),
-    "train-tagger": ("sft.train_tagger", "train the token classifier (causal/bidirectional Llama, LoRA, CRF)"),
-    "compare": ("inference.compare", "side-by-side report: scores, error analysis, figures (Markdown, JSON, PNG)"),
-    "tag": ("inference.tag", "tag data with a trained token classifier (same records as generate)"),
+    "prepare": ("instruct_ner.prompts.prepare", "read data and write instruction/response pairs (JSONL)"),
+    "parse": ("instruct_ner.inference.parse", "map responses or generations back to IOB2 tags"),
+    "score": ("instruct_ner.inference.score", "seqeval precision/recall/F1 of pred_tags against tags"),
+    "train": ("instruct_ner.sft.train", "LoRA SFT of a causal LM on instruction/response pairs (TRL SFTTrainer)"),
+    "generate": ("instruct_ner.inference.generate", "batched generation of entity lists, parsed into tags (JSONL)"),
+    "train-tagger": (
+        "instruct_ner.sft.train_tagger",
+        "train the token classifier (causal/bidirectional Llama, LoRA, CRF)",
+    ),
+    "compare": (
+        "instruct_ner.inference.compare",
+        "side-by-side report: scores, error analysis, figures (Markdown, JSON, PNG)",
+    ),
+    "tag": ("instruct_ner.inference.tag", "tag data with a trained token classifier (same records as generate)"),
 }
 
 
@@ -36,9 +42,9 @@ def usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from instruct_ner.config import ConfigError
-    from prompts.examples import DataError
-    from prompts.templates import TemplateError
-    from sft.models import ModelError
+    from instruct_ner.prompts.examples import DataError
+    from instruct_ner.prompts.templates import TemplateError
+    from instruct_ner.sft.models import ModelError
 
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in SUBCOMMANDS:

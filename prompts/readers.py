@@ -30,8 +30,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prompts.examples import DataError, Example, iob1_to_iob2, iob2_error, is_iob1, labels_of, spans_to_tags
-from prompts.tokenize import sentence_bounds, tokenize_with_offsets
+from instruct_ner.prompts.examples import (
+    DataError,
+    Example,
+    iob1_to_iob2,
+    iob2_error,
+    is_iob1,
+    labels_of,
+    spans_to_tags,
+)
+from instruct_ner.prompts.tokenize import sentence_bounds, tokenize_with_offsets
 
 FORMATS = ("auto", "conll", "csv", "hf", "jsonl")
 CONLL_SUFFIXES = {".txt", ".conll", ".conllu", ".tsv", ".iob", ".iob2", ".bio"}

@@ -30,11 +30,10 @@ from pathlib import Path
 import jinja2
 import jinja2.meta
 import yaml
+from instruct_ner.prompts.examples import Example
+from instruct_ner.prompts.formats import FORMAT_NAMES, get_format
+from instruct_ner.prompts.labels import label_entries
 from jinja2.sandbox import SandboxedEnvironment
-
-from prompts.examples import Example
-from prompts.formats import FORMAT_NAMES, get_format
-from prompts.labels import label_entries
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 HEADER = re.compile(r"\A\{#-?\s*instruct-ner\s*\n(.*?)-?#\}", re.DOTALL)
@@ -235,8 +234,8 @@ class PromptOptions:
 
 def builder_from_options(options, examples: list[Example], few_shot_pool: list[Example] | None = None):
     """A PromptBuilder from PromptOptions (+ `labels`), with the label set taken from the data if not given."""
-    from prompts.examples import labels_of
-    from prompts.labels import load_definitions
+    from instruct_ner.prompts.examples import labels_of
+    from instruct_ner.prompts.labels import load_definitions
 
     template = load_template(options.template)
     labels = list(options.labels) if options.labels else labels_of(e.tags for e in examples)

@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from instruct_ner.prompts.examples import Example, iob1_to_iob2
+from instruct_ner.sft.crf import CRF, constrained_decode
 from torch import nn
-
-from prompts.examples import Example, iob1_to_iob2
-from sft.crf import CRF, constrained_decode
 
 HEADS = ("linear", "crf", "bilstm-crf")
 LOSSES = ("ce", "compound")
@@ -250,9 +249,8 @@ def predict(
 
 
 def load_backbone(model_path: str, precision: str, attention: str, trust_remote_code: bool = False):
+    from instruct_ner.sft.models import load_causal_lm
     from transformers import AutoModel
-
-    from sft.models import load_causal_lm
 
     backbone = load_causal_lm(model_path, precision, trust_remote_code, model_class=AutoModel)
     set_attention(backbone, attention)
@@ -283,9 +281,8 @@ def save_tagger(model: TokenTagger, tokenizer, output_dir: str | Path, saved: di
 
 def load_tagger(adapter_dir: str | Path, model: str | None = None, precision: str | None = None):
     """(TokenTagger, tokenizer, saved config) from a folder written by `instruct-ner train-tagger`."""
+    from instruct_ner.sft.models import ModelError, load_tokenizer, resolve_model
     from peft import PeftModel
-
-    from sft.models import ModelError, load_tokenizer, resolve_model
 
     adapter_dir = Path(adapter_dir)
     if not (adapter_dir / TAGGER_CONFIG).exists():

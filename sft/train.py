@@ -27,10 +27,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from instruct_ner.prompts.readers import ReaderOptions, load_examples
+from instruct_ner.prompts.templates import PromptBuilder, PromptOptions, builder_from_options
+from instruct_ner.sft.models import PRECISIONS, load_causal_lm, load_tokenizer, resolve_model
+
 from instruct_ner.config import ConfigError, parse_config
-from prompts.readers import ReaderOptions, load_examples
-from prompts.templates import PromptBuilder, PromptOptions, builder_from_options
-from sft.models import PRECISIONS, load_causal_lm, load_tokenizer, resolve_model
 
 SAVED_CONFIG = "instruct_ner.json"
 DEFAULT_TEMPLATE = PromptOptions().template
@@ -281,7 +282,7 @@ def run_training(config: TrainConfig, callbacks: list | None = None):
     model_path = resolve_model(config.model)
     precision = config.precision
     if precision == "auto":
-        from sft.models import default_precision
+        from instruct_ner.sft.models import default_precision
 
         precision = default_precision()
     print(

@@ -18,11 +18,12 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from instruct_ner.prompts.examples import labels_of
+from instruct_ner.prompts.readers import ReaderOptions, load_examples
+from instruct_ner.sft.tagger import ATTENTIONS, HEADS, LOSSES
+from instruct_ner.sft.train import LoopOptions, ModelOptions
+
 from instruct_ner.config import ConfigError, parse_config
-from prompts.examples import labels_of
-from prompts.readers import ReaderOptions, load_examples
-from sft.tagger import ATTENTIONS, HEADS, LOSSES
-from sft.train import LoopOptions, ModelOptions
 
 
 @dataclass
@@ -87,9 +88,8 @@ def resume_path(config: TaggerConfig) -> str | None:
 def train_tagger(config: TaggerConfig, step_callback=None):
     """Train; returns (results, tagger, tokenizer)."""
     import torch
-
-    from sft.models import default_precision, load_tokenizer, resolve_model
-    from sft.tagger import (
+    from instruct_ner.sft.models import default_precision, load_tokenizer, resolve_model
+    from instruct_ner.sft.tagger import (
         TokenTagger,
         add_lora,
         class_weights_from,

@@ -43,7 +43,7 @@ def conll_file(tmp_path):
 
 @pytest.fixture(scope="session")
 def tokenizer_dir():
-    from sft.models import embedded_tokenizer_dir
+    from instruct_ner.sft.models import embedded_tokenizer_dir
 
     return embedded_tokenizer_dir()
 

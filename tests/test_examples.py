@@ -1,8 +1,7 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from prompts.examples import (
+from instruct_ner.prompts.examples import (
     DataError,
     Example,
     iob1_to_iob2,

@@ -4,9 +4,9 @@ import json
 
 import pytest
 from conftest import DATA
-
-from inference import generate as generate_module
-from inference.generate import (
+from instruct_ner.inference import generate as generate_module
+from instruct_ner.inference.generate import (
+    DecodeOptions,
     GenerateConfig,
     Generated,
     Generator,
@@ -16,12 +16,13 @@ from inference.generate import (
     run_generation,
     runaway_line,
 )
+from instruct_ner.prompts.examples import DataError
+from instruct_ner.prompts.formats import get_format
+from instruct_ner.prompts.readers import load_examples
+from instruct_ner.prompts.templates import PromptBuilder, load_template
+from instruct_ner.sft.models import ModelError
+
 from instruct_ner.config import ConfigError
-from prompts.examples import DataError
-from prompts.formats import get_format
-from prompts.readers import load_examples
-from prompts.templates import PromptBuilder, load_template
-from sft.models import ModelError
 
 TEST_FILE = DATA / "conll_en" / "test.txt"
 
@@ -32,8 +33,8 @@ class FakeGenerator(Generator):
     def __init__(self, answers: dict[str, str]):
         self.answers, self.calls, self.batches = answers, 0, []
 
-    def generate(self, prompts, limits, sources=None):
-        self.sources = sources
+    def generate(self, prompts, limits, examples=None):
+        self.examples = examples
         self.calls += len(prompts)
         self.batches.append(len(prompts))
         return [Generated(self.answer(p), 3, 10, False) for p in prompts]
@@ -237,26 +238,28 @@ def test_the_guard_only_cuts_generation_short(tiny_llama):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
-    generator = HFGenerator(model, AutoTokenizer.from_pretrained(tiny_llama), "instruction", share_prefix=False)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    free_generator = HFGenerator(model, tokenizer, "instruction", False, DecodeOptions(stop_runaway=False))
+    generator = HFGenerator(model, tokenizer, "instruction", share_prefix=False)
     _, examples, _, _ = setup(limit=5)
     builder = PromptBuilder(load_template("ner-list.en"), ["LOC", "MISC", "ORG", "PER"])
     prompts = [builder.build(e)["prompt"] for e in examples]
     sources = [e.text for e in examples]
-    free = generator.generate(prompts, [40] * 5)
-    guarded = generator.generate(prompts, [40] * 5, sources)
+    free = free_generator.generate(prompts, [40] * 5, examples)
+    guarded = generator.generate(prompts, [40] * 5, examples)
     for f, g, source in zip(free, guarded, sources):
         assert f.text.startswith(g.text) and g.new_tokens <= f.new_tokens
         if g.stopped_runaway:
             assert runaway_line(g.text + "\n", source) and not g.hit_limit
 
 
-def test_the_guard_is_asked_for_entity_lists_only(tmp_path):
+def test_the_guard_is_for_entity_lists_only():
+    assert DecodeOptions("entity_list").guarded and not DecodeOptions("inline").guarded
+    assert not DecodeOptions("entity_list", stop_runaway=False).guarded
+
+
+def test_every_batch_gets_its_examples(tmp_path):
     records, examples, builder, _ = setup(limit=3)
     generator = FakeGenerator({})
     run_generation(records, examples, builder, generator, tmp_path / "o.jsonl", progress=False)
-    assert sorted(generator.sources) == sorted(e.text for e in examples)  # one batch, sorted by length
-    run_generation(records, examples, builder, generator, tmp_path / "o.jsonl", progress=False, stop_runaway=False)
-    assert generator.sources is None
-    inline = PromptBuilder(load_template("ner-inline.en"), builder.labels)
-    run_generation(records, examples, inline, generator, tmp_path / "o.jsonl", progress=False)
-    assert generator.sources is None
+    assert sorted(e.text for e in generator.examples) == sorted(e.text for e in examples)  # one batch

@@ -3,9 +3,8 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from inference.parser import parse_response
-from prompts.examples import Example
+from instruct_ner.inference.parser import parse_response
+from instruct_ner.prompts.examples import Example
 
 LABELS = ["LOC", "MISC", "ORG", "PER"]
 

@@ -2,9 +2,8 @@ import json
 
 import pytest
 from conftest import needs_shared_data, shared_files
-
-from prompts.examples import DataError
-from prompts.readers import ReaderOptions, load_examples
+from instruct_ner.prompts.examples import DataError
+from instruct_ner.prompts.readers import ReaderOptions, load_examples
 
 
 def write(path, text):

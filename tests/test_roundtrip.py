@@ -4,11 +4,10 @@ import pytest
 from conftest import needs_shared_data, shared_files
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from inference.parser import parse_response
-from prompts.examples import Example, labels_of, spans_to_tags
-from prompts.formats import FORMATS
-from prompts.readers import load_examples
+from instruct_ner.inference.parser import parse_response
+from instruct_ner.prompts.examples import Example, labels_of, spans_to_tags
+from instruct_ner.prompts.formats import FORMATS
+from instruct_ner.prompts.readers import load_examples
 
 FORMAT_NAMES = list(FORMATS)
 

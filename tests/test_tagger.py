@@ -7,13 +7,13 @@ import warnings
 import pytest
 import torch
 from conftest import DATA
+from instruct_ner.inference.tag import TagConfig, tag
+from instruct_ner.prompts.examples import Example, iob2_error
+from instruct_ner.sft.crf import CRF, constrained_decode
+from instruct_ner.sft.tagger import encode_examples, load_tagger, predict, set_attention, tag_names
+from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
 
-from inference.tag import TagConfig, tag
 from instruct_ner.config import ConfigError
-from prompts.examples import Example, iob2_error
-from sft.crf import CRF, constrained_decode
-from sft.tagger import encode_examples, load_tagger, predict, set_attention, tag_names
-from sft.train_tagger import TaggerConfig, train_tagger
 
 
 @pytest.mark.parametrize("attention", ["causal", "bidirectional"])

@@ -1,7 +1,6 @@
 import pytest
-
-from prompts.examples import Example
-from prompts.templates import PromptBuilder, TemplateError, available_templates, load_template
+from instruct_ner.prompts.examples import Example
+from instruct_ner.prompts.templates import PromptBuilder, TemplateError, available_templates, load_template
 
 EXAMPLE = Example("1", ["EU", "rejects", "German", "call"], ["B-ORG", "O", "B-MISC", "O"])
 

@@ -1,7 +1,6 @@
 from hypothesis import given
 from hypothesis import strategies as st
-
-from prompts.tokenize import sentence_bounds, tokenize_with_offsets
+from instruct_ner.prompts.tokenize import sentence_bounds, tokenize_with_offsets
 
 
 def tokens(text):
