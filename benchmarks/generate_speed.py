@@ -24,10 +24,11 @@ from pathlib import Path
 from instruct_ner.inference.generate import (  # noqa: E402
     GenerateConfig,
     input_records,
-    load_generator,
+    load_predictor,
     prompt_builder,
     run_generation,
 )
+from instruct_ner.inference.predictor import RunOptions  # noqa: E402
 from instruct_ner.inference.score import score_file  # noqa: E402
 
 
@@ -53,9 +54,10 @@ def main() -> None:
         precision=args.precision,
         progress=False,
     )
-    records, examples = input_records(config)
+    records, examples = input_records(config.data, config)
     builder = prompt_builder(config, examples, records)
-    generator = load_generator(config, builder)  # loaded once, shared by every batch size
+    predictor = load_predictor(config, builder)  # loaded once, shared by every batch size
+    generator = predictor.generator
     results = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
         "date": time.strftime("%Y-%m-%d"),
@@ -72,7 +74,7 @@ def main() -> None:
         generator.options.stop_runaway = guard
         with tempfile.TemporaryDirectory() as folder:
             out = Path(folder) / "p.jsonl"
-            figures = run_generation(records, examples, builder, generator, out, batch_size=batch_size, progress=False)
+            figures = run_generation(predictor, records, examples, out, RunOptions(batch_size=batch_size))
             scores = score_file(out)
             predictions = [json.loads(line) for line in out.read_text().splitlines()]
         results["runs"][name] = {

@@ -28,9 +28,9 @@ from pathlib import Path
 
 from instruct_ner.inference.score import score_tags
 from instruct_ner.prompts.examples import DataError, tags_to_spans
+from instruct_ner.prompts.jsonl import iter_jsonl
 
 from instruct_ner.config import ConfigError, parse_config
-from instruct_ner.jsonl import iter_jsonl
 
 ERROR_KINDS = ("correct", "wrong_type", "boundary", "boundary_and_type", "spurious", "missed")
 NONE = "(none)"
@@ -152,14 +152,12 @@ def markdown(systems: dict[str, dict]) -> str:
 
 
 def figures(systems: dict[str, dict], out: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # the object API: no pyplot, the global backend is left alone
 
     written = []
     types = sorted({t for r in systems.values() for t in r["per_type"]})
-    fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(types), 4))
+    fig = Figure(figsize=(1.6 + 1.2 * len(types), 4))
+    ax = fig.subplots()
     width = 0.8 / len(systems)
     for k, (name, r) in enumerate(systems.items()):
         xs = [i + k * width for i in range(len(types))]
@@ -172,14 +170,14 @@ def figures(systems: dict[str, dict], out: Path) -> list[Path]:
     fig.tight_layout()
     path = out / "f1_per_type.png"
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     written.append(path)
     for name, r in systems.items():
         axis = types + [NONE]
         matrix = [[0] * len(axis) for _ in axis]
         for gold, pred, count in r["confusion"]:
             matrix[axis.index(gold)][axis.index(pred)] += count
-        fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(axis), 1 + 0.8 * len(axis)))
+        fig = Figure(figsize=(1.2 + 0.9 * len(axis), 1 + 0.8 * len(axis)))
+        ax = fig.subplots()
         ax.imshow(matrix, cmap="Blues")
         ax.set_xticks(range(len(axis)), axis, rotation=45, ha="right")
         ax.set_yticks(range(len(axis)), axis)
@@ -193,7 +191,6 @@ def figures(systems: dict[str, dict], out: Path) -> list[Path]:
         fig.tight_layout()
         path = out / f"confusion_{safe_name(name)}.png"
         fig.savefig(path, dpi=110)
-        plt.close(fig)
         written.append(path)
     return written
 

@@ -114,7 +114,6 @@ class HFGenerator(Generator):
         self.model, self.tokenizer, self.style = model, tokenizer, style
         self.options = options or DecodeOptions()
         self.share_prefix, self.prefix_ids, self.prefix_cache = share_prefix, None, None
-        self.tokenizer.padding_side = "left"
         eos = {tokenizer.eos_token_id}
         for token in ("<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "</s>"):
             token_id = tokenizer.convert_tokens_to_ids(token)
@@ -162,7 +161,9 @@ class HFGenerator(Generator):
         if inputs is not None:
             inputs, cache = inputs
         else:
-            inputs = self.tokenizer(texts, return_tensors="pt", padding=True).to(self.model.device)
+            # Left padding asked per call: the caller's tokenizer keeps its own padding_side.
+            inputs = self.tokenizer(texts, return_tensors="pt", padding=True, padding_side="left")
+            inputs = inputs.to(self.model.device)
         prompt_width = inputs["input_ids"].shape[1]
         guarded = examples is not None and self.options.guarded
         guard = RunawayGuard(self.tokenizer, [e.text for e in examples], prompt_width) if guarded else None

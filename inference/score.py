@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from instruct_ner.prompts.examples import DataError, labels_of, tags_to_spans
+from instruct_ner.prompts.jsonl import iter_jsonl
 
 from instruct_ner.config import ConfigError, parse_config
-from instruct_ner.jsonl import iter_jsonl
 
 DIAGNOSTIC_KEYS = (
     "mentions",

@@ -5,6 +5,11 @@ Every field of a config dataclass becomes a `--field_name` flag (dashes accepted
 flags given on the command line override it. Unknown keys and flags are errors that list the known
 ones. A field with `metadata={"positional": True}` is a positional argument.
 
+A config made here remembers which fields were given (in the recipe or on the command line):
+`fields_set(config)`. Stages use it to let an explicit option win over a value found elsewhere (a
+prepared JSONL's template, an adapter's saved precision) without comparing with defaults, so that an
+explicit `--template ner-list.en` counts even though it is the default.
+
 We do not use `HfArgumentParser` itself because it imports transformers (and torch), which would add
 seconds to `parse` and `score`, stages that need neither. Types understood: str, int, float, bool,
 list[str], and `X | None` of those.
@@ -91,8 +96,42 @@ def parse_config(config_class, argv: list[str] | None = None, prog: str = "instr
     parser = build_parser(config_class, prog, description)
     arguments = vars(parser.parse_args(sys.argv[1:] if argv is None else argv))
     values = load_recipe(arguments.pop("config", None), config_class)
-    values.update({k: v for k, v in arguments.items() if v is not None or k not in values})
+    # Absent flags are not in `arguments` (SUPPRESS); an absent positional argument comes as None or [].
+    values.update({k: v for k, v in arguments.items() if v not in (None, [])})
     return make_config(config_class, values)
+
+
+_FIELDS_SET = "_fields_set"
+
+
+def fields_set(config) -> frozenset[str]:
+    """The fields given explicitly when the config was made by `parse_config` or `make_config`.
+
+    A config built directly (`TrainConfig(data=...)`) did not record them; then the fields whose value
+    differs from the default count as set. Example: fields_set(make_config(C, {"a": 1})) -> {"a"}
+    """
+    recorded = getattr(config, _FIELDS_SET, None)
+    if recorded is not None:
+        return recorded
+    changed = set()
+    for spec in dataclasses.fields(config):
+        if spec.default is not dataclasses.MISSING:
+            default = spec.default
+        elif spec.default_factory is not dataclasses.MISSING:
+            default = spec.default_factory()
+        else:
+            changed.add(spec.name)
+            continue
+        if getattr(config, spec.name) != default:
+            changed.add(spec.name)
+    return frozenset(changed)
+
+
+def replace_config(config, **changes):
+    """A copy of `config` with `changes` applied (validated again); its set fields include the changed ones."""
+    copy = dataclasses.replace(config, **changes)
+    object.__setattr__(copy, _FIELDS_SET, fields_set(config) | set(changes))
+    return copy
 
 
 def load_recipe(path: str | None, config_class) -> dict:
@@ -113,6 +152,7 @@ def load_recipe(path: str | None, config_class) -> dict:
 def make_config(config_class, values: dict):
     """Instantiate a config, turning type problems into ConfigError messages that name the field."""
     known = {spec.name: spec for spec in dataclasses.fields(config_class)}
+    values = dict(values)  # the caller's mapping is not changed
     if unknown := sorted(set(values) - set(known)):
         raise ConfigError(f"unknown field(s) {unknown}; known fields: {sorted(known)}")
     for name, value in values.items():
@@ -132,10 +172,8 @@ def make_config(config_class, values: dict):
         if choices and values[name] not in choices:
             raise ConfigError(f"field {name!r}: expected one of {choices}, got {values[name]!r}")
     try:
-        return config_class(**values)
+        config = config_class(**values)
     except TypeError as error:
         raise ConfigError(str(error)) from error
-
-
-def config_to_dict(config) -> dict:
-    return dataclasses.asdict(config)
+    object.__setattr__(config, _FIELDS_SET, frozenset(values))
+    return config

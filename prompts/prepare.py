@@ -16,11 +16,11 @@ import sys
 from dataclasses import dataclass, field
 
 from instruct_ner.prompts.examples import Example
+from instruct_ner.prompts.jsonl import write_jsonl
 from instruct_ner.prompts.readers import ReaderOptions, ReadReport, load_examples
 from instruct_ner.prompts.templates import PromptBuilder, PromptOptions, builder_from_options
 
 from instruct_ner.config import ConfigError, parse_config
-from instruct_ner.jsonl import write_jsonl
 
 
 @dataclass

@@ -39,9 +39,10 @@ from instruct_ner.prompts.examples import (
     labels_of,
     spans_to_tags,
 )
+from instruct_ner.prompts.jsonl import iter_jsonl
 from instruct_ner.prompts.tokenize import sentence_bounds, tokenize_with_offsets
 
-FORMATS = ("auto", "conll", "csv", "hf", "jsonl")
+DATA_FORMATS = ("auto", "conll", "csv", "hf", "jsonl")  # readers; response formats: prompts.formats
 CONLL_SUFFIXES = {".txt", ".conll", ".conllu", ".tsv", ".iob", ".iob2", ".bio"}
 MAX_REPORTED_ERRORS = 5
 
@@ -73,9 +74,6 @@ class ReadReport:
             line += "; " + ", ".join(f"{k}: {v}" for k, v in sorted(self.notes.items()))
         return line + "".join(f"\n  {message}" for message in self.errors)
 
-    def to_dict(self) -> dict:
-        return {"source": self.source, "read": self.read, "skipped": dict(self.skipped), "notes": dict(self.notes)}
-
 
 @dataclass
 class ReaderOptions:
@@ -85,7 +83,7 @@ class ReaderOptions:
         default="auto",
         metadata={
             "help": "data format; auto = by suffix (.txt/.tsv conll, .csv, .jsonl), folder or hub id = hf",
-            "choices": list(FORMATS),
+            "choices": list(DATA_FORMATS),
         },
     )
     split: str = field(default="train", metadata={"help": "split of a Hugging Face dataset"})
@@ -178,8 +176,8 @@ def load_examples(source: str | Path, options: ReaderOptions | None = None) -> t
 def detect_format(source: str | Path, fmt: str = "auto") -> str:
     """The reader for a source: by explicit name, by file suffix, a `save_to_disk` folder, or a hub name."""
     if fmt != "auto":
-        if fmt not in FORMATS:
-            raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        if fmt not in DATA_FORMATS:
+            raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(DATA_FORMATS)}")
         return fmt
     path = Path(source)
     if path.is_dir():
@@ -570,8 +568,6 @@ def _groups_to_iob2(groups: list[str]) -> list[str]:
 
 def read_jsonl(path: str | Path, options: ReaderOptions, policy: _Policy) -> Iterator[Example]:
     """Records of any stage (`id`, `tokens`, `tags`, optionally `text` and `offsets`)."""
-    from instruct_ner.jsonl import iter_jsonl
-
     for where, record in iter_jsonl(path):
         try:
             example = Example.from_record(record, where)

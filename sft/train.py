@@ -4,9 +4,9 @@
 
 The loss covers the response tokens only: examples are given to TRL as prompt/completion pairs, and
 its completion mask hides the prompt (and, in chat style, the system and user turns). The adapter folder
-gets `instruct_ner.json` beside it: the exact prompt builder (template source, style, labels,
-definitions, few-shot examples), the response format and the training config, so that `generate`
-rebuilds the training prompt exactly.
+gets its description (`sft/artifact.py`, `instruct_ner.json`): the exact prompt builder (template
+source, style, labels, definitions, few-shot examples), the response format, the base model and the
+training config, so that `generate` and the Python API rebuild the training prompt exactly.
 
 Examples:
     instruct-ner train --config sft/recipes/smollm2-conll2003-cpu.yaml
@@ -27,52 +27,24 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from instruct_ner.prompts.jsonl import read_records
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import PromptBuilder, PromptOptions, builder_from_options
-from instruct_ner.sft.models import PRECISIONS, load_causal_lm, load_tokenizer, resolve_model
+from instruct_ner.sft.artifact import Artifact
+from instruct_ner.sft.models import is_quantized, load_causal_lm, load_tokenizer, model_reference, resolve_model
+from instruct_ner.sft.options import (  # noqa: F401  (ModelOptions, LoopOptions: re-exported for old imports)
+    LoopOptions,
+    LoraOptions,
+    ModelOptions,
+    lora_config,
+    resume_checkpoint,
+)
 
-from instruct_ner.config import ConfigError, parse_config
-
-SAVED_CONFIG = "instruct_ner.json"
-DEFAULT_TEMPLATE = PromptOptions().template
-
-
-@dataclass
-class ModelOptions:
-    model: str = field(
-        default="",
-        metadata={"help": "Hugging Face causal LM id or local folder; empty = the embedded SmolLM2-135M-Instruct"},
-    )
-    precision: str = field(
-        default="auto",
-        metadata={
-            "help": "8bit, 4bit (bitsandbytes), bf16 or fp32; auto = 8bit on CUDA, bf16 on CPU",
-            "choices": list(PRECISIONS),
-        },
-    )
-    trust_remote_code: bool = field(default=False, metadata={"help": "allow model code from the hub (off)"})
+from instruct_ner.config import ConfigError, fields_set, parse_config, replace_config
 
 
 @dataclass
-class LoopOptions:
-    """The optimisation loop `train` and `train-tagger` share (AdamW, cosine schedule with warm-up)."""
-
-    learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate (AdamW)"})
-    warmup_ratio: float = field(default=0.05, metadata={"help": "fraction of steps spent warming up"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    num_train_epochs: float = field(default=1.0, metadata={"help": "epochs (ignored when max_steps > 0)"})
-    max_steps: int = field(default=-1, metadata={"help": "optimizer steps; -1 = use num_train_epochs"})
-    per_device_train_batch_size: int = field(default=8, metadata={"help": "batch size per device"})
-    save_steps: int = field(default=100, metadata={"help": "save a checkpoint every N steps"})
-    logging_steps: int = field(default=10, metadata={"help": "log the loss every N steps"})
-    seed: int = field(default=42, metadata={"help": "random seed (data order, initialisation, dev split)"})
-    resume: str | None = field(
-        default=None, metadata={"help": "resume from a checkpoint folder, or 'latest' for the newest in output_dir"}
-    )
-
-
-@dataclass
-class TrainConfig(ModelOptions, LoopOptions, PromptOptions, ReaderOptions):
+class TrainConfig(ModelOptions, LoopOptions, LoraOptions, PromptOptions, ReaderOptions):
     data: str | None = field(
         default=None, metadata={"help": "training data: a prepare JSONL, or any source prepare reads (required)"}
     )
@@ -81,13 +53,6 @@ class TrainConfig(ModelOptions, LoopOptions, PromptOptions, ReaderOptions):
         default=0.0, metadata={"help": "hold out this fraction of the training data as dev data when no eval_data"}
     )
     output_dir: str = field(default="runs/sft", metadata={"help": "where the adapter and checkpoints go"})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
-    lora_target_modules: list[str] = field(
-        default_factory=lambda: ["all-linear"],
-        metadata={"help": "modules that get LoRA; all-linear = every linear projection (not the LM head)"},
-    )
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "learning-rate schedule"})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimizer step"})
     max_length: int = field(default=512, metadata={"help": "longest prompt + response in tokens (longer: cut)"})
@@ -102,34 +67,33 @@ class TrainConfig(ModelOptions, LoopOptions, PromptOptions, ReaderOptions):
             raise ConfigError("train needs --data (a prepare JSONL or a data source)")
         if not 0 <= self.eval_fraction < 1:
             raise ConfigError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
-        if self.lora_r <= 0:
-            raise ConfigError(f"lora_r must be positive, got {self.lora_r}")
+        self.check_loop()
+        self.check_lora()
 
 
 def training_pairs(config: TrainConfig) -> tuple[list[dict], list[dict], PromptBuilder]:
     """Train and dev records (prompt or messages + response) and the builder that made them.
 
-    From a prepare JSONL, the records' template, style and labels are used unless the config names
-    others, and every record's prompt must equal the one the builder rebuilds: the saved builder is
-    then exactly what produced the training prompts.
+    From a prepare JSONL, the records' template, style and labels are used unless the config sets
+    them explicitly, and every record's prompt must equal the one the builder rebuilds: the saved
+    builder is then exactly what produced the training prompts. The config is not changed.
     """
-    from instruct_ner.jsonl import read_jsonl
-
     examples, report = load_examples(config.data, config)
     if not examples:
         raise ConfigError(f"{config.data}: no training examples\n{report.summary()}")
     if report.n_skipped:
         print(report.summary(), file=sys.stderr)
-    records = read_jsonl(config.data) if str(config.data).endswith(".jsonl") else []
+    records = read_records(config.data) if str(config.data).endswith(".jsonl") else []
+    options = config
     if records and "response" in records[0]:
-        first = records[0]
-        if config.template == DEFAULT_TEMPLATE and first.get("template"):
-            config.template = first["template"]
-        if "messages" in first:
-            config.style = "chat"
-        if not config.labels and first.get("labels"):
-            config.labels = first["labels"]
-    builder = builder_from_options(config, examples)
+        first, given = records[0], fields_set(config)
+        from_records = {
+            "template": first.get("template"),
+            "style": "chat" if "messages" in first else "instruction",
+            "labels": first.get("labels"),
+        }
+        options = replace_config(config, **{k: v for k, v in from_records.items() if v and k not in given})
+    builder = builder_from_options(options, examples)
     pairs = [builder.build(example) for example in examples]
     for record, pair, example in zip(records, pairs, examples):
         for key in ("prompt", "messages", "response"):
@@ -160,19 +124,6 @@ def to_prompt_completion(pair: dict) -> dict:
     return {"prompt": pair["prompt"], "completion": pair["response"]}
 
 
-def lora_config(config: TrainConfig):
-    from peft import LoraConfig
-
-    targets = config.lora_target_modules
-    return LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules="all-linear" if targets == ["all-linear"] else targets,
-        task_type="CAUSAL_LM",
-    )
-
-
 def prepare_model(config: TrainConfig, model_path: str):
     """The base model at the asked precision, k-bit prepared if quantised, with a fresh LoRA adapter."""
     import torch
@@ -180,12 +131,12 @@ def prepare_model(config: TrainConfig, model_path: str):
 
     torch.manual_seed(config.seed)
     model = load_causal_lm(model_path, config.precision, config.trust_remote_code)
-    if getattr(model, "is_loaded_in_8bit", False) or getattr(model, "is_loaded_in_4bit", False):
+    if is_quantized(model):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
     elif config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
-    model = get_peft_model(model, lora_config(config))
+    model = get_peft_model(model, lora_config(config, "CAUSAL_LM"))
     trainable, total = model.get_nb_trainable_parameters()
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)", file=sys.stderr)
     return model
@@ -205,7 +156,7 @@ def sft_config(config: TrainConfig, has_eval: bool, precision: str):
         output_dir=config.output_dir,
         learning_rate=config.learning_rate,
         lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        **warmup_argument(config.warmup_ratio, names),
         weight_decay=config.weight_decay,
         optim="adamw_torch",
         num_train_epochs=config.num_train_epochs,
@@ -234,37 +185,28 @@ def sft_config(config: TrainConfig, has_eval: bool, precision: str):
     )
 
 
-def save_inference_config(output_dir: str, builder: PromptBuilder, config: TrainConfig, model_path: str) -> None:
-    saved = {
-        "prompt": builder.to_dict(),
-        "response_format": builder.response_format,
-        "labels": builder.labels,
-        "base_model": config.model or "embedded",
-        "base_model_path": model_path,
-        "precision": config.precision,
-        "training_config": asdict(config),
-    }
-    Path(output_dir, SAVED_CONFIG).write_text(json.dumps(saved, indent=2, ensure_ascii=False), encoding="utf-8")
+def warmup_argument(ratio: float, names: set[str]) -> dict:
+    """The warm-up as this transformers version takes it: `warmup_ratio` where it still exists, else
+    `warmup_steps` given as a float in (0, 1), which transformers 5 reads as a ratio of the total steps.
+
+    Example: warmup_argument(0.05, {"warmup_steps"}) -> {"warmup_steps": 0.05}
+    """
+    if "warmup_ratio" in names:
+        return {"warmup_ratio": ratio}
+    return {"warmup_steps": float(ratio)} if ratio > 0 else {"warmup_steps": 0}
 
 
-def load_inference_config(adapter_dir: str | Path) -> dict:
-    path = Path(adapter_dir) / SAVED_CONFIG
-    if not path.exists():
-        raise ConfigError(f"{adapter_dir}: no {SAVED_CONFIG}; not an adapter folder written by instruct-ner train")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def resume_checkpoint(config: TrainConfig) -> str | bool | None:
-    if not config.resume:
-        return None
-    if config.resume == "latest":
-        checkpoints = sorted(Path(config.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-        if not checkpoints:
-            raise ConfigError(f"--resume latest: no checkpoint-* folder in {config.output_dir}")
-        return str(checkpoints[-1])
-    if not Path(config.resume).is_dir():
-        raise ConfigError(f"--resume {config.resume}: no such checkpoint folder")
-    return config.resume
+def artifact_of(builder: PromptBuilder, config: TrainConfig, model_path: str) -> Artifact:
+    return Artifact(
+        kind="generative",
+        labels=builder.labels,
+        base_model=model_reference(config.model),
+        base_model_path=model_path,
+        precision=config.precision,
+        training_config=asdict(config),
+        prompt=builder.to_dict(),
+        response_format=builder.response_format,
+    )
 
 
 def train(config: TrainConfig) -> dict:
@@ -278,7 +220,7 @@ def run_training(config: TrainConfig, callbacks: list | None = None):
     from trl import SFTTrainer
 
     pairs, dev, builder = training_pairs(config)  # every data and template check before the model loads
-    checkpoint = resume_checkpoint(config)
+    checkpoint = resume_checkpoint(config.resume, config.output_dir)
     model_path = resolve_model(config.model)
     precision = config.precision
     if precision == "auto":
@@ -307,7 +249,7 @@ def run_training(config: TrainConfig, callbacks: list | None = None):
     seconds = time.perf_counter() - started
     trainer.save_model(config.output_dir)
     tokenizer.save_pretrained(config.output_dir)
-    save_inference_config(config.output_dir, builder, config, model_path)
+    artifact_of(builder, config, model_path).save(config.output_dir)
     steps = trainer.state.global_step
     samples = steps * config.per_device_train_batch_size * config.gradient_accumulation_steps
     results = {

@@ -7,8 +7,9 @@ Examples:
     instruct-ner train-tagger --config sft/recipes/tagger-llama-3.2-1b-conll2003.yaml   # GPU, 8-bit
 
 Every check on the config and data runs before the model loads. The output folder holds the LoRA
-adapter (unless the backbone is frozen), the head weights, the tokenizer and `tagger.json` (labels,
-attention, head, loss, base model and the training config), which `instruct-ner tag` reads.
+adapter (unless the backbone is frozen), the head weights, the tokenizer and its description
+(`sft/artifact.py`, `instruct_ner.json`: labels, attention, head, loss, base model and the training
+config), which `instruct-ner tag` and the Python API read.
 """
 
 from __future__ import annotations
@@ -16,18 +17,19 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from instruct_ner.prompts.examples import labels_of
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
+from instruct_ner.sft.artifact import Artifact
+from instruct_ner.sft.models import model_reference
+from instruct_ner.sft.options import LoopOptions, LoraOptions, ModelOptions, lora_config, resume_checkpoint
 from instruct_ner.sft.tagger import ATTENTIONS, HEADS, LOSSES
-from instruct_ner.sft.train import LoopOptions, ModelOptions
 
 from instruct_ner.config import ConfigError, parse_config
 
 
 @dataclass
-class TaggerConfig(ModelOptions, LoopOptions, ReaderOptions):
+class TaggerConfig(ModelOptions, LoopOptions, LoraOptions, ReaderOptions):
     data: str | None = field(default=None, metadata={"help": "training data: any source prepare reads (required)"})
     attention: str = field(
         default="bidirectional",
@@ -45,13 +47,9 @@ class TaggerConfig(ModelOptions, LoopOptions, ReaderOptions):
         metadata={"help": "compound weights: weighted CE, CRF NLL, label smoothing"},
     )
     label_smoothing: float = field(default=0.1, metadata={"help": "smoothing of the third compound term"})
-    freeze_backbone: bool = field(default=False, metadata={"help": "train the head only (no LoRA)"})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
-    lora_target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        metadata={"help": "modules that get LoRA (attention and MLP projections)"},
+    freeze_backbone: bool | None = field(
+        default=None,
+        metadata={"help": "train the head only (no LoRA); default: true for bilstm-crf (which needs it), else false"},
     )
     lstm_hidden: int = field(default=256, metadata={"help": "BiLSTM hidden size per direction (bilstm-crf)"})
     dropout: float = field(default=0.1, metadata={"help": "dropout before the classifier"})
@@ -64,25 +62,18 @@ class TaggerConfig(ModelOptions, LoopOptions, ReaderOptions):
             raise ConfigError("train-tagger needs --data")
         if self.loss == "compound" and self.head == "linear":
             raise ConfigError("loss 'compound' needs a CRF head: --head crf or bilstm-crf, or --loss ce")
-        if self.head == "bilstm-crf":
-            self.freeze_backbone = True  # the BiLSTM-CRF reads frozen LLaMA hidden states, as in the reference
+        if self.head == "bilstm-crf" and self.freeze_backbone is False:
+            raise ConfigError(
+                "head bilstm-crf reads a frozen backbone; drop --freeze_backbone false or pick another head"
+            )
+        if self.freeze_backbone is None:  # the BiLSTM-CRF reads frozen LLaMA hidden states, as in the reference
+            self.freeze_backbone = self.head == "bilstm-crf"
+        self.check_loop()
+        self.check_lora()
         if len(self.loss_weights) != 3:
             raise ConfigError(
                 f"loss_weights needs 3 numbers (weighted CE, CRF NLL, smoothing), got {self.loss_weights}"
             )
-
-
-def resume_path(config: TaggerConfig) -> str | None:
-    if not config.resume:
-        return None
-    if config.resume == "latest":
-        checkpoints = sorted(Path(config.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-        if not checkpoints:
-            raise ConfigError(f"--resume latest: no checkpoint-* folder in {config.output_dir}")
-        return str(checkpoints[-1])
-    if not (Path(config.resume) / "training_state.pt").exists():
-        raise ConfigError(f"--resume {config.resume}: not a tagger checkpoint (no training_state.pt)")
-    return config.resume
 
 
 def train_tagger(config: TaggerConfig, step_callback=None):
@@ -90,6 +81,7 @@ def train_tagger(config: TaggerConfig, step_callback=None):
     import torch
     from instruct_ner.sft.models import default_precision, load_tokenizer, resolve_model
     from instruct_ner.sft.tagger import (
+        TRAINING_STATE,
         TokenTagger,
         add_lora,
         class_weights_from,
@@ -105,7 +97,7 @@ def train_tagger(config: TaggerConfig, step_callback=None):
     if not examples:
         raise ConfigError(f"{config.data}: no training examples\n{report.summary()}")
     labels = list(config.labels) if config.labels else labels_of(e.tags for e in examples)
-    checkpoint = resume_path(config)
+    checkpoint = resume_checkpoint(config.resume, config.output_dir, marker=TRAINING_STATE)
     precision = default_precision() if config.precision == "auto" else config.precision
     model_path = resolve_model(config.model)
     tokenizer = load_tokenizer(model_path, config.trust_remote_code)
@@ -116,9 +108,7 @@ def train_tagger(config: TaggerConfig, step_callback=None):
     if config.freeze_backbone:
         backbone.requires_grad_(False)
     else:
-        backbone = add_lora(
-            backbone, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_target_modules
-        )
+        backbone = add_lora(backbone, lora_config(config, "FEATURE_EXTRACTION"))
     model = TokenTagger(
         backbone,
         labels,
@@ -136,22 +126,25 @@ def train_tagger(config: TaggerConfig, step_callback=None):
         f"trainable parameters {trainable:,} of {total:,}",
         file=sys.stderr,
     )
-    saved = {
-        "labels": labels,
-        "tags": tags,
-        "attention": config.attention,
-        "head": config.head,
-        "loss": config.loss,
-        "loss_weights": list(config.loss_weights),
-        "lstm_hidden": config.lstm_hidden,
-        "base_model": config.model or "embedded",
-        "precision": config.precision,
-        "max_length": config.max_length,
-        "training_config": asdict(config),
-    }
+    artifact = Artifact(
+        kind="tagger",
+        labels=labels,
+        base_model=model_reference(config.model),
+        precision=config.precision,
+        training_config=asdict(config),
+        tagger={
+            "tags": tags,
+            "attention": config.attention,
+            "head": config.head,
+            "loss": config.loss,
+            "loss_weights": list(config.loss_weights),
+            "lstm_hidden": config.lstm_hidden,
+            "max_length": config.max_length,
+        },
+    )
 
     def save(folder):
-        save_tagger(model, tokenizer, folder, saved)
+        save_tagger(model, tokenizer, folder, artifact)
 
     results = train_loop(model, encoded, tokenizer, config, config.output_dir, save, checkpoint, step_callback)
     save(config.output_dir)

@@ -13,9 +13,10 @@ from instruct_ner.inference.generate import (
     HFGenerator,
     RunawayGuard,
     generate,
-    run_generation,
     runaway_line,
 )
+from instruct_ner.inference.generate import run_generation as run_file
+from instruct_ner.inference.predictor import GenerativePredictor, RunOptions
 from instruct_ner.prompts.examples import DataError
 from instruct_ner.prompts.formats import get_format
 from instruct_ner.prompts.readers import load_examples
@@ -51,6 +52,11 @@ def setup(limit=None):
     return [e.to_record() for e in examples], examples, builder, gold
 
 
+def run_generation(records, examples, builder, generator, out, resume=False, on_chunk=None, **options):
+    predictor = GenerativePredictor(builder, generator)
+    return run_file(predictor, records, examples, out, RunOptions(on_chunk=on_chunk, **options), resume)
+
+
 def read(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -64,7 +70,7 @@ def test_records_out_equal_records_in_in_input_order(tmp_path):
     answers = dict(gold)
     answers[examples[3].text] = "Atlantis | LOC\nsomething odd"  # a hallucination and a truncated line
     generator = FakeGenerator(answers)
-    figures = run_generation(records, examples, builder, generator, tmp_path / "p.jsonl", batch_size=5, progress=False)
+    figures = run_generation(records, examples, builder, generator, tmp_path / "p.jsonl", batch_size=5)
     out = read(tmp_path / "p.jsonl")
     assert [r["id"] for r in out] == [r["id"] for r in records] and figures["records"] == len(records)
     assert generator.calls == len(records) and max(generator.batches) == 5
@@ -76,7 +82,7 @@ def test_records_out_equal_records_in_in_input_order(tmp_path):
 def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path):
     records, examples, builder, gold = setup()
     run_generation(
-        records, examples, builder, FakeGenerator(gold), tmp_path / "full.jsonl", batch_size=2, progress=False
+        records, examples, builder, FakeGenerator(gold), tmp_path / "full.jsonl", batch_size=2
     )
 
     def interrupt(written):
@@ -85,13 +91,13 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path):
     partial = tmp_path / "partial.jsonl"
     with pytest.raises(KeyboardInterrupt):
         run_generation(
-            records, examples, builder, FakeGenerator(gold), partial, batch_size=2, progress=False, on_chunk=interrupt
+            records, examples, builder, FakeGenerator(gold), partial, batch_size=2, on_chunk=interrupt
         )
     assert len(read(partial)) == 16  # one chunk of batch_size * 8 records was written
     with open(partial, "a") as handle:
         handle.write('{"id": "torn')  # a line cut by the crash
     resumed = FakeGenerator(gold)
-    run_generation(records, examples, builder, resumed, partial, batch_size=2, resume=True, progress=False)
+    run_generation(records, examples, builder, resumed, partial, batch_size=2, resume=True)
     assert resumed.calls == len(records) - 16
     assert without_timing(read(partial)) == without_timing(read(tmp_path / "full.jsonl"))
 
@@ -101,7 +107,7 @@ def test_resume_refuses_an_output_of_another_input(tmp_path):
     out = tmp_path / "p.jsonl"
     out.write_text(json.dumps({"id": "other"}) + "\n")
     with pytest.raises(DataError, match=rf"{out}:1: --resume: this output does not match the input"):
-        run_generation(records, examples, builder, FakeGenerator(gold), out, resume=True, progress=False)
+        run_generation(records, examples, builder, FakeGenerator(gold), out, resume=True)
 
 
 @pytest.fixture
@@ -109,7 +115,7 @@ def no_generation(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("generation started before the inputs were checked")
 
-    monkeypatch.setattr(generate_module, "load_generator", refuse)
+    monkeypatch.setattr(generate_module, "load_predictor", refuse)
     monkeypatch.setattr(generate_module, "run_generation", refuse)
 
 
@@ -154,7 +160,7 @@ def test_adapter_with_another_template_fails_before_generation(tmp_path, no_gene
 def test_empty_input_fails_before_generation(tmp_path, no_generation):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n")
-    with pytest.raises(DataError, match=rf"{empty}: no records to generate for \(empty input\)"):
+    with pytest.raises(DataError, match=rf"{empty}: no records to predict for \(empty input\)"):
         generate(GenerateConfig(data=str(empty), out=str(tmp_path / "o.jsonl")))
 
 
@@ -261,5 +267,5 @@ def test_the_guard_is_for_entity_lists_only():
 def test_every_batch_gets_its_examples(tmp_path):
     records, examples, builder, _ = setup(limit=3)
     generator = FakeGenerator({})
-    run_generation(records, examples, builder, generator, tmp_path / "o.jsonl", progress=False)
+    run_generation(records, examples, builder, generator, tmp_path / "o.jsonl")
     assert sorted(e.text for e in generator.examples) == sorted(e.text for e in examples)  # one batch

@@ -131,7 +131,7 @@ def test_each_head_trains_and_reloads_to_identical_predictions(
     ]
     before = predict(model, examples, tokenizer)
     reloaded, reloaded_tokenizer, saved = load_tagger(config.output_dir)
-    assert saved["head"] == head and saved["attention"] == attention
+    assert saved.kind == "tagger" and saved.tagger["head"] == head and saved.tagger["attention"] == attention
     assert predict(reloaded, examples, reloaded_tokenizer) == before
     assert all(iob2_error(tags) is None and len(tags) == len(e.tokens) for tags, e in zip(before, examples))
     if head == "bilstm-crf":

@@ -1,7 +1,8 @@
 """JSONL in and out: the one file format every stage reads and writes.
 
 Readers report the file and line of a malformed record; the writer flushes each record so that an
-interrupted run leaves a valid file up to its last complete line.
+interrupted run leaves a valid file up to its last complete line. It lives in the lowest stage
+(`prompts`), beside `DataError`, so that the readers and every later stage import it downwards.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[str, dict]]:
             yield where, record
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
+def read_records(path: str | Path) -> list[dict]:
+    """Every record of a JSONL file, as dicts (see `prompts.readers.read_jsonl` for Examples)."""
     return [record for _, record in iter_jsonl(path)]
 
 

@@ -1,0 +1,249 @@
+"""Predictors: a loaded model that turns Examples into output records, the one code path behind both
+the `generate` / `tag` subcommands and the Python API (`instruct_ner.NER`), so they cannot disagree.
+
+- `GenerativePredictor`: a prompt builder + a `Generator` (inference/decoding.py's interface; the
+  Hugging Face one is `HFGenerator`). Prompts are sorted by length inside chunks of `batch_size * 8`,
+  decoded batch by batch, parsed by `inference.parser`; each output record is its input record plus
+  `generation`, `entities`, `pred_tags`, `parse` (diagnostics) and `timing`.
+- `TaggerPredictor`: a token classifier from `train-tagger` (sft/tagger.py's `predict`); each output
+  record is its input record plus `labels`, `pred_tags`, `entities` and `timing`.
+
+Both yield output records chunk by chunk in input order (`outputs`), or all at once (`predict`). This
+module writes no files (see `inference.generate` and `inference.tag`) and parses no options.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from instruct_ner.inference.decoding import DecodeOptions, Generated, Generator, length_bound
+from instruct_ner.inference.parser import parse_response
+from instruct_ner.prompts.examples import DataError, Example, labels_of, tags_to_spans
+from instruct_ner.prompts.jsonl import iter_jsonl
+from instruct_ner.prompts.readers import ReaderOptions, load_examples
+from instruct_ner.prompts.templates import PromptBuilder
+from instruct_ner.sft.artifact import Artifact, check_labels
+
+
+@dataclass
+class RunOptions:
+    """How a predictor runs over a list of examples (what `generate` / `tag` / the API pass it)."""
+
+    batch_size: int = 16
+    max_new_tokens: int | None = None  # generative: cap on new tokens; default: from each text's length
+    sort_by_length: bool = True
+    progress: bool = False
+    on_chunk: Callable[[int], None] | None = None  # called with the number of records done after each chunk
+
+
+def input_records(data: str | Path, options: ReaderOptions) -> tuple[list[dict], list[Example]]:
+    """The input records (as they are, for a JSONL input) and their examples; an empty input is an error."""
+    examples, report = load_examples(data, options)
+    if report.n_skipped:
+        print(report.summary(), file=sys.stderr)
+    if not examples:
+        raise DataError(str(data), "no records to predict for (empty input)", "empty")
+    if str(data).endswith(".jsonl") and not report.n_skipped:
+        records = [record for _, record in iter_jsonl(data)][: len(examples)]
+    else:
+        records = [example.to_record() for example in examples]
+    return records, examples
+
+
+def chunks(order: list[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(order), size):
+        yield order[start : start + size]
+
+
+class Predictor:
+    """A loaded model: examples in, one output record per example out (input order)."""
+
+    kind: str = ""
+    labels: list[str]
+    folder: str | None = None
+
+    def check_data(self, examples: list[Example], data: str | Path) -> None:
+        """Data may only use labels the model knows (a trained folder's label set is fixed)."""
+        if self.folder is not None:
+            check_labels(self.labels, labels_of(e.tags for e in examples), self.folder, data)
+
+    def outputs(
+        self, records: list[dict], examples: list[Example], options: RunOptions, start: int = 0
+    ) -> Iterator[list[dict]]:
+        """Output records for examples[start:], chunk by chunk, in input order."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def predict(self, examples: list[Example], batch_size: int = 16, records: list[dict] | None = None) -> list[dict]:
+        records = records if records is not None else [example.to_record() for example in examples]
+        options = RunOptions(batch_size=batch_size)
+        return [output for chunk in self.outputs(records, examples, options) for output in chunk]
+
+
+class GenerativePredictor(Predictor):
+    kind = "generative"
+
+    def __init__(self, builder: PromptBuilder, generator: Generator, folder: str | None = None):
+        self.builder, self.generator, self.folder = builder, generator, folder
+        self.labels = builder.labels
+
+    @classmethod
+    def load(
+        cls,
+        builder: PromptBuilder,
+        model: str = "",
+        adapter: str | Path | None = None,
+        precision: str = "auto",
+        share_prefix: bool = True,
+        stop_runaway: bool = True,
+        constrain: bool = True,
+        trust_remote_code: bool = False,
+    ) -> GenerativePredictor:
+        """Base model (+ adapter, merged when not quantised) and tokenizer -> an HFGenerator."""
+        from instruct_ner.inference.decoding import HFGenerator
+        from instruct_ner.sft.models import is_quantized, load_causal_lm, load_tokenizer, resolve_model
+
+        model_path = resolve_model(model)
+        tokenizer = load_tokenizer(model_path, trust_remote_code, padding_side="left")
+        loaded = load_causal_lm(model_path, precision, trust_remote_code)
+        if adapter:
+            from peft import PeftModel
+
+            loaded = PeftModel.from_pretrained(loaded, str(adapter))
+            if not is_quantized(loaded):
+                loaded = loaded.merge_and_unload()  # same outputs, no LoRA overhead per token
+        loaded.eval()
+        options = DecodeOptions(builder.response_format, builder.labels, stop_runaway, constrain)
+        generator = HFGenerator(loaded, tokenizer, builder.style, share_prefix, options)
+        return cls(builder, generator, str(adapter) if adapter else None)
+
+    @classmethod
+    def from_artifact(
+        cls, folder: str | Path, artifact: Artifact | None = None, model: str | None = None, precision=None, **options
+    ) -> GenerativePredictor:
+        """A trained adapter folder; `model` / `precision` (when given) win over the saved ones."""
+        artifact = artifact or Artifact.load(folder, kind="generative")
+        return cls.load(
+            artifact.builder(), model or artifact.base_model, folder, precision or artifact.precision, **options
+        )
+
+    def outputs(self, records, examples, options: RunOptions, start: int = 0) -> Iterator[list[dict]]:
+        builder, generator = self.builder, self.generator
+        prompts = [builder.build(example) for example in examples]
+        prompt_inputs = [p["messages"] if "messages" in p else p["prompt"] for p in prompts]
+        limits = [
+            min(
+                options.max_new_tokens or math.inf,
+                length_bound(generator.text_length(e.text), builder.response_format),
+            )
+            for e in examples
+        ]
+        todo = list(range(start, len(examples)))
+        generator.prepare([prompt_inputs[i] for i in todo])
+        bar = _progress(len(examples), start, options.progress)
+        for chunk in chunks(todo, options.batch_size * 8):
+            order = chunk
+            if options.sort_by_length:
+                order = sorted(chunk, key=lambda i: generator.prompt_length(prompt_inputs[i]))
+            results: dict[int, dict] = {}
+            for batch in chunks(order, options.batch_size):
+                batch_started = time.perf_counter()
+                generated = generator.generate(
+                    [prompt_inputs[i] for i in batch], [int(limits[i]) for i in batch], [examples[i] for i in batch]
+                )
+                seconds = time.perf_counter() - batch_started
+                for i, output in zip(batch, generated):
+                    results[i] = output_record(records[i], examples[i], prompts[i], builder, output, seconds, batch)
+                bar.update(len(batch))
+            yield [results[i] for i in chunk]
+        bar.close()
+
+
+def output_record(record, example, prompt, builder, generated: Generated, batch_seconds, batch) -> dict:
+    parsed = parse_response(generated.text, example, builder.labels, builder.response_format)
+    diagnostics = parsed.diagnostics.to_dict()
+    diagnostics["hit_max_new_tokens"] = generated.hit_limit
+    diagnostics["stopped_runaway"] = generated.stopped_runaway
+    output = dict(record)
+    for key in ("prompt", "messages"):
+        if key in prompt and key not in output:
+            output[key] = prompt[key]
+    output.update(
+        labels=builder.labels,
+        response_format=builder.response_format,
+        template=builder.template.name,
+        generation=generated.text,
+        entities=[entity.to_dict() for entity in parsed.entities],
+        pred_tags=parsed.pred_tags,
+        parse=diagnostics,
+        timing={
+            "batch_seconds": round(batch_seconds, 4),
+            "batch_size": len(batch),
+            "prompt_tokens": generated.prompt_tokens,
+            "new_tokens": generated.new_tokens,
+        },
+    )
+    return output
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="sent", desc="generate", file=sys.stderr)
+
+
+class TaggerPredictor(Predictor):
+    kind = "tagger"
+
+    def __init__(self, model, tokenizer, artifact: Artifact, folder: str | None = None):
+        self.model, self.tokenizer, self.artifact, self.folder = model, tokenizer, artifact, folder
+        self.labels = artifact.labels
+
+    @classmethod
+    def from_artifact(
+        cls, folder: str | Path, artifact: Artifact | None = None, model: str | None = None, precision=None
+    ) -> TaggerPredictor:
+        """A folder from train-tagger; `model` / `precision` (when given) win over the saved ones."""
+        from instruct_ner.sft.tagger import load_tagger
+
+        artifact = artifact or Artifact.load(folder, kind="tagger")
+        tagger, tokenizer, artifact = load_tagger(folder, model, precision, artifact)
+        return cls(tagger, tokenizer, artifact, str(folder))
+
+    def outputs(self, records, examples, options: RunOptions, start: int = 0) -> Iterator[list[dict]]:
+        from instruct_ner.sft.tagger import predict
+
+        todo = list(range(start, len(examples)))
+        max_length = self.artifact.tagger.get("max_length", 512)
+        for chunk in chunks(todo, options.batch_size * 8):
+            started = time.perf_counter()
+            predicted = predict(
+                self.model, [examples[i] for i in chunk], self.tokenizer, max_length, options.batch_size
+            )
+            seconds = (time.perf_counter() - started) / len(chunk)
+            outputs = []
+            for i, pred_tags in zip(chunk, predicted):
+                example = examples[i]
+                entities = [example.entity(label, s, e).to_dict() for label, s, e in tags_to_spans(pred_tags)]
+                outputs.append(
+                    {
+                        **records[i],
+                        "labels": self.labels,
+                        "pred_tags": pred_tags,
+                        "entities": entities,
+                        "timing": {"seconds": seconds},
+                    }
+                )
+            yield outputs
+
+
+def load_predictor(folder: str | Path, model: str | None = None, precision: str | None = None, **options) -> Predictor:
+    """The predictor of a trained folder of either kind (read from its artifact description)."""
+    artifact = Artifact.load(folder)
+    if artifact.kind == "tagger":
+        return TaggerPredictor.from_artifact(folder, artifact, model, precision)
+    return GenerativePredictor.from_artifact(folder, artifact, model, precision, **options)

@@ -1,0 +1,159 @@
+"""The Python API: a trained folder (or a prompted model) as an object with `predict_entities(text)`.
+
+    from instruct_ner import NER
+    ner = NER.from_pretrained("runs/sft")          # a generative adapter folder or a tagger folder
+    ner.predict_entities("EU rejects German call to boycott British lamb .")
+    # -> [Entity(label='ORG', token_start=0, token_end=1, start=0, end=2, text='EU'), ...]
+    ner.predict(texts, batch_size=32)               # one list per text, input order kept
+    ner.evaluate("data/conll_en/test.txt")          # the same scores as `instruct-ner score`
+    NER.zero_shot(labels=["PER", "ORG", "LOC"])     # prompting baseline; embedded model unless model= is given
+
+Texts are split into words by the project's tokenizer (`prompts.tokenize`), so `text[e.start:e.end] ==
+e.text` for every entity. The predictions come from the same predictor objects as `instruct-ner
+generate` and `instruct-ner tag` (`inference.predictor`), so the API and the CLI cannot disagree. An
+option given here (model, precision) wins over the value saved with the folder.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from instruct_ner.inference.predictor import (
+    GenerativePredictor,
+    Predictor,
+    RunOptions,
+    input_records,
+    load_predictor,
+)
+from instruct_ner.prompts.examples import Entity, Example
+from instruct_ner.prompts.jsonl import write_jsonl
+from instruct_ner.prompts.readers import ReaderOptions
+from instruct_ner.prompts.tokenize import tokenize_with_offsets
+
+
+class NER:
+    """A named-entity recogniser: a generative adapter, a token classifier, or a prompted model."""
+
+    def __init__(self, predictor: Predictor, batch_size: int = 32):
+        self.predictor, self.batch_size = predictor, batch_size
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        model: str | None = None,
+        precision: str | None = None,
+        constrain: bool = True,
+        batch_size: int = 32,
+    ) -> NER:
+        """A folder written by `instruct-ner train` (LoRA adapter) or `instruct-ner train-tagger`.
+
+        `model` and `precision` default to the ones saved with the folder; `constrain` (generative
+        folders) asks for constrained decoding where the decoder supports it.
+        """
+        options = {"constrain": constrain}
+        return cls(load_predictor(path, model, precision, **options), batch_size)
+
+    @classmethod
+    def zero_shot(
+        cls,
+        labels: list[str],
+        model: str | None = None,
+        template: str = "ner-list.en",
+        style: str = "chat",
+        precision: str = "auto",
+        definitions: dict[str, str] | None = None,
+        constrain: bool = True,
+        batch_size: int = 32,
+    ) -> NER:
+        """The prompting baseline: an instruction-tuned model asked for `labels`, no training.
+
+        With no `model`, the embedded SmolLM2-135M-Instruct.
+        """
+        from instruct_ner.prompts.templates import PromptBuilder, load_template
+
+        builder = PromptBuilder(load_template(template), list(labels), style, dict(definitions or {}))
+        predictor = GenerativePredictor.load(builder, model or "", precision=precision, constrain=constrain)
+        return cls(predictor, batch_size)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.predictor.labels)
+
+    @property
+    def kind(self) -> str:
+        """generative or tagger."""
+        return self.predictor.kind
+
+    def predict_entities(self, text: str) -> list[Entity]:
+        """The entities of one text, in order; `text[e.start:e.end] == e.text`. Empty text -> []."""
+        return self.predict([text])[0]
+
+    def predict(self, texts: Iterable[str], batch_size: int | None = None) -> list[list[Entity]]:
+        """One list of entities per text, in input order."""
+        texts = list(texts)
+        if any(not isinstance(text, str) for text in texts):
+            raise TypeError("predict takes strings (use predict_entities for one text)")
+        examples = {i: example for i, text in enumerate(texts) if (example := text_example(str(i), text)) is not None}
+        result: list[list[Entity]] = [[] for _ in texts]
+        if examples:
+            outputs = self.predictor.predict(list(examples.values()), batch_size or self.batch_size)
+            for i, output in zip(examples, outputs):
+                result[i] = [Entity(**entity) for entity in output["entities"]]
+        return result
+
+    def evaluate(
+        self, data: str | Path, out: str | Path | None = None, strict: bool = False, **reader_options
+    ) -> dict:
+        """Predict on labelled data and score it exactly as `instruct-ner score` does (seqeval).
+
+        `reader_options` are `ReaderOptions` fields (`limit`, `format`, `id_column`, ...); `out`, when
+        given, keeps the predictions as JSONL (the records `generate` / `tag` would write).
+        """
+        from instruct_ner.inference.score import score_file
+
+        records, examples = input_records(data, ReaderOptions(**reader_options))
+        self.predictor.check_data(examples, data)
+        options = RunOptions(batch_size=self.batch_size)
+        outputs = [output for chunk in self.predictor.outputs(records, examples, options) for output in chunk]
+        if out is not None:
+            write_jsonl(out, outputs)
+            return score_file(out, strict)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "predictions.jsonl"
+            write_jsonl(path, outputs)
+            result = score_file(path, strict)
+        result["file"] = str(data)
+        return result
+
+    def __repr__(self) -> str:
+        where = f" from {self.predictor.folder}" if self.predictor.folder else " (zero-shot)"
+        return f"NER({self.kind}{where}, labels={self.labels})"
+
+
+def text_example(example_id: str, text: str) -> Example | None:
+    """An unlabelled Example of a raw text (all tags O), or None when the text has no word.
+
+    Example: text_example("1", "EU rejects .").offsets -> [(0, 2), (3, 10), (11, 12)]
+    """
+    words = tokenize_with_offsets(text)
+    if not words:
+        return None
+    tokens = [word for word, _, _ in words]
+    return Example(example_id, tokens, ["O"] * len(tokens), text, [(start, end) for _, start, end in words])
+
+
+def score(predictions: str | Path | list[list[str]], gold: list[list[str]] | None = None, strict: bool = False):
+    """Scores as `instruct-ner score` gives them: of a JSONL file (tags + pred_tags), or of tag lists.
+
+    Example: score([["B-PER", "O"]], gold=[["B-PER", "O"]])["micro"]["f1"] -> 1.0
+    """
+    from instruct_ner.inference.score import score_file, score_tags
+
+    if isinstance(predictions, (str, Path)):
+        return score_file(predictions, strict)
+    if gold is None:
+        raise TypeError("score(pred_tags, gold=tags): gold tags are needed with tag lists")
+    return score_tags(gold, predictions, strict)

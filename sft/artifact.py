@@ -1,0 +1,116 @@
+"""The description of a trained model folder, read and written here only: `instruct_ner.json`.
+
+Both kinds of folder carry one: a LoRA adapter written by `train` (kind `generative`) and a token
+classifier written by `train-tagger` (kind `tagger`). It holds what inference needs to rebuild the
+model and its inputs exactly: the label set, the base model (`embedded` for the embedded default),
+the precision it was trained at, the training config, and per kind either the prompt builder
+(template source, style, labels, definitions, few-shot examples) or the tagger's head and attention.
+`generate`, `tag`, the Python API (`NER.from_pretrained`) and the trainers all go through
+`Artifact.load` / `Artifact.save`.
+
+Folders from before this file had `kind` (a generative `instruct_ner.json` without it, or a tagger's
+`tagger.json`) are still read. This module loads no model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from instruct_ner.sft.models import EMBEDDED, ModelError
+
+ARTIFACT_FILE = "instruct_ner.json"
+LEGACY_TAGGER_FILE = "tagger.json"
+KINDS = ("generative", "tagger")
+
+
+@dataclass
+class Artifact:
+    """What a trained folder is: `kind`, `labels`, `base_model`, `precision`, `training_config`, and
+
+    - generative: `prompt` (PromptBuilder.to_dict()) and `response_format`;
+    - tagger: `tagger` = {tags, attention, head, loss, loss_weights, lstm_hidden, max_length}.
+    """
+
+    kind: str
+    labels: list[str]
+    base_model: str = EMBEDDED
+    precision: str = "auto"
+    training_config: dict = field(default_factory=dict)
+    prompt: dict | None = None
+    response_format: str | None = None
+    tagger: dict = field(default_factory=dict)
+    base_model_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ModelError(f"artifact kind must be one of {KINDS}, not {self.kind!r}")
+
+    def builder(self):
+        """The exact prompt builder of a generative artifact."""
+        from instruct_ner.prompts.templates import PromptBuilder
+
+        if self.kind != "generative" or not self.prompt:
+            raise ModelError(f"a {self.kind} artifact has no prompt builder")
+        return PromptBuilder.from_dict(self.prompt)
+
+    def save(self, folder: str | Path) -> Path:
+        path = Path(folder) / ARTIFACT_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        saved = {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, {})}
+        path.write_text(json.dumps(saved, indent=2, ensure_ascii=False), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path, kind: str | None = None) -> Artifact:
+        """Read a folder's description; `kind` (when given) must match. A missing file is a ModelError."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ModelError(f"{folder}: folder not found")
+        path, legacy = folder / ARTIFACT_FILE, folder / LEGACY_TAGGER_FILE
+        if path.exists():
+            saved = _read(path)
+            saved.setdefault("kind", "generative")
+        elif legacy.exists():
+            saved = _read(legacy)
+            tagger_keys = ("tags", "attention", "head", "loss", "loss_weights", "lstm_hidden", "max_length")
+            saved = {
+                "kind": "tagger",
+                "tagger": {k: saved.pop(k) for k in tagger_keys if k in saved},
+                **saved,
+            }
+        else:
+            raise ModelError(
+                f"{folder}: no {ARTIFACT_FILE}; not a folder written by instruct-ner train or train-tagger"
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
+        try:
+            artifact = cls(**{k: v for k, v in saved.items() if k in known})
+        except TypeError as error:
+            raise ModelError(f"{path}: {error}") from None
+        if kind is not None and artifact.kind != kind:
+            command = "train" if kind == "generative" else "train-tagger"
+            raise ModelError(f"{folder}: a {artifact.kind} folder, not one written by instruct-ner {command}")
+        return artifact
+
+
+def _read(path: Path) -> dict:
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ModelError(f"{path}: not valid JSON ({error.msg})") from None
+    if not isinstance(saved, dict):
+        raise ModelError(f"{path}: expected a JSON object")
+    return saved
+
+
+def check_labels(trained: list[str], data_labels: list[str], folder: str | Path, data: str | Path) -> None:
+    """Data may only use labels the model was trained with (the one label-set check of generate and tag)."""
+    from instruct_ner.config import ConfigError
+
+    if unknown := sorted(set(data_labels) - set(trained)):
+        raise ConfigError(
+            f"the model {folder} was trained with labels {trained}; the data {data} has {unknown} as well"
+        )

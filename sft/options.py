@@ -1,0 +1,103 @@
+"""The options `train` and `train-tagger` share, declared once: the model (`ModelOptions`, also used by
+`generate`), the optimisation loop (`LoopOptions`) and the LoRA adapter (`LoraOptions`), plus the two
+helpers built on them: `lora_config` and `resume_checkpoint` (the checkpoint lookup for `--resume`).
+
+This module loads no model and reads no data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from instruct_ner.sft.models import PRECISIONS
+
+from instruct_ner.config import ConfigError
+
+
+@dataclass
+class ModelOptions:
+    model: str = field(
+        default="",
+        metadata={"help": "Hugging Face causal LM id or local folder; empty = the embedded SmolLM2-135M-Instruct"},
+    )
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "8bit, 4bit (bitsandbytes), bf16 or fp32; auto = 8bit on CUDA, bf16 on CPU",
+            "choices": list(PRECISIONS),
+        },
+    )
+    trust_remote_code: bool = field(default=False, metadata={"help": "allow model code from the hub (off)"})
+
+
+@dataclass
+class LoopOptions:
+    """The optimisation loop `train` and `train-tagger` share (AdamW, cosine schedule with warm-up)."""
+
+    learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate (AdamW)"})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "fraction of steps spent warming up, in [0, 1)"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    num_train_epochs: float = field(default=1.0, metadata={"help": "epochs (ignored when max_steps > 0)"})
+    max_steps: int = field(default=-1, metadata={"help": "optimizer steps; -1 = use num_train_epochs"})
+    per_device_train_batch_size: int = field(default=8, metadata={"help": "batch size per device"})
+    save_steps: int = field(default=100, metadata={"help": "save a checkpoint every N steps"})
+    logging_steps: int = field(default=10, metadata={"help": "log the loss every N steps"})
+    seed: int = field(default=42, metadata={"help": "random seed (data order, initialisation, dev split)"})
+    resume: str | None = field(
+        default=None, metadata={"help": "resume from a checkpoint folder, or 'latest' for the newest in output_dir"}
+    )
+
+    def check_loop(self) -> None:
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+
+
+@dataclass
+class LoraOptions:
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["all-linear"],
+        metadata={"help": "modules that get LoRA; all-linear = every linear projection (not the LM head)"},
+    )
+
+    def check_lora(self) -> None:
+        if self.lora_r <= 0:
+            raise ConfigError(f"lora_r must be positive, got {self.lora_r}")
+
+
+def lora_config(options: LoraOptions, task_type: str):
+    """The peft LoraConfig of the options. Example: lora_config(LoraOptions(), "CAUSAL_LM").r -> 16"""
+    from peft import LoraConfig
+
+    targets = list(options.lora_target_modules)
+    return LoraConfig(
+        r=options.lora_r,
+        lora_alpha=options.lora_alpha,
+        lora_dropout=options.lora_dropout,
+        target_modules="all-linear" if targets == ["all-linear"] else targets,
+        task_type=task_type,
+    )
+
+
+def resume_checkpoint(resume: str | None, output_dir: str | Path, marker: str | None = None) -> str | None:
+    """The checkpoint folder `--resume` names: 'latest' = the highest checkpoint-N in output_dir.
+
+    `marker` is a file a checkpoint of this kind must hold (e.g. the tagger's training_state.pt).
+    """
+    if not resume:
+        return None
+    if resume == "latest":
+        checkpoints = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+        if not checkpoints:
+            raise ConfigError(f"--resume latest: no checkpoint-* folder in {output_dir}")
+        folder = max(checkpoints, key=lambda p: int(p.name.split("-")[-1]))
+    else:
+        folder = Path(resume)
+        if not folder.is_dir():
+            raise ConfigError(f"--resume {resume}: no such checkpoint folder")
+    if marker and not (folder / marker).exists():
+        raise ConfigError(f"--resume {folder}: not a checkpoint of this kind (no {marker})")
+    return str(folder)

@@ -1,0 +1,119 @@
+"""The Python API on folders trained from a tiny Llama: the README snippet, exact offsets, input order,
+empty texts, agreement with the CLI (`generate`, `tag`, `score`), and a light `import instruct_ner`."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import CONLL_SAMPLE, DATA
+from instruct_ner.inference.decoding import Generated, Generator
+from instruct_ner.inference.predictor import GenerativePredictor
+from instruct_ner.prompts.templates import PromptBuilder, load_template
+
+from instruct_ner import NER, Entity, score
+from instruct_ner.config import make_config
+
+TEST_FILE = DATA / "conll_en" / "test.txt"
+TEXTS = [
+    "EU rejects German call to boycott British lamb .",
+    "",
+    "Peter Blair visits  Rome,\tthen Paris.",
+    "   ",
+    "Rome and Paris",
+]
+
+
+@pytest.fixture(scope="module")
+def train_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "train.txt"
+    path.write_text(CONLL_SAMPLE, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_llama, train_file, tmp_path_factory):
+    from instruct_ner.sft.train import TrainConfig, train
+
+    folder = tmp_path_factory.mktemp("sft") / "adapter"
+    values = dict(model=str(tiny_llama), data=str(train_file), output_dir=str(folder), precision="fp32")
+    values.update(max_steps=2, per_device_train_batch_size=2, save_steps=100, max_length=256, learning_rate=1e-2)
+    train(make_config(TrainConfig, values))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tagger(tiny_llama, train_file, tmp_path_factory):
+    from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
+
+    folder = tmp_path_factory.mktemp("tagger") / "tagger"
+    values = dict(model=str(tiny_llama), data=str(train_file), output_dir=str(folder), precision="fp32")
+    values.update(max_steps=2, per_device_train_batch_size=2, save_steps=100, head="linear", loss="ce")
+    train_tagger(make_config(TaggerConfig, values))
+    return folder
+
+
+def check_entities(texts, predicted):
+    assert len(predicted) == len(texts)
+    for text, entities in zip(texts, predicted):
+        assert all(isinstance(e, Entity) for e in entities)
+        assert all(text[e.start : e.end] == e.text for e in entities)  # offsets exact
+        assert [e.start for e in entities] == sorted(e.start for e in entities)
+        if not text.strip():
+            assert entities == []
+
+
+@pytest.mark.parametrize("kind", ["generative", "tagger"])
+def test_the_readme_snippet_on_each_kind_of_folder(kind, adapter, tagger, capsys, tmp_path):
+    from instruct_ner.cli import main
+
+    folder = adapter if kind == "generative" else tagger
+    ner = NER.from_pretrained(folder)
+    assert ner.kind == kind and ner.labels == ["LOC", "MISC", "ORG", "PER"]
+    predicted = ner.predict(TEXTS, batch_size=2)
+    check_entities(TEXTS, predicted)
+    assert predicted[2] == ner.predict_entities(TEXTS[2])  # input order kept, batching changes nothing
+    assert ner.predict_entities("") == [] and ner.predict([]) == []
+    # The API and the CLI run the same predictor: same entities, same scores.
+    out = tmp_path / "cli.jsonl"
+    command = "generate" if kind == "generative" else "tag"
+    assert main([command, "--adapter", str(folder), "--data", str(TEST_FILE), "--limit", "6", "--out", str(out)]) == 0
+    cli = [json.loads(line) for line in out.read_text().splitlines()]
+    api = ner.predict([record["text"] for record in cli])
+    assert [[e.to_dict() for e in entities] for entities in api] == [record["entities"] for record in cli]
+    assert ner.evaluate(TEST_FILE, limit=6)["micro"] == score(out)["micro"]
+    capsys.readouterr()
+
+
+class Canned(Generator):
+    """Answers every prompt about a text with the response given for that text."""
+
+    def __init__(self, answers):
+        self.answers = answers
+
+    def generate(self, prompts, limits, examples=None):
+        return [Generated(self.answers.get(e.text, "none"), 1, 1, False) for e in examples]
+
+
+def test_offsets_are_exact_on_irregular_spacing_and_order_is_kept():
+    builder = PromptBuilder(load_template("ner-list.en"), ["LOC", "PER"])
+    answers = {TEXTS[2]: "Peter Blair | PER\nRome | LOC\nParis | LOC", TEXTS[4]: "Rome | LOC\nParis | LOC"}
+    ner = NER(GenerativePredictor(builder, Canned(answers)), batch_size=1)
+    predicted = ner.predict(TEXTS)
+    check_entities(TEXTS, predicted)
+    assert [(e.text, e.label, e.start, e.end) for e in predicted[2]] == [
+        ("Peter Blair", "PER", 0, 11),
+        ("Rome", "LOC", 20, 24),
+        ("Paris", "LOC", 31, 36),
+    ]
+    assert [e.text for e in predicted[4]] == ["Rome", "Paris"] and predicted[0] == predicted[1] == []
+
+
+def test_import_is_light():
+    code = "import sys, instruct_ner; from instruct_ner import NER; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_score_of_tag_lists():
+    assert score([["B-PER", "O"]], gold=[["B-PER", "O"]])["micro"]["f1"] == 1.0
