@@ -133,7 +133,8 @@ def run_corpus(name: str, corpus: dict, args, folder: Path) -> dict:
             "train_steps": trained["steps"],
             "sentences_per_second": speed["sentences_per_second"],
         }
-    report = compare(CompareConfig(inputs=list(systems.values()), names=list(systems), out=str(folder / "report")))
+    report_dir = str(folder / "report")
+    report = compare(CompareConfig(data=list(systems.values()), names=list(systems), output_dir=report_dir))
     for system, result in report.items():
         figures[system].update(
             micro_f1=result["micro"]["f1"],

@@ -14,8 +14,8 @@ Writes `report.md`, `report.json` and PNG figures (F1 per type for all systems; 
 matrix per system) into the output folder.
 
 Examples:
-    instruct-ner compare runs/generative.jsonl runs/tagger.jsonl --out report/
-    instruct-ner compare a.jsonl b.jsonl --names entity-list bidirectional-crf --out report/
+    instruct-ner compare runs/generative.jsonl runs/tagger.jsonl --output_dir report/
+    instruct-ner compare --data a.jsonl b.jsonl --names entity-list bidirectional-crf --output_dir report/
 """
 
 from __future__ import annotations
@@ -38,18 +38,18 @@ NONE = "(none)"
 
 @dataclass
 class CompareConfig:
-    inputs: list[str] = field(
+    data: list[str] = field(
         default_factory=list, metadata={"help": "prediction JSONL files (tags + pred_tags)", "positional": True}
     )
     names: list[str] | None = field(default=None, metadata={"help": "system names (default: file names)"})
-    out: str = field(default="report", metadata={"help": "output folder for report.md, report.json, figures"})
+    output_dir: str = field(default="report", metadata={"help": "folder for report.md, report.json, figures"})
     strict: bool = field(default=False, metadata={"help": "seqeval strict IOB2 mode"})
 
     def __post_init__(self) -> None:
-        if not self.inputs:
-            raise ConfigError("compare needs at least one prediction file: instruct-ner compare A.jsonl [B.jsonl ...]")
-        if self.names and len(self.names) != len(self.inputs):
-            raise ConfigError(f"{len(self.names)} names for {len(self.inputs)} files")
+        if not self.data:
+            raise ConfigError("compare needs at least one prediction file: compare --data A.jsonl [B.jsonl ...]")
+        if self.names and len(self.names) != len(self.data):
+            raise ConfigError(f"{len(self.names)} names for {len(self.data)} files")
 
 
 def classify_errors(gold: list[tuple[str, int, int]], pred: list[tuple[str, int, int]]) -> tuple[Counter, Counter]:
@@ -200,11 +200,11 @@ def safe_name(name: str) -> str:
 
 
 def compare(config: CompareConfig) -> dict:
-    names = config.names or [Path(p).stem for p in config.inputs]
+    names = config.names or [Path(p).stem for p in config.data]
     if len(set(names)) != len(names):
         raise ConfigError(f"system names must differ: {names}; pass --names")
-    systems = {name: analyse(path, config.strict) for name, path in zip(names, config.inputs)}
-    out = Path(config.out)
+    systems = {name: analyse(path, config.strict) for name, path in zip(names, config.data)}
+    out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(systems, indent=2), encoding="utf-8")
     (out / "report.md").write_text(markdown(systems), encoding="utf-8")
@@ -216,5 +216,5 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_config(CompareConfig, argv, prog="instruct-ner compare", description=__doc__)
     systems = compare(config)
     print(markdown(systems))
-    print(f"report written to {config.out}/ (report.md, report.json, PNG figures)", file=sys.stderr)
+    print(f"report written to {config.output_dir}/ (report.md, report.json, PNG figures)", file=sys.stderr)
     return 0

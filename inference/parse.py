@@ -6,8 +6,8 @@ format come from each record (`labels`, `response_format`, written by `prepare` 
 given on the command line.
 
 Examples:
-    instruct-ner parse --in runs/valid.pairs.jsonl --field response --out runs/valid.parsed.jsonl
-    instruct-ner parse --in runs/predictions.jsonl --field generation --out runs/reparsed.jsonl
+    instruct-ner parse --data runs/valid.pairs.jsonl --field response --out runs/valid.parsed.jsonl
+    instruct-ner parse runs/predictions.jsonl --field generation --out runs/reparsed.jsonl
 """
 
 from __future__ import annotations
@@ -26,9 +26,7 @@ from instruct_ner.config import ConfigError, parse_config
 
 @dataclass
 class ParseConfig:
-    input: str | None = field(
-        default=None, metadata={"help": "JSONL records to parse (required)", "aliases": ["--in"]}
-    )
+    data: str | None = field(default=None, metadata={"help": "JSONL records to parse (required)", "positional": True})
     out: str | None = field(default=None, metadata={"help": "output JSONL (required)"})
     text_field: str = field(
         default="generation",
@@ -45,8 +43,8 @@ class ParseConfig:
     )
 
     def __post_init__(self) -> None:
-        if not self.input or not self.out:
-            raise ConfigError("parse needs --in FILE.jsonl and --out FILE.jsonl")
+        if not self.data or not self.out:
+            raise ConfigError("parse needs --data FILE.jsonl and --out FILE.jsonl")
 
 
 def parse_record(record: dict, where: str, text_field: str, labels=None, response_format=None) -> dict:
@@ -78,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_config(ParseConfig, argv, prog="instruct-ner parse", description=__doc__)
     records = [
         parse_record(record, where, config.text_field, config.labels, config.response_format)
-        for where, record in iter_jsonl(config.input)
+        for where, record in iter_jsonl(config.data)
     ]
     write_jsonl(config.out, records)
     totals = summarise(records)

@@ -2,12 +2,12 @@
 
 Reports each type, the micro and macro averages and token accuracy; `--strict` scores in seqeval's
 strict IOB2 mode (an entity counts only if its B-/I- tags are well formed), the default is conlleval's
-lenient reading. Prints a table; `--json` writes the same numbers as JSON. If the records carry parse
+lenient reading. Prints a table; `--out` writes the same numbers as JSON. If the records carry parse
 diagnostics (from `parse`, `generate`), their totals are reported as well.
 
 Examples:
     instruct-ner score runs/valid.parsed.jsonl
-    instruct-ner score runs/predictions.jsonl --json runs/scores.json --strict
+    instruct-ner score --data runs/predictions.jsonl --out runs/scores.json --strict
 """
 
 from __future__ import annotations
@@ -37,13 +37,13 @@ DIAGNOSTIC_KEYS = (
 
 @dataclass
 class ScoreConfig:
-    input: str | None = field(default=None, metadata={"help": "JSONL with tags and pred_tags", "positional": True})
-    json: str | None = field(default=None, metadata={"help": "also write the scores to this JSON file"})
+    data: str | None = field(default=None, metadata={"help": "JSONL with tags and pred_tags", "positional": True})
+    out: str | None = field(default=None, metadata={"help": "also write the scores to this JSON file"})
     strict: bool = field(default=False, metadata={"help": "seqeval strict mode with the IOB2 scheme"})
 
     def __post_init__(self) -> None:
-        if not self.input:
-            raise ConfigError("score needs a JSONL file: instruct-ner score FILE.jsonl")
+        if not self.data:
+            raise ConfigError("score needs a JSONL file: instruct-ner score --data FILE.jsonl")
 
 
 def score_tags(gold: list[list[str]], pred: list[list[str]], strict: bool = False) -> dict:
@@ -144,10 +144,10 @@ def format_table(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_config(ScoreConfig, argv, prog="instruct-ner score", description=__doc__)
-    result = score_file(config.input, config.strict)
+    result = score_file(config.data, config.strict)
     print(format_table(result))
-    if config.json:
-        Path(config.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(config.json).write_text(json.dumps(result, indent=2), encoding="utf-8")
-        print(f"scores written to {config.json}", file=sys.stderr)
+    if config.out:
+        Path(config.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(config.out).write_text(json.dumps(result, indent=2), encoding="utf-8")
+        print(f"scores written to {config.out}", file=sys.stderr)
     return 0

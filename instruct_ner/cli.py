@@ -6,7 +6,7 @@ and exit with status 2; anything else is a bug and keeps its traceback.
 
 Examples:
     instruct-ner prepare --data ../shared/data/conll2003/valid.txt --out runs/valid.pairs.jsonl
-    instruct-ner parse --in runs/valid.pairs.jsonl --field response --out runs/valid.parsed.jsonl
+    instruct-ner parse --data runs/valid.pairs.jsonl --field response --out runs/valid.parsed.jsonl
     instruct-ner score runs/valid.parsed.jsonl
 """
 

@@ -3,7 +3,8 @@
 Every field of a config dataclass becomes a `--field_name` flag (dashes accepted too), with its
 `metadata["help"]` as help text. `--config recipe.yaml` loads a flat mapping whose keys are field names;
 flags given on the command line override it. Unknown keys and flags are errors that list the known
-ones. A field with `metadata={"positional": True}` is a positional argument.
+ones. A field with `metadata={"positional": True}` may also be given as a positional argument, a
+shorthand for its flag (`instruct-ner score FILE` = `instruct-ner score --data FILE`).
 
 A config made here remembers which fields were given (in the recipe or on the command line):
 `fields_set(config)`. Stages use it to let an explicit option win over a value found elsewhere (a
@@ -79,10 +80,14 @@ def build_parser(config_class, prog: str, description: str | None = None) -> arg
         if "choices" in spec.metadata:
             options["choices"] = spec.metadata["choices"]
         if spec.metadata.get("positional"):
-            options.pop("default")
-            options["nargs"] = "?" if not is_list else "*"
-            parser.add_argument(spec.name, **options)
-            continue
+            parser.add_argument(
+                spec.name + _SHORTHAND,
+                metavar=spec.name.upper(),
+                nargs="*" if is_list else "?",
+                type=options["type"],
+                default=None,
+                help=f"shorthand for --{spec.name}",
+            )
         flags = [f"--{spec.name}"]
         if "_" in spec.name:
             flags.append(f"--{spec.name.replace('_', '-')}")
@@ -96,12 +101,18 @@ def parse_config(config_class, argv: list[str] | None = None, prog: str = "instr
     parser = build_parser(config_class, prog, description)
     arguments = vars(parser.parse_args(sys.argv[1:] if argv is None else argv))
     values = load_recipe(arguments.pop("config", None), config_class)
-    # Absent flags are not in `arguments` (SUPPRESS); an absent positional argument comes as None or [].
-    values.update({k: v for k, v in arguments.items() if v not in (None, [])})
+    for name in [k for k in arguments if k.endswith(_SHORTHAND)]:
+        given, field_name = arguments.pop(name), name.removesuffix(_SHORTHAND)
+        if given not in (None, []):
+            if field_name in arguments:
+                raise ConfigError(f"{field_name} given twice: as --{field_name} and as a positional argument")
+            arguments[field_name] = given
+    values.update(arguments)  # absent flags are not in `arguments` (SUPPRESS)
     return make_config(config_class, values)
 
 
 _FIELDS_SET = "_fields_set"
+_SHORTHAND = "__positional"
 
 
 def fields_set(config) -> frozenset[str]:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from instruct_ner.config import parse_config
 from instruct_ner.data import DATA_DIR
+from instruct_ner.sft.options import PrecisionOption
 
 SAMPLES = {
     "conll_en": {
@@ -50,13 +51,12 @@ SAMPLES = {
 
 
 @dataclass
-class DemoConfig:
+class DemoConfig(PrecisionOption):
     samples: list[str] = field(
         default_factory=lambda: list(SAMPLES), metadata={"help": f"which samples to run: {', '.join(SAMPLES)}"}
     )
     output_dir: str = field(default="runs/demo", metadata={"help": "where predictions, adapters and scores go"})
     style: str = field(default="chat", metadata={"help": "prompt style", "choices": ["chat", "instruction"]})
-    precision: str = field(default="bf16", metadata={"help": "bf16 or fp32 on CPU; 8bit on CUDA"})
     test_limit: int | None = field(default=None, metadata={"help": "score on at most this many test records"})
 
 

@@ -1,6 +1,7 @@
 """The options `train` and `train-tagger` share, declared once: the model (`ModelOptions`, also used by
-`generate`), the optimisation loop (`LoopOptions`) and the LoRA adapter (`LoraOptions`), plus the two
-helpers built on them: `lora_config` and `resume_checkpoint` (the checkpoint lookup for `--resume`).
+`generate` and `tag`; `PrecisionOption` also by `demo`), the optimisation loop (`LoopOptions`) and the
+LoRA adapter (`LoraOptions`), plus the two helpers built on them: `lora_config` and
+`resume_checkpoint` (the checkpoint lookup for `--resume`).
 
 This module loads no model and reads no data.
 """
@@ -16,17 +17,23 @@ from instruct_ner.config import ConfigError
 
 
 @dataclass
-class ModelOptions:
-    model: str = field(
-        default="",
-        metadata={"help": "Hugging Face causal LM id or local folder; empty = the embedded SmolLM2-135M-Instruct"},
-    )
+class PrecisionOption:
+    """`--precision`, the same in every subcommand that loads a model (demo included)."""
+
     precision: str = field(
         default="auto",
         metadata={
             "help": "8bit, 4bit (bitsandbytes), bf16 or fp32; auto = 8bit on CUDA, bf16 on CPU",
             "choices": list(PRECISIONS),
         },
+    )
+
+
+@dataclass
+class ModelOptions(PrecisionOption):
+    model: str = field(
+        default="",
+        metadata={"help": "Hugging Face causal LM id or local folder; empty = the embedded SmolLM2-135M-Instruct"},
     )
     trust_remote_code: bool = field(default=False, metadata={"help": "allow model code from the hub (off)"})
 

@@ -1,11 +1,14 @@
 import json
+import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import SHARED_DATA, needs_shared_data
 
-from instruct_ner.cli import main
+from instruct_ner.cli import SUBCOMMANDS, main
 
 
 def run(capsys, *argv):
@@ -17,8 +20,8 @@ def run(capsys, *argv):
 def chain(capsys, tmp_path, data, *prepare_options):
     pairs, parsed = tmp_path / "pairs.jsonl", tmp_path / "parsed.jsonl"
     assert run(capsys, "prepare", "--data", data, "--out", pairs, *prepare_options)[0] == 0
-    assert run(capsys, "parse", "--in", pairs, "--field", "response", "--out", parsed)[0] == 0
-    code, out, _ = run(capsys, "score", parsed, "--json", tmp_path / "scores.json")
+    assert run(capsys, "parse", "--data", pairs, "--field", "response", "--out", parsed)[0] == 0
+    code, out, _ = run(capsys, "score", parsed, "--out", tmp_path / "scores.json")
     assert code == 0
     return out, json.loads((tmp_path / "scores.json").read_text()), pairs, parsed
 
@@ -78,6 +81,58 @@ def test_recipe_yaml_with_overrides_and_unknown_keys(capsys, tmp_path):
     assert code == 2 and "unknown field(s) ['learning_rate']" in err
 
 
-def test_console_script_is_installed():
-    result = subprocess.run([sys.executable, "-m", "instruct_ner.cli", "--help"], capture_output=True, text=True)
+def installed_script() -> str:
+    """The `instruct-ner` console script of the environment running the tests (its bin folder first)."""
+    beside = Path(sys.executable).parent / "instruct-ner"
+    return str(beside) if beside.exists() else shutil.which("instruct-ner")
+
+
+def test_console_script_is_installed(tmp_path):
+    script = installed_script()
+    assert script, "no instruct-ner script beside the interpreter or on PATH"
+    result = subprocess.run([script, "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "prepare" in result.stdout and "score" in result.stdout
+    data = tmp_path / "p.jsonl"
+    data.write_text(json.dumps({"id": "1", "tokens": ["EU"], "tags": ["B-ORG"], "pred_tags": ["B-ORG"]}) + "\n")
+    result = subprocess.run([script, "score", str(data)], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0 and "micro F1 = 1.0000" in result.stdout
+    result = subprocess.run([script, "score", str(tmp_path / "none.jsonl")], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.startswith("instruct-ner score: error:")
+
+
+READS_RECORDS = {"prepare", "parse", "score", "train", "generate", "train-tagger", "compare", "tag"}
+WRITES_A_FILE = {"prepare", "parse", "score", "generate", "tag"}
+WRITES_A_FOLDER = {"demo", "train", "train-tagger", "compare"}
+LOADS_A_MODEL = {"demo", "train", "generate", "train-tagger", "tag"}
+RETIRED = {"--in", "--input", "--inputs", "--json", "--output", "--out_dir", "--output-file", "--report"}
+
+
+def help_of(capsys, subcommand: str) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main([subcommand, "--help"])
+    assert exit_.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_every_subcommand_names_the_same_things_the_same_way(capsys):
+    helps = {name: help_of(capsys, name) for name in SUBCOMMANDS}
+    precision = {}
+    for name, text in helps.items():
+        options = set(re.findall(r"(?<![\w-])--[a-z][a-z_-]*", text))
+        assert not options & RETIRED, (name, options & RETIRED)
+        assert ("--data" in options) == (name in READS_RECORDS), name
+        assert ("--out" in options) == (name in WRITES_A_FILE), name
+        assert ("--output_dir" in options) == (name in WRITES_A_FOLDER), name
+        if name in LOADS_A_MODEL:
+            precision[name] = re.search(r"--precision \{([^}]*)\} (.*?\(default: \w+\))", text).groups()
+    assert set(precision) == LOADS_A_MODEL
+    assert len(set(precision.values())) == 1, precision  # the same choices, help and default everywhere
+    assert next(iter(precision.values()))[1].endswith("(default: auto)")
+
+
+def test_a_positional_path_is_a_shorthand_for_data(capsys, tmp_path):
+    data = tmp_path / "p.jsonl"
+    data.write_text(json.dumps({"id": "1", "tokens": ["EU"], "tags": ["B-ORG"], "pred_tags": ["O"]}) + "\n")
+    assert run(capsys, "score", data)[1] == run(capsys, "score", "--data", data)[1]
+    code, _, err = run(capsys, "score", data, "--data", data)
+    assert code == 2 and "data given twice" in err

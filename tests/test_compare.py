@@ -73,9 +73,9 @@ def test_error_classes_on_single_sentences():
 
 def test_report_counts_match_the_worked_case(tmp_path):
     config = CompareConfig(
-        inputs=[write(tmp_path / "gen.jsonl", GENERATIVE), write(tmp_path / "tag.jsonl", TAGGER)],
+        data=[write(tmp_path / "gen.jsonl", GENERATIVE), write(tmp_path / "tag.jsonl", TAGGER)],
         names=["generative", "tagger"],
-        out=str(tmp_path / "report"),
+        output_dir=str(tmp_path / "report"),
     )
     systems = compare(config)
     generative, tagger = systems["generative"], systems["tagger"]
@@ -104,9 +104,9 @@ def test_report_counts_match_the_worked_case(tmp_path):
 
 def test_cli_and_bad_input(tmp_path, capsys):
     gen = write(tmp_path / "gen.jsonl", GENERATIVE)
-    assert main(["compare", gen, "--out", str(tmp_path / "r")]) == 0
+    assert main(["compare", gen, "--output_dir", str(tmp_path / "r")]) == 0
     assert "| gen |" in capsys.readouterr().out
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"id": "1", "tags": ["O"]}) + "\n")
     with pytest.raises(DataError, match=rf"{bad}:1: record has no 'pred_tags' list"):
-        compare(CompareConfig(inputs=[str(bad)], out=str(tmp_path / "r2")))
+        compare(CompareConfig(data=[str(bad)], output_dir=str(tmp_path / "r2")))
