@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from instruct_ner.inference.parser import total_diagnostics
 from instruct_ner.inference.score import score_tags
 from instruct_ner.prompts.examples import DataError, tags_to_spans
 from instruct_ner.prompts.jsonl import iter_jsonl
@@ -84,7 +85,7 @@ def classify_errors(gold: list[tuple[str, int, int]], pred: list[tuple[str, int,
 
 def analyse(path: str | Path, strict: bool = False) -> dict:
     """Scores, error analysis, confusion and throughput of one prediction file."""
-    gold_all, pred_all, errors, confusion, diagnostics = [], [], Counter(), Counter(), Counter()
+    gold_all, pred_all, errors, confusion, parses = [], [], Counter(), Counter(), []
     seconds, timed = 0.0, 0
     for where, record in iter_jsonl(path):
         for key in ("tags", "pred_tags"):
@@ -99,11 +100,7 @@ def analyse(path: str | Path, strict: bool = False) -> dict:
         )
         errors.update(sentence_errors)
         confusion.update(sentence_confusion)
-        parse = record.get("parse") or {}
-        diagnostics["hallucinated"] += int(parse.get("hallucinated", 0))
-        diagnostics["parse_failures"] += int(parse.get("malformed", 0)) + int(parse.get("truncated", 0))
-        diagnostics["unknown_label"] += int(parse.get("unknown_label", 0))
-        diagnostics["mentions"] += int(parse.get("mentions", 0))
+        parses.append(record.get("parse") or {})
         timing = record.get("timing") or {}
         if "batch_seconds" in timing:
             seconds += timing["batch_seconds"] / max(1, timing.get("batch_size", 1))
@@ -113,6 +110,13 @@ def analyse(path: str | Path, strict: bool = False) -> dict:
             timed += 1
     if not gold_all:
         raise DataError(str(path), "no records")
+    totals = total_diagnostics(parses)
+    diagnostics = {
+        "hallucinated": totals["hallucinated"],
+        "parse_failures": totals["malformed"] + totals["truncated"],
+        "unknown_label": totals["unknown_label"],
+        "mentions": totals["mentions"],
+    }
     result = score_tags(gold_all, pred_all, strict)
     result["errors"] = {kind: errors[kind] for kind in ERROR_KINDS}
     result["diagnostics"] = dict(diagnostics)

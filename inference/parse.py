@@ -16,7 +16,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 
-from instruct_ner.inference.parser import parse_response
+from instruct_ner.inference.parser import parse_response, total_diagnostics
 from instruct_ner.prompts.examples import DataError, Example, labels_of
 from instruct_ner.prompts.formats import FORMAT_NAMES
 from instruct_ner.prompts.jsonl import iter_jsonl, write_jsonl
@@ -64,12 +64,7 @@ def parse_record(record: dict, where: str, text_field: str, labels=None, respons
 
 
 def summarise(records: list[dict]) -> Counter:
-    totals: Counter = Counter()
-    for record in records:
-        for key, value in record["parse"].items():
-            if isinstance(value, (int, bool)):
-                totals[key] += int(value)
-    return totals
+    return total_diagnostics(record["parse"] for record in records)
 
 
 def main(argv: list[str] | None = None) -> int:

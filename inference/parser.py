@@ -25,9 +25,11 @@ model output; it only raises on a bad call (an unknown format).
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-from instruct_ner.prompts.examples import Entity, Example, spans_to_tags
+from instruct_ner.prompts.examples import Entity, Example, snap_span, spans_to_tags
 from instruct_ner.prompts.formats import Mention, ReadMentions, aligned_occurrences, get_format
 
 LABEL_ALIASES = {
@@ -78,6 +80,18 @@ class ParseDiagnostics:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def total_diagnostics(diagnostics: Iterable[dict]) -> Counter:
+    """Every count (and flag, as 0/1) of many records' parse diagnostics, summed: what parse, score and
+    compare report. Example: total_diagnostics([{"hallucinated": 1}, {"hallucinated": 2}])["hallucinated"] -> 3
+    """
+    totals: Counter = Counter()
+    for record_diagnostics in diagnostics:
+        for key, value in record_diagnostics.items():
+            if isinstance(value, (int, bool)):
+                totals[key] += int(value)
+    return totals
 
 
 @dataclass
@@ -209,12 +223,12 @@ def snap_to_tokens(
     """Token spans (label, first token, last token + 1) covering each character span."""
     token_spans = []
     for label, start, end in spans:
-        covered = [i for i, (s, e) in enumerate(example.offsets) if s < end and e > start]
-        if not covered:
+        snapped = snap_span(example.offsets, start, end)
+        if snapped is None:
             diagnostics.hallucinated += 1  # only whitespace matched
             continue
-        first, last = covered[0], covered[-1] + 1
-        if example.offsets[first][0] != start or example.offsets[last - 1][1] != end:
+        first, last, widened = snapped
+        if widened:
             diagnostics.snapped += 1
         token_spans.append((label, first, last))
     return token_spans

@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from instruct_ner.inference.parser import total_diagnostics
 from instruct_ner.prompts.examples import DataError, labels_of, tags_to_spans
 from instruct_ner.prompts.jsonl import iter_jsonl
 
@@ -116,7 +117,8 @@ def score_file(path: str | Path, strict: bool = False) -> dict:
     gold, pred, diagnostics = read_tag_pairs(path)
     result = score_tags(gold, pred, strict)
     if diagnostics:
-        result["parse"] = {key: sum(int(d.get(key, 0)) for d in diagnostics) for key in DIAGNOSTIC_KEYS}
+        totals = total_diagnostics(diagnostics)
+        result["parse"] = {key: totals[key] for key in DIAGNOSTIC_KEYS}
     result["file"] = str(path)
     result["mode"] = "strict" if strict else "conlleval"
     return result

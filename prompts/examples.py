@@ -114,6 +114,19 @@ def join_tokens(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
     return " ".join(tokens), offsets
 
 
+def snap_span(offsets: list[tuple[int, int]], start: int, end: int) -> tuple[int, int, bool] | None:
+    """The tokens a character span [start, end) touches: (first token, last token + 1, widened), where
+    `widened` says the span did not fall on token bounds; None when it touches no token.
+
+    Example: snap_span([(0, 2), (3, 10)], 1, 5) -> (0, 2, True); snap_span([(0, 2)], 0, 2) -> (0, 1, False)
+    """
+    covered = [i for i, (s, e) in enumerate(offsets) if s < end and e > start]
+    if not covered:
+        return None
+    first, last = covered[0], covered[-1] + 1
+    return first, last, offsets[first][0] != start or offsets[last - 1][1] != end
+
+
 def tags_to_spans(tags: list[str]) -> list[tuple[str, int, int]]:
     """Entity spans (label, start, end-exclusive) from IOB2 tags, read leniently as conlleval does.
 

@@ -37,6 +37,7 @@ from instruct_ner.prompts.examples import (
     iob2_error,
     is_iob1,
     labels_of,
+    snap_span,
     spans_to_tags,
 )
 from instruct_ner.prompts.jsonl import iter_jsonl
@@ -440,11 +441,11 @@ def example_from_text(
     offsets = [(start, end) for _, start, end in tokenized]
     token_spans = []
     for label, start, end in char_spans:
-        covered = [i for i, (s, e) in enumerate(offsets) if s < end and e > start]
-        if not covered:
+        snapped = snap_span(offsets, start, end)
+        if snapped is None:
             raise DataError(where, f"entity {text[start:end]!r} ({label}) covers no token", "entity_not_in_text")
-        first, last = covered[0], covered[-1] + 1
-        if offsets[first][0] != start or offsets[last - 1][1] != end:
+        first, last, widened = snapped
+        if widened:
             report.notes["entities_snapped_to_tokens"] += 1
         if token_spans and first < token_spans[-1][2]:
             raise DataError(where, f"entity {text[start:end]!r} ({label}) overlaps the previous one", "overlap")
