@@ -266,15 +266,17 @@ def run_training(config: TrainConfig, callbacks: list | None = None):
         results["final_eval_loss"] = trainer.evaluate()["eval_loss"]
     Path(config.output_dir, "train_results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     if config.merge:
-        export_merged(config, model_path)
+        export_merged(config, model_path, precision)
     return results, trainer.model, tokenizer
 
 
-def export_merged(config: TrainConfig, model_path: str) -> Path:
-    """Base model (reloaded in bf16, since a quantised base cannot be merged into) + adapter -> one folder."""
+def export_merged(config: TrainConfig, model_path: str, precision: str = "bf16") -> Path:
+    """Base model + adapter -> one folder, at the training precision (bf16 for a quantised base, which
+    cannot be merged into)."""
     from peft import PeftModel
 
-    base = load_causal_lm(model_path, "bf16", config.trust_remote_code)
+    precision = "bf16" if precision in ("8bit", "4bit") else precision
+    base = load_causal_lm(model_path, precision, config.trust_remote_code)
     merged = PeftModel.from_pretrained(base, config.output_dir).merge_and_unload()
     target = Path(config.output_dir) / "merged"
     merged.save_pretrained(str(target))

@@ -63,7 +63,7 @@ def check_entities(texts, predicted):
             assert entities == []
 
 
-@pytest.mark.parametrize("kind", ["generative", "tagger"])
+@pytest.mark.parametrize("kind", [pytest.param("generative", marks=pytest.mark.slow), "tagger"])
 def test_the_readme_snippet_on_each_kind_of_folder(kind, adapter, tagger, capsys, tmp_path):
     from instruct_ner.cli import main
 
@@ -77,11 +77,11 @@ def test_the_readme_snippet_on_each_kind_of_folder(kind, adapter, tagger, capsys
     # The API and the CLI run the same predictor: same entities, same scores.
     out = tmp_path / "cli.jsonl"
     command = "generate" if kind == "generative" else "tag"
-    assert main([command, "--adapter", str(folder), "--data", str(TEST_FILE), "--limit", "6", "--out", str(out)]) == 0
+    assert main([command, "--adapter", str(folder), "--data", str(TEST_FILE), "--limit", "3", "--out", str(out)]) == 0
     cli = [json.loads(line) for line in out.read_text().splitlines()]
     api = ner.predict([record["text"] for record in cli])
     assert [[e.to_dict() for e in entities] for entities in api] == [record["entities"] for record in cli]
-    assert ner.evaluate(TEST_FILE, limit=6)["micro"] == score(out)["micro"]
+    assert ner.evaluate(TEST_FILE, limit=3)["micro"] == score(out)["micro"]
     capsys.readouterr()
 
 

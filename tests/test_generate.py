@@ -81,18 +81,14 @@ def test_records_out_equal_records_in_in_input_order(tmp_path):
 
 def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path):
     records, examples, builder, gold = setup()
-    run_generation(
-        records, examples, builder, FakeGenerator(gold), tmp_path / "full.jsonl", batch_size=2
-    )
+    run_generation(records, examples, builder, FakeGenerator(gold), tmp_path / "full.jsonl", batch_size=2)
 
     def interrupt(written):
         raise KeyboardInterrupt
 
     partial = tmp_path / "partial.jsonl"
     with pytest.raises(KeyboardInterrupt):
-        run_generation(
-            records, examples, builder, FakeGenerator(gold), partial, batch_size=2, on_chunk=interrupt
-        )
+        run_generation(records, examples, builder, FakeGenerator(gold), partial, batch_size=2, on_chunk=interrupt)
     assert len(read(partial)) == 16  # one chunk of batch_size * 8 records was written
     with open(partial, "a") as handle:
         handle.write('{"id": "torn')  # a line cut by the crash
@@ -269,3 +265,38 @@ def test_every_batch_gets_its_examples(tmp_path):
     generator = FakeGenerator({})
     run_generation(records, examples, builder, generator, tmp_path / "o.jsonl")
     assert sorted(e.text for e in generator.examples) == sorted(e.text for e in examples)  # one batch
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [([], ("tiny/base", "fp32")), (["--precision", "auto", "--model", "other/model"], ("other/model", "auto"))],
+)
+def test_explicit_options_win_over_the_adapter(tmp_path, monkeypatch, argv, expected):
+    """`--precision auto` is the default value, but given explicitly it wins over the adapter's fp32."""
+    from instruct_ner.config import parse_config
+
+    adapter = fake_adapter(tmp_path)
+    saved = json.loads((adapter / "instruct_ner.json").read_text())
+    saved.update(base_model="tiny/base", precision="fp32")
+    (adapter / "instruct_ner.json").write_text(json.dumps(saved))
+    loaded = {}
+
+    def fake_load(builder, model, adapter, precision, *args):
+        loaded.update(model=model, precision=precision)
+
+    monkeypatch.setattr(generate_module.GenerativePredictor, "load", fake_load)
+    config = parse_config(
+        GenerateConfig, ["--data", str(TEST_FILE), "--out", "o.jsonl", "--adapter", str(adapter), *argv]
+    )
+    generate_module.load_predictor(config, PromptBuilder.from_dict(saved["prompt"]))
+    assert (loaded["model"], loaded["precision"]) == expected
+
+
+def test_the_generator_leaves_the_callers_tokenizer_alone(tiny_llama):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    tokenizer.padding_side = "right"
+    generator = HFGenerator(AutoModelForCausalLM.from_pretrained(tiny_llama).eval(), tokenizer, "instruction", False)
+    generator.generate(["### Input:\nEU rejects\n", "### Input:\nPeter Blair visits Rome today\n"], [3, 3])
+    assert tokenizer.padding_side == "right"

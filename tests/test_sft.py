@@ -1,5 +1,6 @@
 """Generative SFT on a tiny Llama built in the test: LoRA, loss masking, 8-bit, save/reload, overfitting."""
 
+import dataclasses
 import json
 
 import pytest
@@ -115,10 +116,29 @@ def test_overfits_a_handful_of_examples(tiny_llama, conll_file, tmp_path):
     assert sum(results["losses"][-5:]) / 5 < 0.3  # stated threshold: mean of the last 5 logged losses
 
 
-def test_resume_continues_from_the_latest_checkpoint(tiny_llama, conll_file, tmp_path):
-    run_training(config_for(tiny_llama, conll_file, tmp_path, max_steps=2, save_steps=2))
-    results, _, _ = run_training(config_for(tiny_llama, conll_file, tmp_path, max_steps=4, resume="latest"))
-    assert results["steps"] == 4
+def lora_weights(model) -> dict:
+    return {name: value.detach().clone() for name, value in model.state_dict().items() if "lora_" in name}
+
+
+def test_resume_equals_an_uninterrupted_run(tiny_llama, conll_file, tmp_path):
+    from transformers import TrainerCallback
+
+    class StopAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            control.should_training_stop = state.global_step == 2
+
+    common = dict(max_steps=4, save_steps=2, learning_rate=1e-2)
+    full, full_model, _ = run_training(config_for(tiny_llama, conll_file, tmp_path / "full", **common))
+    interrupted = config_for(tiny_llama, conll_file, tmp_path / "cut", **common)
+    first, _, _ = run_training(interrupted, callbacks=[StopAt()])
+    assert first["steps"] == 2 and (tmp_path / "cut" / "adapter" / "checkpoint-2").is_dir()
+    resumed, resumed_model, _ = run_training(
+        config_for(tiny_llama, conll_file, tmp_path / "cut", resume="latest", **common)
+    )
+    # A run that ignored the checkpoint would start again from fresh LoRA weights: other losses, other weights.
+    assert resumed["losses"] == pytest.approx(full["losses"], rel=1e-4) and len(full["losses"]) == 4
+    expected, got = lora_weights(full_model), lora_weights(resumed_model)
+    assert expected.keys() == got.keys() and all(torch.allclose(expected[k], got[k], atol=1e-5) for k in expected)
 
 
 @pytest.fixture
@@ -166,6 +186,52 @@ def test_prepared_jsonl_prompts_must_match_the_rebuilt_ones(conll_file, tmp_path
 
 
 def test_packing_and_merged_export(tiny_llama, conll_file, tmp_path):
-    results, _, _ = run_training(config_for(tiny_llama, conll_file, tmp_path, packing=True, max_steps=2, merge=True))
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    config = config_for(tiny_llama, conll_file, tmp_path, packing=True, max_steps=2, merge=True, learning_rate=1e-2)
+    results, _, _ = run_training(config)
     assert results["steps"] == 2
-    assert (tmp_path / "adapter" / "merged" / "config.json").exists()
+    adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), config.output_dir).eval()
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "adapter" / "merged").eval()
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    inputs = AutoTokenizer.from_pretrained(tmp_path / "adapter" / "merged")(
+        ["EU rejects German call"], return_tensors="pt"
+    )
+    with torch.no_grad():
+        expected, got = adapter(**inputs).logits, merged(**inputs).logits
+        assert not torch.allclose(base(**inputs).logits, expected, atol=1e-3)  # the adapter changed something
+    assert merged.dtype == torch.float32 and torch.allclose(got, expected, atol=1e-4)
+
+
+def test_an_explicit_template_wins_over_the_prepared_records(conll_file, tmp_path, no_model_loading):
+    """`--template ner-list.en` is the default value, but given explicitly it is not replaced by the records'."""
+    from instruct_ner.cli import main
+
+    pairs = tmp_path / "pairs.jsonl"
+    main(["prepare", "--data", str(conll_file), "--out", str(pairs), "--template", "ner-inline.en"])
+    implicit = parse_config(TrainConfig, ["--data", str(pairs)])
+    assert training_pairs(implicit)[2].template.name == "ner-inline.en.v1"
+    explicit = parse_config(TrainConfig, ["--data", str(pairs), "--template", "ner-list.en"])
+    before = dataclasses.asdict(explicit)
+    with pytest.raises(ConfigError, match="differs from what template ner-list.en.v1"):
+        training_pairs(explicit)
+    training_pairs(implicit)
+    assert dataclasses.asdict(explicit) == before and implicit.template == "ner-list.en"  # configs not mutated
+
+
+def test_warmup_ratio_reaches_the_scheduler(tiny_llama, conll_file, tmp_path):
+    """warmup_ratio 0.5 of 4 steps: the learning rate rises for 2 steps, then decays."""
+    from transformers import TrainerCallback
+
+    rates = []
+
+    class Rates(TrainerCallback):
+        def on_step_end(self, args, state, control, optimizer=None, **kwargs):
+            rates.append(optimizer.param_groups[0]["lr"])
+
+    config = config_for(tiny_llama, conll_file, tmp_path, max_steps=4, warmup_ratio=0.5, learning_rate=1e-2)
+    run_training(config, callbacks=[Rates()])
+    assert rates[0] < rates[1] == pytest.approx(1e-2) and rates[1] > rates[2] > rates[3]
+    with pytest.raises(ConfigError, match=r"warmup_ratio must be in \[0, 1\)"):
+        config_for(tiny_llama, conll_file, tmp_path, warmup_ratio=1.0)

@@ -13,7 +13,7 @@ from instruct_ner.sft.crf import CRF, constrained_decode
 from instruct_ner.sft.tagger import encode_examples, load_tagger, predict, set_attention, tag_names
 from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
 
-from instruct_ner.config import ConfigError
+from instruct_ner.config import ConfigError, parse_config
 
 
 @pytest.mark.parametrize("attention", ["causal", "bidirectional"])
@@ -167,12 +167,30 @@ def test_texts_longer_than_the_context_are_windowed_with_a_warning(tiny_llama):
     assert sum(len(e.word_index) for e in encoded) == 300 and all(len(e.input_ids) <= 64 for e in encoded)
 
 
-def test_tagger_resume_continues_from_the_latest_checkpoint(tiny_llama, conll_file, tmp_path):
-    train_tagger(tagger_config(tiny_llama, conll_file, tmp_path, max_steps=2, save_steps=1, head="linear", loss="ce"))
-    results, _, _ = train_tagger(
-        tagger_config(tiny_llama, conll_file, tmp_path, max_steps=4, head="linear", loss="ce", resume="latest")
+def test_tagger_resume_equals_an_uninterrupted_run(tiny_llama, conll_file, tmp_path):
+    def stop_at_3(step):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    common = dict(max_steps=5, save_steps=2, head="crf", loss="compound", learning_rate=5e-3)
+    common.update(dropout=0.0, lora_dropout=0.0)  # no random draws, so that losses compare exactly
+    full, full_model, _ = train_tagger(tagger_config(tiny_llama, conll_file, tmp_path / "full", **common))
+    with pytest.raises(KeyboardInterrupt):
+        train_tagger(tagger_config(tiny_llama, conll_file, tmp_path / "cut", **common), step_callback=stop_at_3)
+    resumed, resumed_model, _ = train_tagger(
+        tagger_config(tiny_llama, conll_file, tmp_path / "cut", resume="latest", **common)
     )
-    assert results["steps"] == 4 and len(results["losses"]) == 4
+    # Steps 3 to 5 after the checkpoint of step 2; a run that ignored it would differ from step 1 on.
+    assert resumed["losses"] == pytest.approx(full["losses"], rel=1e-4) and len(full["losses"]) == 5
+    expected, got = full_model.state_dict(), resumed_model.state_dict()
+    assert all(torch.allclose(expected[k], got[k], atol=1e-5) for k in expected)
+
+
+def test_bilstm_crf_freezes_the_backbone_unless_told_otherwise(conll_file):
+    assert TaggerConfig(data=str(conll_file), head="bilstm-crf").freeze_backbone is True
+    assert TaggerConfig(data=str(conll_file), head="crf").freeze_backbone is False
+    with pytest.raises(ConfigError, match="bilstm-crf reads a frozen backbone"):
+        parse_config(TaggerConfig, ["--data", str(conll_file), "--head", "bilstm-crf", "--freeze_backbone", "false"])
 
 
 def test_compound_loss_needs_a_crf_head(conll_file):
