@@ -127,15 +127,21 @@ def test_resume_equals_an_uninterrupted_run(tiny_llama, conll_file, tmp_path):
         def on_step_end(self, args, state, control, **kwargs):
             control.should_training_stop = state.global_step == 2
 
+    class Steps(TrainerCallback):  # the optimizer steps a run really takes
+        taken = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.taken.append(state.global_step)
+
     common = dict(max_steps=4, save_steps=2, learning_rate=1e-2)
     full, full_model, _ = run_training(config_for(tiny_llama, conll_file, tmp_path / "full", **common))
     interrupted = config_for(tiny_llama, conll_file, tmp_path / "cut", **common)
     first, _, _ = run_training(interrupted, callbacks=[StopAt()])
     assert first["steps"] == 2 and (tmp_path / "cut" / "adapter" / "checkpoint-2").is_dir()
-    resumed, resumed_model, _ = run_training(
-        config_for(tiny_llama, conll_file, tmp_path / "cut", resume="latest", **common)
-    )
-    # A run that ignored the checkpoint would start again from fresh LoRA weights: other losses, other weights.
+    resumed_config = config_for(tiny_llama, conll_file, tmp_path / "cut", resume="latest", **common)
+    resumed, resumed_model, _ = run_training(resumed_config, callbacks=[Steps()])
+    assert Steps.taken == [3, 4]  # only what was left
+    # The same losses and weights as the run that was never stopped (optimizer, schedule and data order restored).
     assert resumed["losses"] == pytest.approx(full["losses"], rel=1e-4) and len(full["losses"]) == 4
     expected, got = lora_weights(full_model), lora_weights(resumed_model)
     assert expected.keys() == got.keys() and all(torch.allclose(expected[k], got[k], atol=1e-5) for k in expected)

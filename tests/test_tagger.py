@@ -177,10 +177,12 @@ def test_tagger_resume_equals_an_uninterrupted_run(tiny_llama, conll_file, tmp_p
     full, full_model, _ = train_tagger(tagger_config(tiny_llama, conll_file, tmp_path / "full", **common))
     with pytest.raises(KeyboardInterrupt):
         train_tagger(tagger_config(tiny_llama, conll_file, tmp_path / "cut", **common), step_callback=stop_at_3)
+    taken = []
     resumed, resumed_model, _ = train_tagger(
-        tagger_config(tiny_llama, conll_file, tmp_path / "cut", resume="latest", **common)
+        tagger_config(tiny_llama, conll_file, tmp_path / "cut", resume="latest", **common), step_callback=taken.append
     )
-    # Steps 3 to 5 after the checkpoint of step 2; a run that ignored it would differ from step 1 on.
+    assert taken == [3, 4, 5]  # only what was left after the checkpoint of step 2
+    # The same losses and weights as the run that was never stopped (optimizer, schedule and data order restored).
     assert resumed["losses"] == pytest.approx(full["losses"], rel=1e-4) and len(full["losses"]) == 5
     expected, got = full_model.state_dict(), resumed_model.state_dict()
     assert all(torch.allclose(expected[k], got[k], atol=1e-5) for k in expected)
