@@ -145,12 +145,33 @@ def replace_config(config, **changes):
     return copy
 
 
+def shipped_recipes() -> dict[str, Path]:
+    """The recipes installed with the package (`sft/recipes/*.yaml`), by name without `.yaml`."""
+    from importlib.resources import files
+
+    folder = Path(str(files("instruct_ner.sft") / "recipes"))
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def resolve_recipe(path: str) -> Path:
+    """A recipe file, or a shipped recipe by name or by its path in a checkout (works from any directory).
+
+    Example: resolve_recipe("smollm2-conll2003-cpu").name -> "smollm2-conll2003-cpu.yaml"
+    """
+    if Path(path).exists():
+        return Path(path)
+    shipped = shipped_recipes()
+    name = Path(path).name.removesuffix(".yaml")
+    if name in shipped and (Path(path).parent.as_posix() in (".", "sft/recipes")):
+        return shipped[name]
+    raise ConfigError(f"config file {path} not found; shipped recipes: {', '.join(shipped)}")
+
+
 def load_recipe(path: str | None, config_class) -> dict:
     """The flat mapping of a YAML recipe, checked against the config's field names."""
     if not path:
         return {}
-    if not Path(path).exists():
-        raise ConfigError(f"config file {path} not found")
+    path = resolve_recipe(path)
     values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path}: expected a flat mapping of field: value")
