@@ -205,13 +205,18 @@ class TaggerPredictor(Predictor):
 
     @classmethod
     def from_artifact(
-        cls, folder: str | Path, artifact: Artifact | None = None, model: str | None = None, precision=None
+        cls,
+        folder: str | Path,
+        artifact: Artifact | None = None,
+        model: str | None = None,
+        precision=None,
+        trust_remote_code: bool = False,
     ) -> TaggerPredictor:
         """A folder from train-tagger; `model` / `precision` (when given) win over the saved ones."""
         from instruct_ner.sft.tagger import load_tagger
 
         artifact = artifact or Artifact.load(folder, kind="tagger")
-        tagger, tokenizer, artifact = load_tagger(folder, model, precision, artifact)
+        tagger, tokenizer, artifact = load_tagger(folder, model, precision, artifact, trust_remote_code)
         return cls(tagger, tokenizer, artifact, str(folder))
 
     def outputs(self, records, examples, options: RunOptions, start: int = 0) -> Iterator[list[dict]]:
@@ -245,5 +250,7 @@ def load_predictor(folder: str | Path, model: str | None = None, precision: str 
     """The predictor of a trained folder of either kind (read from its artifact description)."""
     artifact = Artifact.load(folder)
     if artifact.kind == "tagger":
-        return TaggerPredictor.from_artifact(folder, artifact, model, precision)
+        return TaggerPredictor.from_artifact(
+            folder, artifact, model, precision, options.get("trust_remote_code", False)
+        )
     return GenerativePredictor.from_artifact(folder, artifact, model, precision, **options)

@@ -48,6 +48,7 @@ def tag(config: TagConfig) -> dict:
         artifact,
         config.model if "model" in given else None,
         config.precision if "precision" in given else None,
+        config.trust_remote_code,
     )
     started = time.perf_counter()
     outputs = predictor.predict(examples, config.batch_size, records)

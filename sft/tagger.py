@@ -277,7 +277,13 @@ def save_tagger(model: TokenTagger, tokenizer, output_dir: str | Path, artifact)
     artifact.save(output_dir)
 
 
-def load_tagger(adapter_dir: str | Path, model: str | None = None, precision: str | None = None, artifact=None):
+def load_tagger(
+    adapter_dir: str | Path,
+    model: str | None = None,
+    precision: str | None = None,
+    artifact=None,
+    trust_remote_code=False,
+):
     """(TokenTagger, tokenizer, Artifact) from a folder written by `instruct-ner train-tagger`.
 
     `model` and `precision` (when given) win over the ones saved with the tagger.
@@ -290,7 +296,7 @@ def load_tagger(adapter_dir: str | Path, model: str | None = None, precision: st
     artifact = artifact or Artifact.load(adapter_dir, kind="tagger")
     saved = artifact.tagger
     model_path = resolve_model(model or artifact.base_model)
-    backbone = load_backbone(model_path, precision or artifact.precision, saved["attention"])
+    backbone = load_backbone(model_path, precision or artifact.precision, saved["attention"], trust_remote_code)
     if (adapter_dir / "adapter_config.json").exists():
         backbone = PeftModel.from_pretrained(backbone, str(adapter_dir))
         set_attention(backbone, saved["attention"])

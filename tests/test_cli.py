@@ -136,3 +136,25 @@ def test_a_positional_path_is_a_shorthand_for_data(capsys, tmp_path):
     assert run(capsys, "score", data)[1] == run(capsys, "score", "--data", data)[1]
     code, _, err = run(capsys, "score", data, "--data", data)
     assert code == 2 and "data given twice" in err
+
+
+def test_every_command_in_the_readme_and_the_docstrings_uses_known_options(capsys):
+    import importlib
+
+    from conftest import ROOT
+
+    texts = [(ROOT / "README.md").read_text(encoding="utf-8")]
+    texts += [importlib.import_module(module).__doc__ or "" for module, _ in SUBCOMMANDS.values()]
+    known = {}
+    checked = 0
+    for text in texts:
+        for line in text.replace("\\\n", " ").splitlines():
+            for name, rest in re.findall(r"instruct-ner ([a-z-]+)([^`|\n]*)", line):
+                if name not in SUBCOMMANDS:
+                    continue
+                if name not in known:
+                    known[name] = set(re.findall(r"(?<![\w-])--[a-z][a-z_-]*", help_of(capsys, name)))
+                unknown = set(re.findall(r"(?<![\w-])--[a-z][a-z_-]*", rest)) - known[name]
+                assert not unknown, f"instruct-ner {name}: {sorted(unknown)} in {line.strip()!r}"
+                checked += 1
+    assert checked > 20
