@@ -117,7 +117,12 @@ class GenerativePredictor(Predictor):
             if not is_quantized(loaded):
                 loaded = loaded.merge_and_unload()  # same outputs, no LoRA overhead per token
         loaded.eval()
-        options = DecodeOptions(builder.response_format, builder.labels, stop_runaway, constrain)
+        options = DecodeOptions(
+            response_format=builder.response_format,
+            labels=builder.labels,
+            stop_runaway=stop_runaway,
+            constrain=constrain,
+        )
         generator = HFGenerator(loaded, tokenizer, builder.style, share_prefix, options)
         return cls(builder, generator, str(adapter) if adapter else None)
 

@@ -158,3 +158,17 @@ def test_every_command_in_the_readme_and_the_docstrings_uses_known_options(capsy
                 assert not unknown, f"instruct-ner {name}: {sorted(unknown)} in {line.strip()!r}"
                 checked += 1
     assert checked > 20
+
+
+def test_fields_set_records_what_the_recipe_and_the_flags_gave(tmp_path):
+    from instruct_ner.prompts.prepare import PrepareConfig
+
+    from instruct_ner.config import fields_set, make_config, parse_config
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data: a.txt\nstyle: instruction\n")  # style: the default value, given explicitly
+    config = parse_config(PrepareConfig, ["--config", str(recipe), "--out", "o.jsonl", "--template", "ner-list.en"])
+    assert fields_set(config) == {"data", "style", "out", "template"}
+    values = {"data": "a.txt", "out": "o.jsonl", "limit": "3"}
+    assert make_config(PrepareConfig, values).limit == 3 and values["limit"] == "3"  # the mapping is not changed
+    assert fields_set(PrepareConfig(data="a.txt", out="o.jsonl", style="instruction")) == {"data", "out"}
