@@ -28,11 +28,14 @@ EMBEDDED = "embedded"  # how an artifact names the embedded default as its base 
 
 
 def model_reference(name_or_path: str | None) -> str:
-    """What an artifact records as its base model: the name given, or EMBEDDED when none was.
+    """What an artifact records as its base model: EMBEDDED when none was named, a local folder as an
+    absolute path (so the artifact works from any directory), a hub id as it is.
 
     Example: model_reference("") -> "embedded"; model_reference("meta-llama/Llama-3.2-1B") -> same
     """
-    return name_or_path or EMBEDDED
+    if not name_or_path:
+        return EMBEDDED
+    return str(Path(name_or_path).resolve()) if Path(name_or_path).is_dir() else name_or_path
 
 
 def is_quantized(model) -> bool:
