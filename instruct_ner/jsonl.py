@@ -1,16 +1,24 @@
-"""JSONL in and out: the one file format every stage reads and writes.
+"""JSONL in and out: the one file format every stage reads and writes, and the rules every output obeys.
 
-Readers report the file and line of a malformed record; the writer flushes each record so that an
-interrupted run leaves a valid file up to its last complete line.
+Readers report the file and line of a malformed record (a UTF-8 BOM is stripped, bytes that are not
+UTF-8 are an error naming the line). Outputs never destroy input: `check_output` refuses an output path
+that is a folder or one of the inputs, and `write_jsonl` writes a new file to a temporary file beside
+it, renamed into place only when every record is written (an interrupted stage leaves the old file, or
+none, never half of one). Appending (`append=True`, used by `generate --resume`) writes in place and
+flushes each record, so an interrupted run leaves a valid file up to its last complete line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from instruct_ner.prompts.examples import DataError
+from instruct_ner.prompts.textio import read_text, split_lines
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[str, dict]]:
@@ -18,32 +26,95 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[str, dict]]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(
-                    where, f"not valid JSON ({error.msg}); expected one JSON object per line", "bad_json"
-                ) from None
-            if not isinstance(record, dict):
-                raise DataError(where, f"expected a JSON object, found {type(record).__name__}", "bad_json")
-            yield where, record
+    for line_number, line in enumerate(split_lines(read_text(path, "JSONL file")), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{line_number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(
+                where, f"not valid JSON ({error.msg}); expected one JSON object per line", "bad_json"
+            ) from None
+        except RecursionError:
+            raise DataError(where, "JSON nested too deeply; expected one flat record per line", "bad_json") from None
+        if not isinstance(record, dict):
+            raise DataError(where, f"expected a JSON object, found {type(record).__name__}", "bad_json")
+        yield where, record
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
     return [record for _, record in iter_jsonl(path)]
 
 
-def write_jsonl(path: str | Path, records: Iterable[dict], append: bool = False) -> int:
-    """Write records one per line (UTF-8, not ASCII-escaped); returns how many were written."""
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file (symlinks and relative paths resolved).
+
+    Example: same_file("runs/a.jsonl", "./runs/../runs/a.jsonl") -> True
+    """
+    a, b = Path(a), Path(b)
+    with contextlib.suppress(OSError):
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def check_output(out: str | Path, *inputs: str | Path | None, flag: str = "--out", overwrite: bool = True) -> Path:
+    """Refuse an output path that is a folder, one of the inputs, or (overwrite=False) an existing file.
+
+    Example: check_output("data.jsonl", "data.jsonl") raises DataError("data.jsonl: ... is also an input")
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise DataError(str(out), f"{flag} is a folder; expected a file path", "out_is_folder")
+    for source in inputs:
+        if source is not None and str(source) and same_file(out, source):
+            raise DataError(str(out), f"{flag} is also an input ({source}); it would be overwritten", "out_is_input")
+    if not overwrite and out.exists():
+        raise DataError(str(out), f"{flag} exists; choose a new path or remove it first", "out_exists")
+    return out
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path beside `path`; on success it is renamed onto `path`, on failure removed."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(str(path), "is a folder; expected a file path", "out_is_folder")
     path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a whole text file through a temporary file renamed into place."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
+def write_jsonl(path: str | Path, records: Iterable[dict], append: bool = False) -> int:
+    """Write records one per line (UTF-8, not ASCII-escaped); returns how many were written.
+
+    A new file is written atomically (temporary file, renamed at the end); `append=True` adds to the file
+    in place, one flushed line per record.
+    """
+    path = Path(path)
+    if append:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return _write_lines(path, records, "a")
+    with atomic_path(path) as temporary:
+        return _write_lines(temporary, records, "w")
+
+
+def _write_lines(path: Path, records: Iterable[dict], mode: str) -> int:
     count = 0
-    with open(path, "a" if append else "w", encoding="utf-8") as handle:
+    with open(path, mode, encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             handle.flush()
