@@ -11,7 +11,9 @@ records carry timing; and an error analysis over entity spans:
   diagnostics, for generative systems.
 
 Writes `report.md`, `report.json` and PNG figures (F1 per type for all systems; a type confusion
-matrix per system) into the output folder.
+matrix per system) into the output folder (a new or existing folder; an existing file there is refused).
+The files compared must hold the same records (same ids and tokens, in the same order): anything else
+is an error naming the first record that differs.
 
 Examples:
     instruct-ner compare runs/generative.jsonl runs/tagger.jsonl --out report/
@@ -26,11 +28,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from instruct_ner.inference.score import score_tags
+from instruct_ner.inference.score import check_tag_record, score_tags
 from instruct_ner.prompts.examples import DataError, tags_to_spans
 
 from instruct_ner.config import ConfigError, parse_config
-from instruct_ner.jsonl import iter_jsonl
+from instruct_ner.jsonl import iter_jsonl, write_text_atomic
 
 ERROR_KINDS = ("correct", "wrong_type", "boundary", "boundary_and_type", "spurious", "missed")
 NONE = "(none)"
@@ -86,12 +88,10 @@ def analyse(path: str | Path, strict: bool = False) -> dict:
     """Scores, error analysis, confusion and throughput of one prediction file."""
     gold_all, pred_all, errors, confusion, diagnostics = [], [], Counter(), Counter(), Counter()
     seconds, timed = 0.0, 0
+    keys = []
     for where, record in iter_jsonl(path):
-        for key in ("tags", "pred_tags"):
-            if not isinstance(record.get(key), list):
-                raise DataError(where, f"record has no {key!r} list (compare reads generate, tag or parse output)")
-        if len(record["tags"]) != len(record["pred_tags"]):
-            raise DataError(where, f"{len(record['tags'])} tags but {len(record['pred_tags'])} pred_tags")
+        check_tag_record(record, where)
+        keys.append((where, record.get("id"), record.get("tokens")))
         gold_all.append(record["tags"])
         pred_all.append(record["pred_tags"])
         sentence_errors, sentence_confusion = classify_errors(
@@ -122,7 +122,34 @@ def analyse(path: str | Path, strict: bool = False) -> dict:
     result["confusion"] = [[g, p, n] for (g, p), n in sorted(confusion.items())]
     result["sentences_per_second"] = timed / seconds if timed == len(gold_all) and seconds > 0 else None
     result["file"] = str(path)
+    result["records"] = keys
     return result
+
+
+def check_same_records(systems: dict[str, dict]) -> None:
+    """Every file holds the same records in the same order (ids and tokens), or DataError names the first difference.
+
+    Example: files with ids [1, 2] and [2, 1] -> DataError("b.jsonl:1: record id '2' (tokens ...) where a.jsonl:1 has
+        id '1'; compare needs the same records in the same order")
+    """
+    first, *others = systems.values()
+    reference = first["records"]
+    for result in others:
+        records = result["records"]
+        for (where_a, id_a, tokens_a), (where_b, id_b, tokens_b) in zip(reference, records):
+            if id_a != id_b or tokens_a != tokens_b:
+                what = f"record id {id_b!r}" if id_a != id_b else f"record id {id_b!r} with other tokens"
+                raise DataError(
+                    where_b,
+                    f"{what} where {where_a} has id {id_a!r}; compare needs the same records in the same order",
+                    "mismatch",
+                )
+        if len(records) != len(reference):
+            raise DataError(
+                result["file"],
+                f"{len(records)} records but {first['file']} has {len(reference)}; compare needs the same records",
+                "mismatch",
+            )
 
 
 def markdown(systems: dict[str, dict]) -> str:
@@ -206,11 +233,16 @@ def compare(config: CompareConfig) -> dict:
     names = config.names or [Path(p).stem for p in config.inputs]
     if len(set(names)) != len(names):
         raise ConfigError(f"system names must differ: {names}; pass --names")
-    systems = {name: analyse(path, config.strict) for name, path in zip(names, config.inputs)}
     out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise DataError(str(out), "--out exists and is a file; compare writes a folder of reports", "out_is_file")
+    systems = {name: analyse(path, config.strict) for name, path in zip(names, config.inputs)}
+    check_same_records(systems)
+    for result in systems.values():
+        del result["records"]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(systems, indent=2), encoding="utf-8")
-    (out / "report.md").write_text(markdown(systems), encoding="utf-8")
+    write_text_atomic(out / "report.json", json.dumps(systems, indent=2))
+    write_text_atomic(out / "report.md", markdown(systems))
     figures(systems, out)
     return systems
 

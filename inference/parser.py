@@ -262,6 +262,9 @@ class _Finder:
 
     def _find(self, needle: str, occurrence: int | None, cursor: int) -> tuple[int, int] | None:
         """The best span: on token bounds in the first view that has one, else the first span that cuts a word."""
+        loosest, transform, _ = self.views[-1]
+        if (target := transform(needle)) and loosest.text.find(target, loosest.position(cursor)) < 0:
+            return None  # in no view: one search instead of one per view
         if occurrence and occurrence > 1:
             aligned = aligned_occurrences(self.text, self.example.offsets, needle, cursor)
             if len(aligned) >= occurrence:
