@@ -31,7 +31,7 @@ import bisect
 import re
 from dataclasses import dataclass, field
 
-from instruct_ner.prompts.examples import Example
+from instruct_ner.prompts.examples import DataError, Example
 
 FORMAT_NAMES = ("entity_list", "inline")
 
@@ -235,5 +235,5 @@ FORMATS = {"entity_list": EntityListFormat(), "inline": InlineFormat()}
 
 def get_format(name: str):
     if name not in FORMATS:
-        raise ValueError(f"unknown response format {name!r}; expected one of {', '.join(FORMATS)}")
+        raise DataError("response_format", f"unknown response format {name!r}; expected one of {', '.join(FORMATS)}")
     return FORMATS[name]
