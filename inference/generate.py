@@ -52,7 +52,7 @@ from instruct_ner.prompts.templates import PromptBuilder, PromptOptions, builder
 from instruct_ner.sft.train import DEFAULT_TEMPLATE, ModelOptions, load_inference_config
 
 from instruct_ner.config import ConfigError, parse_config
-from instruct_ner.jsonl import iter_jsonl, write_jsonl
+from instruct_ner.jsonl import check_output, check_run_settings, iter_jsonl, read_jsonl, write_jsonl
 
 
 @dataclass
@@ -127,6 +127,20 @@ def chunks(order: list[int], size: int) -> Iterable[list[int]]:
         yield order[start : start + size]
 
 
+def generation_order(count: int, chunk_size: int, length: Callable[[int], int] | None = None) -> list[int]:
+    """Input positions in the order they are generated and written: chunks of `chunk_size` consecutive
+    records, each sorted by `length` when given. The chunks are fixed by input position, so the order is
+    the same in a resumed run.
+
+    Example: generation_order(5, 3, lambda i: -i) -> [2, 1, 0, 4, 3]
+    """
+    order: list[int] = []
+    for start in range(0, count, chunk_size):
+        chunk = list(range(start, min(count, start + chunk_size)))
+        order += sorted(chunk, key=length) if length is not None else chunk
+    return order
+
+
 def completed_records(out: Path, records: list[dict]) -> int:
     """How many leading input records a partial output already holds (a torn last line is dropped)."""
     if not out.exists():
@@ -157,24 +171,35 @@ def run_generation(
 ) -> dict:
     """Generate, parse and write one output record per input record, in input order. Returns run figures."""
     out = Path(out)
-    done = completed_records(out, records) if resume else 0
+    prompts = [builder.build(example) for example in examples]
+    prompt_inputs = [p["messages"] if "messages" in p else p["prompt"] for p in prompts]
+    # Each batch is written as soon as it is done (an interrupt loses at most one batch), in generation order;
+    # the finished file is put back into input order at the end.
+    chunk_size = batch_size * 8
+    length = (lambda i: generator.prompt_length(prompt_inputs[i])) if sort_by_length else None
+    order = generation_order(len(records), chunk_size, length)
+    done = 0
+    if resume:
+        try:
+            done = completed_records(out, [records[i] for i in order])
+        except DataError:
+            if completed_records(out, records) != len(records):  # a finished file, already in input order
+                raise
+            done, order = len(records), list(range(len(records)))
     if not resume and out.exists():
         out.unlink()
     out.parent.mkdir(parents=True, exist_ok=True)
-    prompts = [builder.build(example) for example in examples]
-    prompt_inputs = [p["messages"] if "messages" in p else p["prompt"] for p in prompts]
     limits = [
         min(max_new_tokens or math.inf, length_bound(generator.text_length(e.text), builder.response_format))
         for e in examples
     ]
-    todo = list(range(done, len(records)))
-    generator.prepare([prompt_inputs[i] for i in range(done, len(records))])
+    todo = order[done:]
+    generator.prepare([prompt_inputs[i] for i in todo])
     bar = _progress(len(records), done, progress)
     started, new_tokens, written = time.perf_counter(), 0, done
-    for chunk in chunks(todo, batch_size * 8):
-        order = sorted(chunk, key=lambda i: generator.prompt_length(prompt_inputs[i])) if sort_by_length else chunk
-        results: dict[int, dict] = {}
-        for batch in chunks(order, batch_size):
+    for chunk_start in range(0, len(order), chunk_size):
+        chunk = order[max(chunk_start, done) : chunk_start + chunk_size]
+        for batch in chunks(chunk, batch_size):
             batch_started = time.perf_counter()
             outputs = generator.generate(
                 [prompt_inputs[i] for i in batch],
@@ -182,14 +207,18 @@ def run_generation(
                 [examples[i] for i in batch],
             )
             seconds = time.perf_counter() - batch_started
+            results = []
             for i, generated in zip(batch, outputs):
-                results[i] = output_record(records[i], examples[i], prompts[i], builder, generated, seconds, batch)
+                results.append(output_record(records[i], examples[i], prompts[i], builder, generated, seconds, batch))
                 new_tokens += generated.new_tokens
+            written += write_jsonl(out, results, append=True)
             bar.update(len(batch))
-        written += write_jsonl(out, (results[i] for i in chunk), append=True)
-        if on_chunk is not None:
+        if on_chunk is not None and chunk:
             on_chunk(written)
     bar.close()
+    if order != sorted(order):  # back to input order, atomically
+        written_records, position = read_jsonl(out), {i: k for k, i in enumerate(order)}
+        write_jsonl(out, [written_records[position[i]] for i in range(len(records))])
     seconds = time.perf_counter() - started
     generated_now = len(todo)
     return {
@@ -202,7 +231,7 @@ def run_generation(
 
 
 def output_record(record, example, prompt, builder, generated: Generated, batch_seconds, batch) -> dict:
-    parsed = parse_response(generated.text, example, builder.labels, builder.response_format)
+    parsed = parse_response(generated.text, example, builder.labels, builder.response_format, generated.hit_limit)
     diagnostics = parsed.diagnostics.to_dict()
     diagnostics["hit_max_new_tokens"] = generated.hit_limit
     diagnostics["stopped_runaway"] = generated.stopped_runaway
@@ -275,9 +304,11 @@ def check_paths(config: GenerateConfig) -> None:
 
 
 def generate(config: GenerateConfig) -> dict:
+    check_output(config.out, config.data, config.few_shot_from)
     check_paths(config)
     records, examples = input_records(config)
     builder = prompt_builder(config, examples, records)
+    check_run_settings(config.out, run_settings(config, builder), config.resume)
     generator = load_generator(config, builder)
     figures = run_generation(
         records,
@@ -292,6 +323,19 @@ def generate(config: GenerateConfig) -> dict:
         config.progress,
     )
     return figures
+
+
+def run_settings(config: GenerateConfig, builder: PromptBuilder) -> dict:
+    """What decides the generations of a run; `--resume` refuses to continue a file made with other settings."""
+    return {
+        **builder.to_dict(),
+        "model": base_model_name(config) or "embedded",
+        "adapter": str(Path(config.adapter).resolve()) if config.adapter else None,
+        "precision": config.precision,
+        "max_new_tokens": config.max_new_tokens,
+        "stop_runaway": config.stop_runaway,
+        "constrain": getattr(config, "constrain", None),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -89,10 +89,32 @@ def build_parser(config_class, prog: str, description: str | None = None) -> arg
 def parse_config(config_class, argv: list[str] | None = None, prog: str = "instruct-ner", description=None):
     """Build a `config_class` from `--config FILE.yaml` and command-line flags (flags win)."""
     parser = build_parser(config_class, prog, description)
-    arguments = vars(parser.parse_args(sys.argv[1:] if argv is None else argv))
+    argv = _bool_flags_before_values(parser, sys.argv[1:] if argv is None else argv)
+    arguments = vars(parser.parse_args(argv))
     values = load_recipe(arguments.pop("config", None), config_class)
     values.update({k: v for k, v in arguments.items() if v is not None or k not in values})
     return make_config(config_class, values)
+
+
+BOOL_WORDS = {"1", "true", "yes", "on", "0", "false", "no", "off"}
+
+
+def _bool_flags_before_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """`--strict FILE` -> `--strict=true FILE`: a bool flag takes the next word only when it is true/false.
+
+    Example: ["--strict", "p.jsonl"] -> ["--strict=true", "p.jsonl"]; ["--strict", "false"] stays as it is
+    """
+    flags = {
+        flag
+        for action in parser._actions
+        if action.type is _parse_bool and action.nargs == "?"
+        for flag in action.option_strings
+    }
+    expanded = list(argv)
+    for i, word in enumerate(argv):
+        if word in flags and (i + 1 == len(argv) or argv[i + 1].lower() not in BOOL_WORDS):
+            expanded[i] = f"{word}=true"
+    return expanded
 
 
 def load_recipe(path: str | None, config_class) -> dict:

@@ -120,3 +120,51 @@ def _write_lines(path: Path, records: Iterable[dict], mode: str) -> int:
             handle.flush()
             count += 1
     return count
+
+
+def settings_path(out: str | Path) -> Path:
+    """The sidecar that records a resumable output's run settings. Example: "p.jsonl" -> "p.jsonl.settings.json"."""
+    out = Path(out)
+    return out.with_name(out.name + ".settings.json")
+
+
+def check_run_settings(out: str | Path, settings: dict, resume: bool) -> None:
+    """Record a run's settings beside its output; with `resume`, refuse a partial output made with other settings.
+
+    Example: a partial output of template ner-list.en.v1 resumed with ner-inline.en.v1 raises
+        DataError("p.jsonl.settings.json: --resume: template was 'ner-list.en.v1', now 'ner-inline.en.v1'; ...")
+    """
+    sidecar = settings_path(out)
+    settings = json.loads(json.dumps(settings, ensure_ascii=False))  # as it reads back from JSON
+    if resume and Path(out).exists() and Path(out).stat().st_size > 0:
+        if not sidecar.exists():
+            raise DataError(
+                str(out),
+                f"--resume: no {sidecar.name} beside it, so the settings it was made with are unknown; "
+                "start a new output (without --resume)",
+                "resume_mismatch",
+            )
+        try:
+            saved = json.loads(read_text(sidecar, "settings file"))
+        except json.JSONDecodeError as error:
+            raise DataError(f"{sidecar}:{error.lineno}", f"not valid JSON ({error.msg})", "bad_json") from None
+        if not isinstance(saved, dict):
+            raise DataError(str(sidecar), "expected a JSON object of run settings", "bad_json")
+        differences = [key for key in sorted(set(saved) | set(settings)) if saved.get(key) != settings.get(key)]
+        if differences:
+            shown = "; ".join(
+                f"{key} was {_short(saved.get(key))}, now {_short(settings.get(key))}" for key in differences[:3]
+            )
+            raise DataError(
+                str(sidecar),
+                f"--resume: the output was made with other settings ({shown}); resume with the same settings "
+                "or start a new output",
+                "resume_mismatch",
+            )
+        return
+    write_text_atomic(sidecar, json.dumps(settings, indent=2, ensure_ascii=False))
+
+
+def _short(value) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
