@@ -20,7 +20,7 @@ from instruct_ner.prompts.examples import DataError, labels_of, tags_to_spans
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 
 from instruct_ner.config import ConfigError, parse_config
-from instruct_ner.jsonl import write_jsonl
+from instruct_ner.jsonl import check_output, write_jsonl
 
 
 @dataclass
@@ -43,6 +43,7 @@ def tag(config: TagConfig) -> dict:
     from instruct_ner.sft.models import ModelError
     from instruct_ner.sft.tagger import TAGGER_CONFIG, load_tagger, predict
 
+    check_output(config.out, config.data)
     if not Path(config.adapter, TAGGER_CONFIG).exists():
         raise ModelError(f"{config.adapter}: no {TAGGER_CONFIG}; not a folder written by instruct-ner train-tagger")
     examples, report = load_examples(config.data, config)
