@@ -260,7 +260,10 @@ def checked_tags(tags: list[str], where_of, options: ReaderOptions, report: Read
     repaired = iob1_to_iob2(tags)
     for i, (before, after) in enumerate(zip(tags, repaired)):
         if before != after:
-            report.repair(where_of(i), f"{iob2_error(tags[: i + 1])[1].split(';')[0]}: read as {after}")
+            previous = tags[i - 1] if i else None
+            context = "starts an entity" if previous == "O" else f"follows {previous}"
+            context = "starts the sentence" if i == 0 else context
+            report.repair(where_of(i), f"{before} {context}: read as {after}")
     return repaired
 
 

@@ -4,10 +4,11 @@ whether a response was cut by the token limit or is simply not in the response f
 import json
 import unicodedata
 
-from instruct_ner.cli import main
 from instruct_ner.inference.parser import parse_response
 from instruct_ner.prompts.examples import Example
 from instruct_ner.prompts.tokenize import tokenize_with_offsets
+
+from instruct_ner.cli import main
 
 LABELS = ["LOC", "MONEY", "ORG", "PER"]
 
@@ -122,4 +123,6 @@ def test_score_makes_pure_prose_visible(tmp_path, capsys):
     assert main(["score", str(path)]) == 0
     out = capsys.readouterr().out
     assert "malformed 2, truncated 0" in out
-    assert "parse: 1 of 1 responses had text but no readable entity line (prose instead of the response format?)" in out
+    assert (
+        "parse: 1 of 1 responses had text but no readable entity line (prose instead of the response format?)" in out
+    )
