@@ -7,7 +7,8 @@ records carry timing; and an error analysis over entity spans:
 - `correct`: same span, same type;      `wrong_type`: same span, another type;
 - `boundary`: overlapping span, same type;  `boundary_and_type`: overlapping span, another type;
 - `spurious`: a predicted span that overlaps no gold span;  `missed`: a gold span no prediction overlaps;
-- `hallucinated`, `parse_failures` (malformed + truncated lines) and `unknown_label`: from the parser's
+- `hallucinated`, `parse_failures` (malformed + truncated lines), `unknown_label` and `partial_word`
+  (mentions that cut a word, dropped: their gold span counts as missed): from the parser's
   diagnostics, for generative systems.
 
 Writes `report.md`, `report.json` and PNG figures (F1 per type for all systems; a type confusion
@@ -103,6 +104,7 @@ def analyse(path: str | Path, strict: bool = False) -> dict:
         diagnostics["hallucinated"] += int(parse.get("hallucinated", 0))
         diagnostics["parse_failures"] += int(parse.get("malformed", 0)) + int(parse.get("truncated", 0))
         diagnostics["unknown_label"] += int(parse.get("unknown_label", 0))
+        diagnostics["partial_word"] += int(parse.get("partial_word", 0))
         diagnostics["mentions"] += int(parse.get("mentions", 0))
         timing = record.get("timing") or {}
         if "batch_seconds" in timing:
@@ -167,7 +169,7 @@ def markdown(systems: dict[str, dict]) -> str:
         lines.append(f"| {name} | {per_type} | {r['micro']['precision']:.4f} | {r['micro']['recall']:.4f} | "
                      f"**{r['micro']['f1']:.4f}** | {r['macro']['f1']:.4f} | {speed} |")  # fmt: skip
     lines += ["", "## Errors (entity spans)", ""]
-    kinds = list(ERROR_KINDS) + ["hallucinated", "parse_failures", "unknown_label"]
+    kinds = list(ERROR_KINDS) + ["hallucinated", "parse_failures", "unknown_label", "partial_word"]
     lines.append("| system | " + " | ".join(kinds) + " |")
     lines.append("|---" * (len(kinds) + 1) + "|")
     for name in names:
