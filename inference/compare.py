@@ -7,11 +7,14 @@ records carry timing; and an error analysis over entity spans:
 - `correct`: same span, same type;      `wrong_type`: same span, another type;
 - `boundary`: overlapping span, same type;  `boundary_and_type`: overlapping span, another type;
 - `spurious`: a predicted span that overlaps no gold span;  `missed`: a gold span no prediction overlaps;
-- `hallucinated`, `parse_failures` (malformed + truncated lines) and `unknown_label`: from the parser's
+- `hallucinated`, `parse_failures` (malformed + truncated lines), `unknown_label` and `partial_word`
+  (mentions that cut a word, dropped: their gold span counts as missed): from the parser's
   diagnostics, for generative systems.
 
 Writes `report.md`, `report.json` and PNG figures (F1 per type for all systems; a type confusion
-matrix per system) into the output folder.
+matrix per system) into the output folder (a new or existing folder; an existing file there is refused).
+The files compared must hold the same records (same ids and tokens, in the same order): anything else
+is an error naming the first record that differs.
 
 Examples:
     instruct-ner compare runs/generative.jsonl runs/tagger.jsonl --output_dir report/
@@ -27,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from instruct_ner.inference.parser import total_diagnostics
-from instruct_ner.inference.score import score_tags
+from instruct_ner.inference.score import check_tag_record, score_tags
 from instruct_ner.prompts.examples import DataError, tags_to_spans
-from instruct_ner.prompts.jsonl import iter_jsonl
+from instruct_ner.prompts.jsonl import iter_jsonl, write_text_atomic
 
 from instruct_ner.config import ConfigError, parse_config
 
@@ -87,12 +90,10 @@ def analyse(path: str | Path, strict: bool = False) -> dict:
     """Scores, error analysis, confusion and throughput of one prediction file."""
     gold_all, pred_all, errors, confusion, parses = [], [], Counter(), Counter(), []
     seconds, timed = 0.0, 0
+    keys = []
     for where, record in iter_jsonl(path):
-        for key in ("tags", "pred_tags"):
-            if not isinstance(record.get(key), list):
-                raise DataError(where, f"record has no {key!r} list (compare reads generate, tag or parse output)")
-        if len(record["tags"]) != len(record["pred_tags"]):
-            raise DataError(where, f"{len(record['tags'])} tags but {len(record['pred_tags'])} pred_tags")
+        check_tag_record(record, where)
+        keys.append((where, record.get("id"), record.get("tokens")))
         gold_all.append(record["tags"])
         pred_all.append(record["pred_tags"])
         sentence_errors, sentence_confusion = classify_errors(
@@ -115,6 +116,7 @@ def analyse(path: str | Path, strict: bool = False) -> dict:
         "hallucinated": totals["hallucinated"],
         "parse_failures": totals["malformed"] + totals["truncated"],
         "unknown_label": totals["unknown_label"],
+        "partial_word": totals["partial_word"],
         "mentions": totals["mentions"],
     }
     result = score_tags(gold_all, pred_all, strict)
@@ -126,7 +128,34 @@ def analyse(path: str | Path, strict: bool = False) -> dict:
     result["confusion"] = [[g, p, n] for (g, p), n in sorted(confusion.items())]
     result["sentences_per_second"] = timed / seconds if timed == len(gold_all) and seconds > 0 else None
     result["file"] = str(path)
+    result["records"] = keys
     return result
+
+
+def check_same_records(systems: dict[str, dict]) -> None:
+    """Every file holds the same records in the same order (ids and tokens), or DataError names the first difference.
+
+    Example: files with ids [1, 2] and [2, 1] -> DataError("b.jsonl:1: record id '2' (tokens ...) where a.jsonl:1 has
+        id '1'; compare needs the same records in the same order")
+    """
+    first, *others = systems.values()
+    reference = first["records"]
+    for result in others:
+        records = result["records"]
+        for (where_a, id_a, tokens_a), (where_b, id_b, tokens_b) in zip(reference, records):
+            if id_a != id_b or tokens_a != tokens_b:
+                what = f"record id {id_b!r}" if id_a != id_b else f"record id {id_b!r} with other tokens"
+                raise DataError(
+                    where_b,
+                    f"{what} where {where_a} has id {id_a!r}; compare needs the same records in the same order",
+                    "mismatch",
+                )
+        if len(records) != len(reference):
+            raise DataError(
+                result["file"],
+                f"{len(records)} records but {first['file']} has {len(reference)}; compare needs the same records",
+                "mismatch",
+            )
 
 
 def markdown(systems: dict[str, dict]) -> str:
@@ -144,7 +173,7 @@ def markdown(systems: dict[str, dict]) -> str:
         lines.append(f"| {name} | {per_type} | {r['micro']['precision']:.4f} | {r['micro']['recall']:.4f} | "
                      f"**{r['micro']['f1']:.4f}** | {r['macro']['f1']:.4f} | {speed} |")  # fmt: skip
     lines += ["", "## Errors (entity spans)", ""]
-    kinds = list(ERROR_KINDS) + ["hallucinated", "parse_failures", "unknown_label"]
+    kinds = list(ERROR_KINDS) + ["hallucinated", "parse_failures", "unknown_label", "partial_word"]
     lines.append("| system | " + " | ".join(kinds) + " |")
     lines.append("|---" * (len(kinds) + 1) + "|")
     for name in names:
@@ -207,11 +236,18 @@ def compare(config: CompareConfig) -> dict:
     names = config.names or [Path(p).stem for p in config.data]
     if len(set(names)) != len(names):
         raise ConfigError(f"system names must differ: {names}; pass --names")
-    systems = {name: analyse(path, config.strict) for name, path in zip(names, config.data)}
     out = Path(config.output_dir)
+    if out.exists() and not out.is_dir():
+        raise DataError(
+            str(out), "--output_dir exists and is a file; compare writes a folder of reports", "out_is_file"
+        )
+    systems = {name: analyse(path, config.strict) for name, path in zip(names, config.data)}
+    check_same_records(systems)
+    for result in systems.values():
+        del result["records"]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(systems, indent=2), encoding="utf-8")
-    (out / "report.md").write_text(markdown(systems), encoding="utf-8")
+    write_text_atomic(out / "report.json", json.dumps(systems, indent=2))
+    write_text_atomic(out / "report.md", markdown(systems))
     figures(systems, out)
     return systems
 

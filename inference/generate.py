@@ -45,7 +45,7 @@ from instruct_ner.inference.decoding import (  # noqa: F401  (re-exported: the g
 )
 from instruct_ner.inference.predictor import GenerativePredictor, RunOptions, input_records
 from instruct_ner.prompts.examples import DataError, Example, labels_of
-from instruct_ner.prompts.jsonl import iter_jsonl, write_jsonl
+from instruct_ner.prompts.jsonl import check_output, check_run_settings, iter_jsonl, read_records, write_jsonl
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import PromptBuilder, PromptOptions, builder_from_options, load_template
 from instruct_ner.sft.artifact import Artifact, check_labels
@@ -139,16 +139,29 @@ def run_generation(
 
     options = options or RunOptions()
     out = Path(out)
-    done = completed_records(out, records) if resume else 0
+    order = predictor.order(examples, options)
+    done = 0
+    if resume:
+        try:
+            done = completed_records(out, [records[i] for i in order])
+        except DataError:
+            if completed_records(out, records) != len(records):  # a finished file, already in input order
+                raise
+            done, order = len(records), list(range(len(records)))
     if not resume and out.exists():
         out.unlink()
     out.parent.mkdir(parents=True, exist_ok=True)
+    # Each batch is written as soon as it is done (an interrupt loses at most one batch), in generation
+    # order; the finished file is put back into input order at the end.
     started, new_tokens, written = time.perf_counter(), 0, done
-    for chunk in predictor.outputs(records, examples, options, start=done):
-        written += write_jsonl(out, chunk, append=True)
-        new_tokens += sum(output["timing"]["new_tokens"] for output in chunk)
+    for batch in predictor.outputs(records, examples, options, start=done):
+        written += write_jsonl(out, batch, append=True)
+        new_tokens += sum(output["timing"]["new_tokens"] for output in batch)
         if options.on_chunk is not None:
             options.on_chunk(written)
+    if order != sorted(order):  # back to input order, atomically
+        written_records, position = read_records(out), {i: k for k, i in enumerate(order)}
+        write_jsonl(out, [written_records[position[i]] for i in range(len(records))])
     seconds = time.perf_counter() - started
     generated_now = len(records) - done
     return {
@@ -200,11 +213,27 @@ def check_paths(config: GenerateConfig) -> None:
 
 
 def generate(config: GenerateConfig) -> dict:
+    check_output(config.out, config.data, config.few_shot_from)
     check_paths(config)
     records, examples = input_records(config.data, config)
     builder = prompt_builder(config, examples, records)
+    check_run_settings(config.out, run_settings(config, builder), config.resume)
     predictor = load_predictor(config, builder)
     return run_generation(predictor, records, examples, config.out, config.run_options(), config.resume)
+
+
+def run_settings(config: GenerateConfig, builder: PromptBuilder) -> dict:
+    """What decides the generations of a run; `--resume` refuses to continue a file made with other settings."""
+    artifact = Artifact.load(config.adapter, kind="generative") if config.adapter else None
+    return {
+        **builder.to_dict(),
+        "model": base_model_name(config, artifact) or "embedded",
+        "adapter": str(Path(config.adapter).resolve()) if config.adapter else None,
+        "precision": config.precision,
+        "max_new_tokens": config.max_new_tokens,
+        "stop_runaway": config.stop_runaway,
+        "constrain": config.constrain,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

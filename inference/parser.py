@@ -4,32 +4,40 @@ offsets) -> IOB2 tags, with diagnostics saying what could not be used and why.
 The parser is a chain of small steps, each a pure function:
 
 1. `read_mentions`: the response format's own `from_str` splits the text into mentions and counts
-   malformed and truncated lines (see `prompts.formats`);
+   malformed lines (see `prompts.formats`); a last line cut off is `truncated` only when the caller says
+   that generation stopped at its token limit (`hit_limit`), otherwise it is `malformed`;
 2. `normalise_labels`: maps a written label onto the label set (case, common long names such as
    PERSON or LUOGO); unknown labels are dropped and counted;
 3. `find_offsets`: finds each mention in the input text with a forward cursor, so repeated mentions land
-   on successive occurrences. Tried in order from the cursor: the stated occurrence among whole-token
-   matches, the first whole-token exact match, any exact match, a case-insensitive match, a match that
-   ignores case and spacing (`U.S .` vs `U.S.`); then the same for the mention without a list bullet
-   (`- Berlin`); then all of it from the start of the text (counted as out of order). Mentions found
-   nowhere are dropped and counted as hallucinated;
-4. `snap_to_tokens`: widens a character span to the tokens it touches (counted when it had to widen);
+   on successive occurrences. From the cursor, a match that starts and ends on token bounds is preferred,
+   tried in order: the stated occurrence among exact matches, an exact match, a case-insensitive match, then
+   the same after Unicode normalisation (NFC, typographic quotes and apostrophes as ASCII, non-breaking and
+   other spaces as a space; counted as `normalised`), then ignoring case and spacing (`U.S .` vs `U.S.`);
+   then the same for the mention without a list bullet (`- Berlin`); then all of it from the start of the
+   text (counted as out of order). Offsets always point into the original text. Mentions found nowhere are
+   dropped and counted as hallucinated;
+4. `snap_to_tokens`: a match that cuts a word (`ilan` in `Milano`) is not an entity of the text: it is
+   dropped and counted as `partial_word` (a boundary error), unless `snap_partial=True`, which widens it to
+   the tokens it touches (counted as `snapped`);
 5. `remove_overlaps`: left to right, an entity that overlaps one already kept is dropped (counted).
    Kept first: the earlier start, then the longer span, then the one listed first. This also removes a
    mention listed twice for a single occurrence.
 
 Whatever the response, the result has exactly one IOB2 tag per token. The parser never raises on
-model output; it only raises on a bad call (an unknown format).
+model output; it only raises on a bad call (an unknown format). It is linear in the text and response
+lengths for well-behaved output (positions are precomputed once per example, lookups are bisections).
 """
 
 from __future__ import annotations
 
+import bisect
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-from instruct_ner.prompts.examples import Entity, Example, snap_span, spans_to_tags
+from instruct_ner.prompts.examples import Entity, Example, snap_span, spans_to_tags, token_bounds
 from instruct_ner.prompts.formats import Mention, ReadMentions, aligned_occurrences, get_format
 
 LABEL_ALIASES = {
@@ -71,6 +79,8 @@ class ParseDiagnostics:
     truncated: int = 0
     unknown_label: int = 0
     hallucinated: int = 0
+    partial_word: int = 0
+    normalised: int = 0
     out_of_order: int = 0
     snapped: int = 0
     overlaps_removed: int = 0
@@ -102,26 +112,35 @@ class ParseResult:
 
 
 def parse_response(
-    response: str, example: Example, labels: list[str], response_format: str = "entity_list"
+    response: str,
+    example: Example,
+    labels: list[str],
+    response_format: str = "entity_list",
+    hit_limit: bool = False,
+    snap_partial: bool = False,
 ) -> ParseResult:
     """Parse a response about `example` into entities and IOB2 tags.
 
+    `hit_limit`: generation stopped at its token limit (a cut last line is `truncated`, not `malformed`).
+    `snap_partial`: widen a mention that cuts a word to the whole tokens (default: drop it, `partial_word`).
     Example: parse_response("EU | ORG", Example("1", ["EU", "rejects"], ["O", "O"]), ["ORG"]).pred_tags
         -> ["B-ORG", "O"]
     """
     diagnostics = ParseDiagnostics(empty_response=not response.strip())
-    read = read_mentions(response, example, response_format, diagnostics)
+    read = read_mentions(response, example, response_format, diagnostics, hit_limit)
     mentions = normalise_labels(read.mentions, labels, diagnostics)
     spans = find_offsets(mentions, example, diagnostics)
-    token_spans = snap_to_tokens(spans, example, diagnostics)
+    token_spans = snap_to_tokens(spans, example, diagnostics, snap_partial)
     kept = remove_overlaps(token_spans, diagnostics)
     entities = [example.entity(label, start, end) for label, start, end in kept]
     diagnostics.entities = len(entities)
     return ParseResult(entities, spans_to_tags(kept, len(example.tokens)), diagnostics)
 
 
-def read_mentions(response: str, example: Example, response_format: str, diagnostics: ParseDiagnostics):
-    read: ReadMentions = get_format(response_format).from_str(response, example.text)
+def read_mentions(
+    response: str, example: Example, response_format: str, diagnostics: ParseDiagnostics, hit_limit: bool = False
+):
+    read: ReadMentions = get_format(response_format).from_str(response, example.text, hit_limit=hit_limit)
     diagnostics.lines, diagnostics.mentions = read.lines, len(read.mentions)
     diagnostics.malformed, diagnostics.truncated = read.malformed, read.truncated
     diagnostics.no_entity_marker = read.no_entity_marker
@@ -154,17 +173,95 @@ def normalise_labels(mentions: list[Mention], labels: list[str], diagnostics: Pa
 
 
 BULLET = re.compile(r"^[-*•]\s+")
+# typographic characters written the ASCII way (NFC is applied first)
+CHARACTER_MAP = str.maketrans(
+    {
+        **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u02bc\u00b4\u0060", "'"),
+        **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb", '"'),
+        **dict.fromkeys("\u00a0\u2007\u202f\u2009\u200a\u2002\u2003\u2004\u2005\u2006\u3000", " "),
+        **dict.fromkeys("\u2010\u2011\u2012\u2013", "-"),
+    }
+)
+
+
+def normalise_text(text: str) -> str:
+    """The form in which the parser compares texts when the exact text is not found.
+
+    Example: normalise_text("dell\u2019Ufficio\u00a0di citta\u0300") -> "dell'Ufficio di città"
+    """
+    return unicodedata.normalize("NFC", text).translate(CHARACTER_MAP)
+
+
+class _View:
+    """A transformed copy of a text that remembers, for each of its characters, where it came from."""
+
+    def __init__(self, text: str, starts: list[int], ends: list[int]):
+        self.text, self.starts, self.ends = text, starts, ends
+
+    @classmethod
+    def identity(cls, text: str) -> _View:
+        return cls(text, list(range(len(text))), list(range(1, len(text) + 1)))
+
+    def lower(self) -> _View:
+        """Lower case, one character for one (a character whose lower case is longer is kept)."""
+        return _View("".join(_lower(c) for c in self.text), self.starts, self.ends)
+
+    def squeezed(self) -> _View:
+        keep = [k for k, c in enumerate(self.text) if not c.isspace()]
+        return _View("".join(self.text[k] for k in keep), [self.starts[k] for k in keep], [self.ends[k] for k in keep])
+
+    @classmethod
+    def normalised(cls, text: str) -> _View:
+        """`normalise_text` applied per base character and its combining marks, positions kept."""
+        chars, starts, ends = [], [], []
+        k = 0
+        while k < len(text):
+            j = k + 1
+            while j < len(text) and unicodedata.combining(text[j]):
+                j += 1
+            for c in normalise_text(text[k:j]):
+                chars.append(c)
+                starts.append(k)
+                ends.append(j)
+            k = j
+        return cls("".join(chars), starts, ends)
+
+    def position(self, cursor: int) -> int:
+        """The first position of the view whose character starts at or after `cursor` in the original."""
+        return bisect.bisect_left(self.starts, cursor)
+
+
+def _lower(c: str) -> str:
+    lowered = c.lower()
+    return lowered if len(lowered) == 1 else c
 
 
 class _Finder:
-    """Searches one example's text for mentions, exactly and then ignoring case and spacing."""
+    """Searches one example's text for mentions, exactly, then ignoring case, Unicode variants and spacing.
+
+    Every view of the text (exact, lower case, normalised, normalised lower case, squeezed) is built once;
+    a search is a `str.find` from the cursor's position in a view, then a set lookup of the token bounds.
+    """
 
     def __init__(self, example: Example):
         self.example = example
         self.text = example.text
-        self.lower = example.text.lower()
-        self.squeezed_positions = [i for i, c in enumerate(self.text) if not c.isspace()]
-        self.squeezed = "".join(self.lower[i] for i in self.squeezed_positions)
+        self.token_starts = {s for s, _ in example.offsets}
+        self.token_ends = {e for _, e in example.offsets}
+        exact = _View.identity(self.text)
+        normalised = _View.normalised(self.text)
+        self.views = [  # (view, needle transform, found by normalising)
+            (exact, lambda n: n, False),
+            (exact.lower(), lambda n: "".join(_lower(c) for c in n), False),
+            (normalised, normalise_text, True),
+            (normalised.lower(), lambda n: "".join(_lower(c) for c in normalise_text(n)), True),
+            (
+                normalised.lower().squeezed(),
+                lambda n: "".join(_lower(c) for c in normalise_text(n) if not c.isspace()),
+                True,
+            ),
+        ]
+        self.normalised = 0
 
     def find(self, mention: Mention, cursor: int) -> tuple[int, int] | None:
         """The mention as written; failing that, without a list bullet ("- Berlin"; never "1.": "1. FC Cologne")."""
@@ -174,26 +271,37 @@ class _Finder:
             span = self._find(unbulleted, mention.occurrence, cursor)
         return span
 
+    def _aligned(self, start: int, end: int) -> bool:
+        return start in self.token_starts and end in self.token_ends
+
     def _find(self, needle: str, occurrence: int | None, cursor: int) -> tuple[int, int] | None:
-        aligned = aligned_occurrences(self.text, self.example.offsets, needle, cursor)
-        if occurrence and len(aligned) >= occurrence:
-            return aligned[occurrence - 1]
-        if aligned:
-            return aligned[0]
-        if (start := self.text.find(needle, cursor)) >= 0:
-            return start, start + len(needle)
-        if (start := self.lower.find(needle.lower(), cursor)) >= 0:
-            return start, start + len(needle)
-        squeezed_needle = "".join(needle.lower().split())
-        if not squeezed_needle:
-            return None
-        squeezed_cursor = next((k for k, i in enumerate(self.squeezed_positions) if i >= cursor), None)
-        if squeezed_cursor is None:
-            return None
-        k = self.squeezed.find(squeezed_needle, squeezed_cursor)
-        if k < 0:
-            return None
-        return self.squeezed_positions[k], self.squeezed_positions[k + len(squeezed_needle) - 1] + 1
+        """The best span: on token bounds in the first view that has one, else the first span that cuts a word."""
+        loosest, transform, _ = self.views[-1]
+        if (target := transform(needle)) and loosest.text.find(target, loosest.position(cursor)) < 0:
+            return None  # in no view: one search instead of one per view
+        if occurrence and occurrence > 1:
+            aligned = aligned_occurrences(self.text, self.example.offsets, needle, cursor)
+            if len(aligned) >= occurrence:
+                return aligned[occurrence - 1]
+        partial = None
+        for view, transform, by_normalising in self.views:
+            target = transform(needle)
+            if not target:
+                continue
+            k = view.text.find(target, view.position(cursor))
+            while k >= 0:
+                start, end = view.starts[k], view.ends[k + len(target) - 1]
+                if self._aligned(start, end):
+                    if by_normalising and (
+                        normalise_text(needle) != needle
+                        or normalise_text(self.text[start:end]) != self.text[start:end]
+                    ):
+                        self.normalised += 1
+                    return start, end
+                if partial is None:
+                    partial = (start, end)
+                k = view.text.find(target, k + 1)
+        return partial
 
 
 def find_offsets(
@@ -214,21 +322,32 @@ def find_offsets(
             continue
         spans.append((mention.label, *span))
         cursor = span[1]
+    diagnostics.normalised += finder.normalised
     return spans
 
 
 def snap_to_tokens(
-    spans: list[tuple[str, int, int]], example: Example, diagnostics: ParseDiagnostics
+    spans: list[tuple[str, int, int]], example: Example, diagnostics: ParseDiagnostics, snap_partial: bool = False
 ) -> list[tuple[str, int, int]]:
-    """Token spans (label, first token, last token + 1) covering each character span."""
-    token_spans = []
+    """Token spans (label, first token, last token + 1) of character spans that start and end on token bounds.
+
+    A span that cuts a token is dropped as `partial_word`, or with `snap_partial` widened to the tokens it
+    touches (`snapped`).
+    Example: for the tokens ["Milano", "e"], ("LOC", 1, 5) ("ilan") is dropped; snapped it is ("LOC", 0, 1)
+    """
+    token_spans, bounds = [], token_bounds(example.offsets)
     for label, start, end in spans:
-        snapped = snap_span(example.offsets, start, end)
+        snapped = snap_span(example.offsets, start, end, bounds)
         if snapped is None:
             diagnostics.hallucinated += 1  # only whitespace matched
+            diagnostics.dropped.append({"text": example.text[start:end], "reason": "hallucinated"})
             continue
         first, last, widened = snapped
         if widened:
+            if not snap_partial:
+                diagnostics.partial_word += 1
+                diagnostics.dropped.append({"text": example.text[start:end], "reason": "partial_word"})
+                continue
             diagnostics.snapped += 1
         token_spans.append((label, first, last))
     return token_spans

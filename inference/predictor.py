@@ -60,6 +60,20 @@ def chunks(order: list[int], size: int) -> Iterable[list[int]]:
         yield order[start : start + size]
 
 
+def generation_order(count: int, chunk_size: int, length: Callable[[int], int] | None = None) -> list[int]:
+    """Input positions in the order they are generated and written: chunks of `chunk_size` consecutive
+    records, each sorted by `length` when given. The chunks are fixed by input position, so the order is
+    the same in a resumed run.
+
+    Example: generation_order(5, 3, lambda i: -i) -> [2, 1, 0, 4, 3]
+    """
+    order: list[int] = []
+    for start in range(0, count, chunk_size):
+        chunk = list(range(start, min(count, start + chunk_size)))
+        order += sorted(chunk, key=length) if length is not None else chunk
+    return order
+
+
 class Predictor:
     """A loaded model: examples in, one output record per example out (input order)."""
 
@@ -72,16 +86,25 @@ class Predictor:
         if self.folder is not None:
             check_labels(self.labels, labels_of(e.tags for e in examples), self.folder, data)
 
+    def order(self, examples: list[Example], options: RunOptions) -> list[int]:
+        """Input positions in the order `outputs` yields them (input order unless a predictor sorts)."""
+        return list(range(len(examples)))
+
     def outputs(
         self, records: list[dict], examples: list[Example], options: RunOptions, start: int = 0
     ) -> Iterator[list[dict]]:
-        """Output records for examples[start:], chunk by chunk, in input order."""
+        """Output records for `order(...)[start:]`, batch by batch, in that order."""
         raise NotImplementedError  # pragma: no cover - interface
 
     def predict(self, examples: list[Example], batch_size: int = 16, records: list[dict] | None = None) -> list[dict]:
+        """One output record per example, in input order."""
         records = records if records is not None else [example.to_record() for example in examples]
         options = RunOptions(batch_size=batch_size)
-        return [output for chunk in self.outputs(records, examples, options) for output in chunk]
+        outputs = [output for batch in self.outputs(records, examples, options) for output in batch]
+        in_order: list[dict] = [{}] * len(examples)
+        for position, output in zip(self.order(examples, options), outputs):
+            in_order[position] = output
+        return in_order
 
 
 class GenerativePredictor(Predictor):
@@ -136,10 +159,22 @@ class GenerativePredictor(Predictor):
             artifact.builder(), model or artifact.base_model, folder, precision or artifact.precision, **options
         )
 
+    def _prompts(self, examples: list[Example]) -> tuple[list[dict], list]:
+        prompts = [self.builder.build(example) for example in examples]
+        return prompts, [p["messages"] if "messages" in p else p["prompt"] for p in prompts]
+
+    def order(self, examples: list[Example], options: RunOptions) -> list[int]:
+        """Chunks of `batch_size * 8` records in input order, each sorted by prompt length (less padding)."""
+        if not options.sort_by_length:
+            return list(range(len(examples)))
+        _, prompt_inputs = self._prompts(examples)
+        return generation_order(
+            len(examples), options.batch_size * 8, lambda i: self.generator.prompt_length(prompt_inputs[i])
+        )
+
     def outputs(self, records, examples, options: RunOptions, start: int = 0) -> Iterator[list[dict]]:
         builder, generator = self.builder, self.generator
-        prompts = [builder.build(example) for example in examples]
-        prompt_inputs = [p["messages"] if "messages" in p else p["prompt"] for p in prompts]
+        prompts, prompt_inputs = self._prompts(examples)
         limits = [
             min(
                 options.max_new_tokens or math.inf,
@@ -147,29 +182,27 @@ class GenerativePredictor(Predictor):
             )
             for e in examples
         ]
-        todo = list(range(start, len(examples)))
-        generator.prepare([prompt_inputs[i] for i in todo])
+        order, chunk_size = self.order(examples, options), options.batch_size * 8
+        generator.prepare([prompt_inputs[i] for i in order[start:]])
         bar = _progress(len(examples), start, options.progress)
-        for chunk in chunks(todo, options.batch_size * 8):
-            order = chunk
-            if options.sort_by_length:
-                order = sorted(chunk, key=lambda i: generator.prompt_length(prompt_inputs[i]))
-            results: dict[int, dict] = {}
-            for batch in chunks(order, options.batch_size):
+        for chunk_start in range(0, len(order), chunk_size):  # batches never cross a chunk: same batches on resume
+            chunk = order[max(chunk_start, start) : chunk_start + chunk_size]
+            for batch in chunks(chunk, options.batch_size):
                 batch_started = time.perf_counter()
                 generated = generator.generate(
                     [prompt_inputs[i] for i in batch], [int(limits[i]) for i in batch], [examples[i] for i in batch]
                 )
                 seconds = time.perf_counter() - batch_started
-                for i, output in zip(batch, generated):
-                    results[i] = output_record(records[i], examples[i], prompts[i], builder, output, seconds, batch)
+                yield [
+                    output_record(records[i], examples[i], prompts[i], builder, output, seconds, batch)
+                    for i, output in zip(batch, generated)
+                ]
                 bar.update(len(batch))
-            yield [results[i] for i in chunk]
         bar.close()
 
 
 def output_record(record, example, prompt, builder, generated: Generated, batch_seconds, batch) -> dict:
-    parsed = parse_response(generated.text, example, builder.labels, builder.response_format)
+    parsed = parse_response(generated.text, example, builder.labels, builder.response_format, generated.hit_limit)
     diagnostics = parsed.diagnostics.to_dict()
     diagnostics["hit_max_new_tokens"] = generated.hit_limit
     diagnostics["stopped_runaway"] = generated.stopped_runaway

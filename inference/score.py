@@ -3,7 +3,12 @@
 Reports each type, the micro and macro averages and token accuracy; `--strict` scores in seqeval's
 strict IOB2 mode (an entity counts only if its B-/I- tags are well formed), the default is conlleval's
 lenient reading. Prints a table; `--out` writes the same numbers as JSON. If the records carry parse
-diagnostics (from `parse`, `generate`), their totals are reported as well.
+diagnostics (from `parse`, `generate`), their totals are reported as well, with the number of responses
+that had text but no readable entity line (prose instead of an entity list) made visible.
+
+Tags are checked before anything is scored: `tags` and `pred_tags` must be lists of tag strings (`O`,
+`B-TYPE`, `I-TYPE`) of the same length, and a predicted type must be in the record's `labels` when it has
+them; anything else is an error naming the JSONL line.
 
 Examples:
     instruct-ner score runs/valid.parsed.jsonl
@@ -18,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from instruct_ner.inference.parser import total_diagnostics
-from instruct_ner.prompts.examples import DataError, labels_of, tags_to_spans
-from instruct_ner.prompts.jsonl import iter_jsonl
+from instruct_ner.prompts.examples import TAG_PATTERN, DataError, labels_of, tags_to_spans
+from instruct_ner.prompts.jsonl import check_output, iter_jsonl, write_text_atomic
 
 from instruct_ner.config import ConfigError, parse_config
 
@@ -30,6 +35,8 @@ DIAGNOSTIC_KEYS = (
     "unknown_label",
     "malformed",
     "truncated",
+    "partial_word",
+    "normalised",
     "overlaps_removed",
     "out_of_order",
     "snapped",
@@ -94,16 +101,35 @@ def _row(row: dict) -> dict:
     }
 
 
+def check_tag_record(record: dict, where: str) -> None:
+    """Raise DataError (naming `where`) unless `tags` and `pred_tags` are equal-length lists of valid tags.
+
+    Example: check_tag_record({"tags": ["O"], "pred_tags": ["X-FOO"]}, "p.jsonl:3") raises
+        DataError("p.jsonl:3: pred_tags[0] is 'X-FOO'; expected O, B-TYPE or I-TYPE")
+    """
+    labels = record.get("labels")
+    known = set(labels) if isinstance(labels, list) and all(isinstance(x, str) for x in labels) else None
+    for key in ("tags", "pred_tags"):
+        tags = record.get(key)
+        if not isinstance(tags, list):
+            hint = " (run parse, generate or tag first)" if key == "pred_tags" else ""
+            raise DataError(where, f"record has no {key!r} list{hint}", "missing_field")
+        for i, tag in enumerate(tags):
+            if not isinstance(tag, str) or not TAG_PATTERN.match(tag):
+                raise DataError(where, f"{key}[{i}] is {tag!r}; expected O, B-TYPE or I-TYPE", "invalid_tag")
+            if key == "pred_tags" and known is not None and tag != "O" and tag[2:] not in known:
+                raise DataError(
+                    where, f"{key}[{i}] is {tag!r}; {tag[2:]!r} is not in the labels {labels}", "invalid_tag"
+                )
+    if len(record["tags"]) != len(record["pred_tags"]):
+        raise DataError(where, f"{len(record['tags'])} tags but {len(record['pred_tags'])} pred_tags", "length")
+
+
 def read_tag_pairs(path: str | Path) -> tuple[list[list[str]], list[list[str]], list[dict]]:
     """Gold and predicted tags of every record; a record lacking either, or of unequal lengths, is an error."""
     gold, pred, diagnostics = [], [], []
     for where, record in iter_jsonl(path):
-        for key in ("tags", "pred_tags"):
-            if not isinstance(record.get(key), list):
-                hint = " (run parse, generate or tag first)" if key == "pred_tags" else ""
-                raise DataError(where, f"record has no {key!r} list{hint}", "missing_field")
-        if len(record["tags"]) != len(record["pred_tags"]):
-            raise DataError(where, f"{len(record['tags'])} tags but {len(record['pred_tags'])} pred_tags", "length")
+        check_tag_record(record, where)
         gold.append(record["tags"])
         pred.append(record["pred_tags"])
         if isinstance(record.get("parse"), dict):
@@ -119,9 +145,27 @@ def score_file(path: str | Path, strict: bool = False) -> dict:
     if diagnostics:
         totals = total_diagnostics(diagnostics)
         result["parse"] = {key: totals[key] for key in DIAGNOSTIC_KEYS}
+        result["parse"]["responses"] = len(diagnostics)
+        result["parse"]["unreadable_responses"] = sum(unreadable(d) for d in diagnostics)
     result["file"] = str(path)
     result["mode"] = "strict" if strict else "conlleval"
     return result
+
+
+def _count(value) -> int:
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def unreadable(diagnostics: dict) -> bool:
+    """A response with text but not one readable entity line and no no-entity marker (prose, for example).
+
+    Example: unreadable({"lines": 3, "mentions": 0, "no_entity_marker": False}) -> True
+    """
+    return (
+        _count(diagnostics.get("lines", 0)) > 0
+        and not diagnostics.get("mentions")
+        and not (diagnostics.get("no_entity_marker"))
+    )
 
 
 def format_table(result: dict) -> str:
@@ -138,7 +182,13 @@ def format_table(result: dict) -> str:
         f"{result['sentences']} sentences ({result.get('mode', 'conlleval')} mode)"
     )
     if "parse" in result:
-        lines.append("parse: " + ", ".join(f"{k} {v}" for k, v in result["parse"].items()))
+        parse = result["parse"]
+        lines.append("parse: " + ", ".join(f"{k} {parse[k]}" for k in DIAGNOSTIC_KEYS))
+        if parse["unreadable_responses"]:
+            lines.append(
+                f"parse: {parse['unreadable_responses']} of {parse['responses']} responses had text but no readable "
+                "entity line (prose instead of the response format?)"
+            )
     micro = result["micro"]
     lines.append(f"micro F1 = {micro['f1']:.4f} (precision {micro['precision']:.4f}, recall {micro['recall']:.4f})")
     return "\n".join(lines)
@@ -146,10 +196,11 @@ def format_table(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_config(ScoreConfig, argv, prog="instruct-ner score", description=__doc__)
+    if config.out:
+        check_output(config.out, config.data)
     result = score_file(config.data, config.strict)
     print(format_table(result))
     if config.out:
-        Path(config.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(config.out).write_text(json.dumps(result, indent=2), encoding="utf-8")
+        write_text_atomic(config.out, json.dumps(result, indent=2))
         print(f"scores written to {config.out}", file=sys.stderr)
     return 0

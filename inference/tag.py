@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from instruct_ner.inference.predictor import TaggerPredictor, input_records
 from instruct_ner.prompts.examples import labels_of
-from instruct_ner.prompts.jsonl import write_jsonl
+from instruct_ner.prompts.jsonl import check_output, write_jsonl
 from instruct_ner.prompts.readers import ReaderOptions
 from instruct_ner.sft.artifact import Artifact, check_labels
 from instruct_ner.sft.options import ModelOptions
@@ -39,6 +39,7 @@ class TagConfig(ModelOptions, ReaderOptions):
 
 def tag(config: TagConfig) -> dict:
     """Tag `config.data` into `config.out`; an explicit --model / --precision wins over the saved ones."""
+    check_output(config.out, config.data)
     artifact = Artifact.load(config.adapter, kind="tagger")
     records, examples = input_records(config.data, config)
     check_labels(artifact.labels, labels_of(e.tags for e in examples), config.adapter, config.data)

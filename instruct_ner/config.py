@@ -99,7 +99,8 @@ def build_parser(config_class, prog: str, description: str | None = None) -> arg
 def parse_config(config_class, argv: list[str] | None = None, prog: str = "instruct-ner", description=None):
     """Build a `config_class` from `--config FILE.yaml` and command-line flags (flags win)."""
     parser = build_parser(config_class, prog, description)
-    arguments = vars(parser.parse_args(sys.argv[1:] if argv is None else argv))
+    argv = _bool_flags_before_values(parser, sys.argv[1:] if argv is None else argv)
+    arguments = vars(parser.parse_args(argv))
     values = load_recipe(arguments.pop("config", None), config_class)
     for name in [k for k in arguments if k.endswith(_SHORTHAND)]:
         given, field_name = arguments.pop(name), name.removesuffix(_SHORTHAND)
@@ -165,6 +166,27 @@ def resolve_recipe(path: str) -> Path:
     if name in shipped and (Path(path).parent.as_posix() in (".", "sft/recipes")):
         return shipped[name]
     raise ConfigError(f"config file {path} not found; shipped recipes: {', '.join(shipped)}")
+
+
+BOOL_WORDS = {"1", "true", "yes", "on", "0", "false", "no", "off"}
+
+
+def _bool_flags_before_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """`--strict FILE` -> `--strict=true FILE`: a bool flag takes the next word only when it is true/false.
+
+    Example: ["--strict", "p.jsonl"] -> ["--strict=true", "p.jsonl"]; ["--strict", "false"] stays as it is
+    """
+    flags = {
+        flag
+        for action in parser._actions
+        if action.type is _parse_bool and action.nargs == "?"
+        for flag in action.option_strings
+    }
+    expanded = list(argv)
+    for i, word in enumerate(argv):
+        if word in flags and (i + 1 == len(argv) or argv[i + 1].lower() not in BOOL_WORDS):
+            expanded[i] = f"{word}=true"
+    return expanded
 
 
 def load_recipe(path: str | None, config_class) -> dict:

@@ -11,6 +11,7 @@ This module does not read files (see `prompts.readers`) and does not render prom
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 
@@ -85,20 +86,49 @@ class Example:
 
     @classmethod
     def from_record(cls, record: dict, where: str = "") -> Example:
-        """Build an Example from a JSONL record; `where` (file:line) is used in error messages."""
+        """Build an Example from a JSONL record; `where` (file:line) is used in error messages.
+
+        Types are checked: `tokens` a list of strings, `tags` a list of strings of the same length (required,
+        also for text to be tagged: write "O" for every token), `text` a string, `offsets` [start, end]
+        pairs inside the text, one per token.
+        Example: Example.from_record({"id": 1, "tokens": ["EU"], "tags": ["B-ORG"]}).tags -> ["B-ORG"]
+        """
         where = where or str(record.get("id", "?"))
-        for key in ("id", "tokens"):
-            if key not in record:
-                raise DataError(where, f"record has no '{key}' field (fields: {sorted(record)})", "missing_field")
-        tokens = record["tokens"]
-        tags = record.get("tags") or ["O"] * len(tokens)
+        for key in ("id", "tokens", "tags"):
+            if key not in record or record[key] is None:
+                hint = ' (write "O" for every token of text that has no annotation)' if key == "tags" else ""
+                message = f"record has no {key!r} field (fields: {sorted(record)}){hint}"
+                raise DataError(where, message, "missing_field")
+        tokens, tags = record["tokens"], record["tags"]
+        for key, value in (("tokens", tokens), ("tags", tags)):
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                found = type(value).__name__ if not isinstance(value, list) else "a list with non-strings"
+                raise DataError(where, f"{key!r} must be a list of strings, found {found}", "bad_type")
+        if len(tokens) != len(tags):
+            raise DataError(where, f"{len(tokens)} tokens but {len(tags)} tags", "length_mismatch")
+        if isinstance(record["id"], (dict, list)):
+            raise DataError(where, "'id' must be a string or a number", "bad_type")
+        text, offsets = record.get("text", ""), record.get("offsets") or []
+        if not isinstance(text, str):
+            raise DataError(where, f"'text' must be a string, found {type(text).__name__}", "bad_type")
+        if offsets or text:
+            if not offsets and text and tokens:
+                raise DataError(where, "record has a 'text' but no 'offsets' (one [start, end] per token)", "bad_type")
+            valid = isinstance(offsets, list) and len(offsets) == len(tokens)
+            valid = valid and all(
+                isinstance(o, list | tuple) and len(o) == 2 and all(type(x) is int for x in o) and 0 <= o[0] <= o[1]
+                for o in offsets
+            )
+            if not valid or (offsets and max(o[1] for o in offsets) > len(text)):
+                raise DataError(where, "'offsets' must be one [start, end] pair inside 'text' per token", "bad_type")
+        source = record.get("source", where)
         return cls(
             id=str(record["id"]),
             tokens=list(tokens),
             tags=list(tags),
-            text=record.get("text", ""),
-            offsets=[tuple(o) for o in record.get("offsets", [])],
-            source=record.get("source", where),
+            text=text,
+            offsets=[tuple(o) for o in offsets],
+            source=source if isinstance(source, str) else where,
         )
 
 
@@ -114,17 +144,28 @@ def join_tokens(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
     return " ".join(tokens), offsets
 
 
-def snap_span(offsets: list[tuple[int, int]], start: int, end: int) -> tuple[int, int, bool] | None:
+def snap_span(
+    offsets: list[tuple[int, int]], start: int, end: int, bounds: tuple[list[int], list[int]] | None = None
+) -> tuple[int, int, bool] | None:
     """The tokens a character span [start, end) touches: (first token, last token + 1, widened), where
     `widened` says the span did not fall on token bounds; None when it touches no token.
 
+    `bounds` (from `token_bounds`) saves recomputing them when one text is snapped many times.
     Example: snap_span([(0, 2), (3, 10)], 1, 5) -> (0, 2, True); snap_span([(0, 2)], 0, 2) -> (0, 1, False)
     """
-    covered = [i for i, (s, e) in enumerate(offsets) if s < end and e > start]
-    if not covered:
+    starts, ends = bounds or token_bounds(offsets)  # offsets are sorted and disjoint
+    first, last = bisect.bisect_right(ends, start), bisect.bisect_left(starts, end)
+    if first >= last:
         return None
-    first, last = covered[0], covered[-1] + 1
     return first, last, offsets[first][0] != start or offsets[last - 1][1] != end
+
+
+def token_bounds(offsets: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """Token starts and ends, for repeated `snap_span` calls.
+
+    Example: token_bounds([(0, 2), (3, 5)]) -> ([0, 3], [2, 5])
+    """
+    return [s for s, _ in offsets], [e for _, e in offsets]
 
 
 def tags_to_spans(tags: list[str]) -> list[tuple[str, int, int]]:

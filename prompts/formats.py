@@ -1,4 +1,4 @@
-"""Response formats: each type renders an example's entities as response text (`to_str`) and reads such
+r"""Response formats: each type renders an example's entities as response text (`to_str`) and reads such
 text back into mentions (`from_str`), so the format a model is trained on and the parser cannot drift.
 
 Two formats:
@@ -14,18 +14,24 @@ Two formats:
       British | MISC
 - `inline`: the input text rewritten with each entity bracketed in place:
       [EU | ORG] rejects [German | MISC] call to boycott [British | MISC] lamb .
+  A backslash escapes what would otherwise be read as markup: inside an entity every `\`, `[`, `]` and
+  `|` is written `\\`, `\[`, `\]`, `\|`; outside entities every `[` is written `\[`, and a `\` that
+  precedes one of those four characters (or ends a stretch of plain text) is doubled. Texts without
+  those characters (almost all) are copied unchanged, and the round trip is exact for every text.
 
-`from_str` only splits the response into mentions and counts what it could not read (malformed or
-truncated lines); finding mentions in the input text, snapping them to tokens and resolving overlaps is
-the parser's job (`inference.parser`). Labels are returned as written.
+`from_str` only splits the response into mentions and counts what it could not read: a line (or an
+entity bracket) it cannot read is `malformed`, unless it is the last one and generation stopped at its
+token limit (`hit_limit=True`), when it is `truncated`. Finding mentions in the input text, snapping them
+to tokens and resolving overlaps is the parser's job (`inference.parser`). Labels are returned as written.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 
-from instruct_ner.prompts.examples import Example
+from instruct_ner.prompts.examples import DataError, Example
 
 FORMAT_NAMES = ("entity_list", "inline")
 
@@ -73,8 +79,10 @@ class EntityListFormat:
             cursor = entity.end
         return "\n".join(lines) if lines else self.none_marker
 
-    def from_str(self, response: str, text: str | None = None) -> ReadMentions:
-        """Example: from_str("EU | ORG\\nGerman | MISC").mentions
+    def from_str(self, response: str, text: str | None = None, hit_limit: bool = False) -> ReadMentions:
+        """Mentions in order. The label is what follows the last `|` (an entity text may contain `|`).
+
+        Example: from_str("EU | ORG\\nGerman | MISC").mentions
         -> [Mention("EU", "ORG", 1), Mention("German", "MISC", 2)]
         """
         read = ReadMentions()
@@ -85,21 +93,44 @@ class EntityListFormat:
             if line.lower().strip(" .") in (self.none_marker, "nessuna", "nessuno", "no entities"):
                 read.no_entity_marker = True
                 continue
-            parts = [part.strip() for part in line.split("|")]
+            head, _, label = line.rpartition("|")
             occurrence = None
-            if len(parts) >= 3 and parts[-1].isdigit():
-                occurrence = int(parts.pop())
-            if len(parts) < 2 or not parts[-1] or not "|".join(parts[:-1]).strip():
-                if last:
+            before, _, label_before = head.rpartition("|")
+            if label.strip().isdigit() and before.strip() and label_before.strip():
+                occurrence, head, label = int(label.strip()), before, label_before
+            entity, label = head.strip(), label.strip()
+            if not entity or not label or any(c.isspace() for c in label):
+                if last and hit_limit:
                     read.truncated += 1
                 else:
                     read.malformed += 1
                 continue
-            read.mentions.append(Mention(" | ".join(parts[:-1]), parts[-1], number, occurrence))
+            read.mentions.append(Mention(entity, label, number, occurrence))
         return read
 
 
-INLINE_ENTITY = re.compile(r"\[([^\[\]|\n]+?) \| ([^\[\]|\n]+?)\]")
+SPECIAL = "\\[]|"
+# an entity at a `[`: escaped or plain characters (no newline), ` | `, a label, `]`
+INLINE_ENTITY = re.compile(r"\[((?:\\[\\\[\]|]|[^\\\[\]|\n])+?) \| ([^\[\]|\n]+?)\]")
+UNESCAPE = re.compile(r"\\([\\\[\]|])")
+
+
+def escape_entity(text: str) -> str:
+    """Entity text as the inline format writes it. Example: escape_entity("AT|T [x]") -> "AT\\|T \\[x\\]" """
+    return "".join("\\" + c if c in SPECIAL else c for c in text)
+
+
+def escape_plain(text: str) -> str:
+    """Text outside entities as the inline format writes it: `[` escaped, a `\\` doubled where it would escape.
+
+    Example: escape_plain("a [b] c") -> "a \\[b] c"
+    """
+    out = []
+    for i, c in enumerate(text):
+        if c == "[" or (c == "\\" and (i + 1 == len(text) or text[i + 1] in SPECIAL)):
+            out.append("\\")
+        out.append(c)
+    return "".join(out)
 
 
 class InlineFormat:
@@ -112,38 +143,56 @@ class InlineFormat:
         """Example: "EU rejects German call" (B-ORG O B-MISC O) -> "[EU | ORG] rejects [German | MISC] call" """
         pieces, cursor = [], 0
         for entity in example.entities:
-            pieces.append(example.text[cursor : entity.start])
-            pieces.append(f"[{entity.text} | {entity.label}]")
+            pieces.append(escape_plain(example.text[cursor : entity.start]))
+            pieces.append(f"[{escape_entity(entity.text)} | {entity.label}]")
             cursor = entity.end
-        pieces.append(example.text[cursor:])
+        pieces.append(escape_plain(example.text[cursor:]))
         return "".join(pieces)
 
-    def from_str(self, response: str, text: str | None = None) -> ReadMentions:
-        """Mentions in order; pinned to offsets in `text` when the response reproduces the text (spacing aside)."""
-        read = ReadMentions(lines=len(response.splitlines()))
-        matches = list(INLINE_ENTITY.finditer(response))
-        plain_parts, positions, cursor, plain_length = [], [], 0, 0
-        for match in matches:
-            before = response[cursor : match.start()]
-            plain_parts.append(before)
-            plain_length += len(before)
-            positions.append((plain_length, plain_length + len(match.group(1))))
-            plain_parts.append(match.group(1))
-            plain_length += len(match.group(1))
-            cursor = match.end()
-        tail = response[cursor:]
-        plain_parts.append(tail)
+    def from_str(self, response: str, text: str | None = None, hit_limit: bool = False) -> ReadMentions:
+        """Mentions in order; pinned to offsets in `text` when the response reproduces the text (spacing aside).
+
+        The response is scanned left to right: `\\` + a special character is that character, a `[` that
+        opens `[text | LABEL]` is an entity, anything else is plain text.
+        """
+        read = ReadMentions(lines=len(response.split("\n")) if response.strip() else 0)
+        plain_parts: list[str] = []
+        found: list[tuple[re.Match, int, int, str]] = []  # (match, plain start, plain end, entity text)
+        plain_length, i, unclosed, stray = 0, 0, False, 0
+        while i < len(response):
+            c = response[i]
+            if c == "\\" and i + 1 < len(response) and response[i + 1] in SPECIAL:
+                plain_parts.append(response[i + 1])
+                plain_length, i = plain_length + 1, i + 2
+                continue
+            if c == "[":
+                if (match := INLINE_ENTITY.match(response, i)) is not None:
+                    inner = UNESCAPE.sub(r"\1", match.group(1))
+                    found.append((match, plain_length, plain_length + len(inner), inner))
+                    plain_parts.append(inner)
+                    plain_length, i = plain_length + len(inner), match.end()
+                    continue
+                closing = response.find("]", i)
+                if closing < 0:
+                    unclosed = True  # a bracket never closed: cut by the token limit, or malformed
+                elif "\n" not in response[i:closing]:
+                    stray += 1
+            plain_parts.append(c)
+            plain_length, i = plain_length + 1, i + 1
         plain = "".join(plain_parts)
-        if re.search(r"\[[^\]]*$", tail):
-            read.truncated += 1  # an opened bracket never closed: generation stopped inside an entity
-        read.malformed += len(re.findall(r"\[[^\[\]|]*\]", plain)) if text is None or "[" not in text else 0
+        if unclosed:
+            if hit_limit:
+                read.truncated += 1
+            else:
+                read.malformed += 1
+        if text is None or "[" not in text:
+            read.malformed += stray  # a bracketed stretch that is not `[text | LABEL]`
         pin = _plain_to_text_map(plain, text) if text is not None else None
         line_starts = [m.start() for m in re.finditer(r"^", response, flags=re.MULTILINE)]
-        for match, (start, end) in zip(matches, positions):
-            line = sum(1 for s in line_starts if s <= match.start())
-            mention = Mention(match.group(1).strip(), match.group(2).strip(), line)
+        for match, start, end, inner in found:
+            line = bisect.bisect_right(line_starts, match.start())
+            mention = Mention(inner.strip(), match.group(2).strip(), line)
             if pin is not None:
-                inner = match.group(1)
                 lead = len(inner) - len(inner.lstrip())
                 trail = len(inner) - len(inner.rstrip())
                 pinned_start, pinned_end = pin(start + lead), pin(end - 1 - trail)
@@ -186,5 +235,5 @@ FORMATS = {"entity_list": EntityListFormat(), "inline": InlineFormat()}
 
 def get_format(name: str):
     if name not in FORMATS:
-        raise ValueError(f"unknown response format {name!r}; expected one of {', '.join(FORMATS)}")
+        raise DataError("response_format", f"unknown response format {name!r}; expected one of {', '.join(FORMATS)}")
     return FORMATS[name]

@@ -1,17 +1,25 @@
-"""JSONL in and out: the one file format every stage reads and writes.
+"""JSONL in and out: the one file format every stage reads and writes, and the rules every output obeys.
 
-Readers report the file and line of a malformed record; the writer flushes each record so that an
-interrupted run leaves a valid file up to its last complete line. It lives in the lowest stage
-(`prompts`), beside `DataError`, so that the readers and every later stage import it downwards.
+Readers report the file and line of a malformed record (a UTF-8 BOM is stripped, bytes that are not
+UTF-8 are an error naming the line). Outputs never destroy input: `check_output` refuses an output path
+that is a folder or one of the inputs, and `write_jsonl` writes a new file to a temporary file beside
+it, renamed into place only when every record is written (an interrupted stage leaves the old file, or
+none, never half of one). Appending (`append=True`, used by `generate --resume`) writes in place and
+flushes each record, so an interrupted run leaves a valid file up to its last complete line. It lives in
+the lowest stage (`prompts`), beside `DataError`, so that the readers and every later stage import it downwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from instruct_ner.prompts.examples import DataError
+from instruct_ner.prompts.textio import read_text, split_lines
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[str, dict]]:
@@ -19,20 +27,21 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[str, dict]]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(
-                    where, f"not valid JSON ({error.msg}); expected one JSON object per line", "bad_json"
-                ) from None
-            if not isinstance(record, dict):
-                raise DataError(where, f"expected a JSON object, found {type(record).__name__}", "bad_json")
-            yield where, record
+    for line_number, line in enumerate(split_lines(read_text(path, "JSONL file")), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{line_number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(
+                where, f"not valid JSON ({error.msg}); expected one JSON object per line", "bad_json"
+            ) from None
+        except RecursionError:
+            raise DataError(where, "JSON nested too deeply; expected one flat record per line", "bad_json") from None
+        if not isinstance(record, dict):
+            raise DataError(where, f"expected a JSON object, found {type(record).__name__}", "bad_json")
+        yield where, record
 
 
 def read_records(path: str | Path) -> list[dict]:
@@ -40,14 +49,124 @@ def read_records(path: str | Path) -> list[dict]:
     return [record for _, record in iter_jsonl(path)]
 
 
-def write_jsonl(path: str | Path, records: Iterable[dict], append: bool = False) -> int:
-    """Write records one per line (UTF-8, not ASCII-escaped); returns how many were written."""
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file (symlinks and relative paths resolved).
+
+    Example: same_file("runs/a.jsonl", "./runs/../runs/a.jsonl") -> True
+    """
+    a, b = Path(a), Path(b)
+    with contextlib.suppress(OSError):
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def check_output(out: str | Path, *inputs: str | Path | None, flag: str = "--out", overwrite: bool = True) -> Path:
+    """Refuse an output path that is a folder, one of the inputs, or (overwrite=False) an existing file.
+
+    Example: check_output("data.jsonl", "data.jsonl") raises DataError("data.jsonl: ... is also an input")
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise DataError(str(out), f"{flag} is a folder; expected a file path", "out_is_folder")
+    for source in inputs:
+        if source is not None and str(source) and same_file(out, source):
+            raise DataError(str(out), f"{flag} is also an input ({source}); it would be overwritten", "out_is_input")
+    if not overwrite and out.exists():
+        raise DataError(str(out), f"{flag} exists; choose a new path or remove it first", "out_exists")
+    return out
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path beside `path`; on success it is renamed onto `path`, on failure removed."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(str(path), "is a folder; expected a file path", "out_is_folder")
     path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a whole text file through a temporary file renamed into place."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
+def write_jsonl(path: str | Path, records: Iterable[dict], append: bool = False) -> int:
+    """Write records one per line (UTF-8, not ASCII-escaped); returns how many were written.
+
+    A new file is written atomically (temporary file, renamed at the end); `append=True` adds to the file
+    in place, one flushed line per record.
+    """
+    path = Path(path)
+    if append:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return _write_lines(path, records, "a")
+    with atomic_path(path) as temporary:
+        return _write_lines(temporary, records, "w")
+
+
+def _write_lines(path: Path, records: Iterable[dict], mode: str) -> int:
     count = 0
-    with open(path, "a" if append else "w", encoding="utf-8") as handle:
+    with open(path, mode, encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             handle.flush()
             count += 1
     return count
+
+
+def settings_path(out: str | Path) -> Path:
+    """The sidecar that records a resumable output's run settings. Example: "p.jsonl" -> "p.jsonl.settings.json"."""
+    out = Path(out)
+    return out.with_name(out.name + ".settings.json")
+
+
+def check_run_settings(out: str | Path, settings: dict, resume: bool) -> None:
+    """Record a run's settings beside its output; with `resume`, refuse a partial output made with other settings.
+
+    Example: a partial output of template ner-list.en.v1 resumed with ner-inline.en.v1 raises
+        DataError("p.jsonl.settings.json: --resume: template was 'ner-list.en.v1', now 'ner-inline.en.v1'; ...")
+    """
+    sidecar = settings_path(out)
+    settings = json.loads(json.dumps(settings, ensure_ascii=False))  # as it reads back from JSON
+    if resume and Path(out).exists() and Path(out).stat().st_size > 0:
+        if not sidecar.exists():
+            raise DataError(
+                str(out),
+                f"--resume: no {sidecar.name} beside it, so the settings it was made with are unknown; "
+                "start a new output (without --resume)",
+                "resume_mismatch",
+            )
+        try:
+            saved = json.loads(read_text(sidecar, "settings file"))
+        except json.JSONDecodeError as error:
+            raise DataError(f"{sidecar}:{error.lineno}", f"not valid JSON ({error.msg})", "bad_json") from None
+        if not isinstance(saved, dict):
+            raise DataError(str(sidecar), "expected a JSON object of run settings", "bad_json")
+        differences = [key for key in sorted(set(saved) | set(settings)) if saved.get(key) != settings.get(key)]
+        if differences:
+            shown = "; ".join(
+                f"{key} was {_short(saved.get(key))}, now {_short(settings.get(key))}" for key in differences[:3]
+            )
+            raise DataError(
+                str(sidecar),
+                f"--resume: the output was made with other settings ({shown}); resume with the same settings "
+                "or start a new output",
+                "resume_mismatch",
+            )
+        return
+    write_text_atomic(sidecar, json.dumps(settings, indent=2, ensure_ascii=False))
+
+
+def _short(value) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -7,7 +7,11 @@ instruction is encoded for every prompt (once per batch when its KV cache is sha
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+
+from instruct_ner.prompts.examples import DataError
+from instruct_ner.prompts.textio import read_text
 
 DEFINITIONS = {
     "en": {
@@ -43,22 +47,46 @@ DEFINITIONS = {
 }
 
 
-def load_definitions(path: str | Path | None) -> dict[str, str]:
-    """Definitions from a YAML or JSON mapping {LABEL: description}; {} when no path is given."""
+def load_definitions(path: str | Path | None, labels: list[str] | None = None) -> dict[str, str]:
+    """Definitions from a YAML or JSON mapping {LABEL: description}; {} when no path is given.
+
+    A file that is not UTF-8, not valid YAML/JSON, empty, or not a mapping of strings is a DataError naming
+    the file (and the line where the parser says). Labels not in `labels` are ignored with a warning.
+    Example: load_definitions("defs.yaml", ["PER"]) -> {"PER": "nomi di persona"}
+    """
     if not path:
         return {}
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: label definitions file not found")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        value = json.loads(text)
-    else:
-        import yaml
+    text = read_text(path, "label definitions file")
+    expected = "expected a mapping of LABEL: short description (strings), e.g. 'PER: people's names'"
+    try:
+        if path.suffix == ".json":
+            value = json.loads(text) if text.strip() else None
+        else:
+            import yaml
 
-        value = yaml.safe_load(text)
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise ValueError(f"{path}: expected a mapping of label -> description (strings)")
+            value = yaml.safe_load(text)
+    except json.JSONDecodeError as error:
+        raise DataError(
+            f"{path}:{error.lineno}", f"not valid JSON ({error.msg}); {expected}", "bad_definitions"
+        ) from None
+    except Exception as error:  # yaml.YAMLError and its subclasses
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise DataError(where, f"not valid YAML ({problem}); {expected}", "bad_definitions") from None
+    if value is None:
+        raise DataError(str(path), f"empty file; {expected}", "bad_definitions")
+    if not isinstance(value, dict):
+        raise DataError(str(path), f"found a {type(value).__name__}; {expected}", "bad_definitions")
+    for key, description in value.items():
+        if not isinstance(key, str) or not isinstance(description, str):
+            raise DataError(str(path), f"entry {key!r}: {description!r}; {expected}", "bad_definitions")
+    if labels is not None and (unknown := sorted(set(value) - set(labels))):
+        print(f"warning: {path}: definitions for {unknown} ignored; the labels are {labels}", file=sys.stderr)
+        value = {key: description for key, description in value.items() if key in labels}
     return value
 
 

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 
 from instruct_ner.prompts.examples import Example
-from instruct_ner.prompts.jsonl import write_jsonl
+from instruct_ner.prompts.jsonl import check_output, write_jsonl
 from instruct_ner.prompts.readers import ReaderOptions, ReadReport, load_examples
 from instruct_ner.prompts.templates import PromptBuilder, PromptOptions, builder_from_options
 
@@ -42,6 +42,7 @@ def pair_records(examples: list[Example], builder: PromptBuilder) -> list[dict]:
 
 
 def prepare(config: PrepareConfig) -> tuple[list[dict], ReadReport, PromptBuilder]:
+    check_output(config.out, config.data, config.few_shot_from, config.label_definitions)
     examples, report = load_examples(config.data, config)
     if not examples:
         raise ConfigError(f"{config.data}: no examples read\n{report.summary()}")

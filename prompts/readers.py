@@ -12,9 +12,19 @@ Formats:
 - csv, wide layout: one row per text plus an entities column holding a JSON (or Python-literal) list of
   `{"word": ..., "entity_group": ...}` in order of appearance (optionally with `start`/`end`), as Hugging
   Face's aggregated NER pipeline outputs; texts are tokenised by `prompts.tokenize`.
-- csv, long layout: one row per word with a text id column, a word column and an entity-group column
-  (plain group names with `O`/empty for none, or B-/I- tags).
+- csv, long layout: one row per word with one or more id columns (`email_id sentence_id`), a word
+  column and an entity-group column (plain group names with `O`/empty for none, or B-/I- tags);
+  consecutive rows with the same id key form one text.
 - jsonl: records written by `instruct-ner prepare` (or any stage): `id`, `tokens`, `tags`, ...
+
+Tags (every format): an `I-` tag that does not continue an entity of its type (at a sentence start, after
+`O` or after another type) is read the way conlleval and seqeval read it, as the start of an entity,
+and repaired to `B-`; each repair is counted and listed with its file:line (`ReadReport.repairs`).
+`repair_tags=False` refuses such a sentence instead (strict IOB2). Entity types must be single words
+without `|`, `[` or `]` (they are written into responses).
+
+Text files are read as UTF-8 (a BOM is stripped; other encodings are an error naming the line) and split
+on `\n` only, so U+2028 or U+0085 inside a text is kept as text.
 
 It does not download anything itself except through `datasets.load_dataset` for a hub name.
 """
@@ -23,14 +33,17 @@ from __future__ import annotations
 
 import ast
 import csv
+import io
 import json
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from instruct_ner.prompts.examples import (
+    TAG_PATTERN,
     DataError,
     Example,
     iob1_to_iob2,
@@ -41,11 +54,17 @@ from instruct_ner.prompts.examples import (
     spans_to_tags,
 )
 from instruct_ner.prompts.jsonl import iter_jsonl
+from instruct_ner.prompts.textio import read_text, split_lines
 from instruct_ner.prompts.tokenize import sentence_bounds, tokenize_with_offsets
 
 DATA_FORMATS = ("auto", "conll", "csv", "hf", "jsonl")  # readers; response formats: prompts.formats
 CONLL_SUFFIXES = {".txt", ".conll", ".conllu", ".tsv", ".iob", ".iob2", ".bio"}
 MAX_REPORTED_ERRORS = 5
+MAX_LISTED_REPAIRS = 20
+MAX_CSV_CELL = 16 * 1024 * 1024  # characters; larger cells are refused with their row
+LABEL_PATTERN = re.compile(r"^[^\s|\[\]]+$")
+DOCUMENT_ID_COLUMNS = ("document_id", "doc_id", "email_id", "text_id", "id")
+SENTENCE_ID_COLUMNS = ("sentence_id",)
 
 
 @dataclass
@@ -57,6 +76,12 @@ class ReadReport:
     skipped: Counter = field(default_factory=Counter)
     notes: Counter = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)
+
+    def repair(self, where: str, message: str) -> None:
+        """Count an I- tag read as B- (conlleval's reading) and keep where it was."""
+        self.notes["repaired_tags"] += 1
+        self.repairs.append(f"{where}: {message}")
 
     def skip(self, error: DataError) -> None:
         self.skipped[error.reason] += 1
@@ -73,7 +98,20 @@ class ReadReport:
             line += f", skipped {self.n_skipped} ({', '.join(f'{k}: {v}' for k, v in sorted(self.skipped.items()))})"
         if self.notes:
             line += "; " + ", ".join(f"{k}: {v}" for k, v in sorted(self.notes.items()))
-        return line + "".join(f"\n  {message}" for message in self.errors)
+        line += "".join(f"\n  {message}" for message in self.errors)
+        line += "".join(f"\n  repaired {message}" for message in self.repairs[:MAX_LISTED_REPAIRS])
+        if len(self.repairs) > MAX_LISTED_REPAIRS:
+            line += f"\n  ... and {len(self.repairs) - MAX_LISTED_REPAIRS} more repairs"
+        return line
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "read": self.read,
+            "skipped": dict(self.skipped),
+            "notes": dict(self.notes),
+            "repairs": list(self.repairs),
+        }
 
 
 @dataclass
@@ -95,12 +133,23 @@ class ReaderOptions:
             "choices": ["auto", "iob1", "iob2"],
         },
     )
+    repair_tags: bool = field(
+        default=True,
+        metadata={
+            "help": "read an I- tag that opens an entity (sentence start, after O or another type) as B-, as "
+            "conlleval does, counting and listing each repair; false = refuse such sentences (strict IOB2)"
+        },
+    )
     text_column: str = field(default="text", metadata={"help": "CSV (wide): column with the text"})
     entities_column: str = field(
         default="entities", metadata={"help": "CSV (wide): column with the [{word, entity_group}] list"}
     )
-    id_column: str | None = field(
-        default=None, metadata={"help": "CSV: id column (long layout default: sentence_id, text_id or id)"}
+    id_column: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "CSV: id column(s); rows with the same combination of ids form one text in the long layout "
+            "(default: a document id column such as email_id, doc_id, text_id or id and/or sentence_id)"
+        },
     )
     word_column: str = field(default="word", metadata={"help": "CSV (long): column with one word per row"})
     tag_column: str = field(
@@ -127,7 +176,9 @@ class ReaderOptions:
             "choices": ["raise", "skip"],
         },
     )
-    limit: int | None = field(default=None, metadata={"help": "read at most this many examples (of each data source)"})
+    limit: int | None = field(
+        default=None, metadata={"help": "read at most this many examples (of each data source); at least 1"}
+    )
 
 
 class _Policy:
@@ -150,7 +201,13 @@ def load_examples(source: str | Path, options: ReaderOptions | None = None) -> t
     Example: load_examples("data/conll_sample/train.txt") -> ([Example(id="train-0", ...), ...], report)
     """
     options = options or ReaderOptions()
+    if options.limit is not None and (isinstance(options.limit, bool) or options.limit < 1):
+        raise DataError("--limit", f"expected a number of records of at least 1, got {options.limit}", "bad_option")
+    for label in options.labels or []:
+        check_label(label, "--labels")
     fmt = detect_format(source, options.format)
+    if fmt != "hf" and Path(source).is_dir():
+        raise DataError(str(source), f"is a folder; expected a {fmt} file", "not_a_file")
     if fmt != "hf" and not Path(source).is_file():
         raise FileNotFoundError(f"{source}: no such file (expected {fmt} data)")
     report = ReadReport(str(source))
@@ -172,6 +229,44 @@ def load_examples(source: str | Path, options: ReaderOptions | None = None) -> t
             break
     report.read = len(examples)
     return examples, report
+
+
+def check_label(label: str, where: str) -> str:
+    """An entity type as responses can carry it: one word without `|`, `[` or `]`.
+
+    Example: check_label("LOC", "f.csv:2") -> "LOC"; check_label("LOC X", "f.csv:2") raises DataError
+    """
+    if not isinstance(label, str) or not LABEL_PATTERN.match(label) or label == "O":
+        raise DataError(
+            where, f"invalid entity type {label!r}; expected one word without spaces, '|', '[' or ']'", "invalid_tag"
+        )
+    return label
+
+
+def checked_tags(tags: list[str], where_of, options: ReaderOptions, report: ReadReport) -> list[str]:
+    """IOB2 tags after the conlleval repair (I- opening an entity -> B-), or DataError at the first bad tag.
+
+    `where_of(i)` names token i (file:line or row). With `options.repair_tags` false an I- that opens an
+    entity is an error (strict IOB2); otherwise each repair is counted and listed in the report.
+    Example: checked_tags(["O", "I-PER"], str, ReaderOptions(), report) -> ["O", "B-PER"]
+    """
+    for i, tag in enumerate(tags):
+        if not TAG_PATTERN.match(tag):
+            raise DataError(where_of(i), f"invalid tag {tag!r}; expected O, B-TYPE or I-TYPE", "invalid_tag")
+        if tag != "O":
+            check_label(tag[2:], where_of(i))
+    if not options.repair_tags:
+        if (error := iob2_error(tags)) is not None:
+            raise DataError(where_of(error[0]), error[1], "invalid_sequence")
+        return tags
+    repaired = iob1_to_iob2(tags)
+    for i, (before, after) in enumerate(zip(tags, repaired)):
+        if before != after:
+            previous = tags[i - 1] if i else None
+            context = "starts an entity" if previous == "O" else f"follows {previous}"
+            context = "starts the sentence" if i == 0 else context
+            report.repair(where_of(i), f"{before} {context}: read as {after}")
+    return repaired
 
 
 def detect_format(source: str | Path, fmt: str = "auto") -> str:
@@ -211,10 +306,10 @@ def read_conll(path: str | Path, options: ReaderOptions, policy: _Policy) -> Ite
     for index, (first_line, tokens, tags) in sentences:
         if scheme == "iob1":
             tags = iob1_to_iob2(tags)
-        if (error := iob2_error(tags)) is not None:
-            position, message = error
-            reason = "invalid_tag" if "invalid tag" in message else "invalid_sequence"
-            policy.handle(DataError(f"{path}:{first_line + position}", message, reason))
+        try:
+            tags = checked_tags(tags, lambda i, first=first_line: f"{path}:{first + i}", options, policy.report)
+        except DataError as error:
+            policy.handle(error)
             continue
         yield Example(f"{path.stem}-{index}", tokens, tags, source=f"{path}:{first_line}")
 
@@ -236,36 +331,35 @@ def _conll_sentences(path: Path, policy: _Policy) -> Iterator[tuple[int, tuple[i
         tokens, tags, error = [], [], None
         return result
 
-    with open(path, encoding="utf-8") as handle:
-        for line_number, raw in enumerate(handle, start=1):
-            line = raw.rstrip("\r\n")
-            if not line.strip() or line.startswith("-DOCSTART-"):
-                if (sentence := flush()) is not None:
-                    yield sentence
-                continue
-            if not tokens and error is None:
-                first_line = line_number
-            if error is not None:
-                continue  # the rest of a sentence already rejected
-            fields = line.split("\t") if "\t" in line else line.split()
-            if len(fields) < 2:
-                error = DataError(
-                    f"{path}:{line_number}",
-                    f"expected at least 2 columns (token ... tag), found {len(fields)}: {line!r}",
-                    "column_count",
-                )
-                continue
-            if columns_seen is None:
-                columns_seen = (len(fields), line_number)
-            elif len(fields) != columns_seen[0]:
-                error = DataError(
-                    f"{path}:{line_number}",
-                    f"expected {columns_seen[0]} columns as on line {columns_seen[1]}, found {len(fields)}: {line!r}",
-                    "column_count",
-                )
-                continue
-            tokens.append(fields[0])
-            tags.append(fields[-1].strip())
+    lines = split_lines(read_text(path, "CoNLL file"))  # decoded first: a bad byte names its line
+    for line_number, line in enumerate(lines, start=1):
+        if not line.strip() or line.startswith("-DOCSTART-"):
+            if (sentence := flush()) is not None:
+                yield sentence
+            continue
+        if not tokens and error is None:
+            first_line = line_number
+        if error is not None:
+            continue  # the rest of a sentence already rejected
+        fields = line.split("\t") if "\t" in line else line.split()
+        if len(fields) < 2:
+            error = DataError(
+                f"{path}:{line_number}",
+                f"expected at least 2 columns (token ... tag), found {len(fields)}: {line!r}",
+                "column_count",
+            )
+            continue
+        if columns_seen is None:
+            columns_seen = (len(fields), line_number)
+        elif len(fields) != columns_seen[0]:
+            error = DataError(
+                f"{path}:{line_number}",
+                f"expected {columns_seen[0]} columns as on line {columns_seen[1]}, found {len(fields)}: {line!r}",
+                "column_count",
+            )
+            continue
+        tokens.append(fields[0])
+        tags.append(fields[-1].strip())
     if (sentence := flush()) is not None:
         yield sentence
 
@@ -311,8 +405,10 @@ def read_hf(name_or_path: str | Path, options: ReaderOptions, policy: _Policy) -
             message = f"{len(tokens)} tokens but {len(tags)} tags"
             policy.handle(DataError(f"{where} row {row}", message, "length_mismatch"))
             continue
-        if (error := iob2_error(tags)) is not None:
-            policy.handle(DataError(f"{where} row {row} token {error[0]}", error[1], "invalid_tag"))
+        try:
+            tags = checked_tags(tags, lambda i, row=row: f"{where} row {row} token {i}", options, policy.report)
+        except DataError as error:
+            policy.handle(error)
             continue
         yield Example(str(record.get("id", row)), list(tokens), tags, source=f"{where} row {row}")
 
@@ -337,8 +433,7 @@ def read_csv(path: str | Path, options: ReaderOptions, policy: _Policy) -> Itera
 
 def _csv_rows(path: Path, delimiter: str | None) -> tuple[list[tuple[int, int, dict]], list[str]]:
     """[(row number, first line number, row dict)] and the header; the delimiter is sniffed if not given."""
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        content = handle.read()
+    content = read_text(path, "CSV file")
     if not content.strip():
         raise DataError(f"{path}:1", "empty CSV file; expected a header row", "empty")
     if delimiter is None:
@@ -346,19 +441,33 @@ def _csv_rows(path: Path, delimiter: str | None) -> tuple[list[tuple[int, int, d
             delimiter = csv.Sniffer().sniff(content[:65536].split("\n", 1)[0], delimiters=",;\t|").delimiter
         except csv.Error:
             delimiter = ","
-    reader = csv.reader(content.splitlines(keepends=True), delimiter=delimiter)
-    header = [name.strip() for name in next(reader)]
-    rows, line = [], reader.line_num + 1
-    for row_number, values in enumerate(reader, start=1):
-        if values:
-            if len(values) != len(header):
-                raise DataError(
-                    f"{path}:{line} (row {row_number})",
-                    f"expected {len(header)} fields as in the header {header}, found {len(values)}",
-                    "column_count",
-                )
-            rows.append((row_number, line, dict(zip(header, values))))
-        line = reader.line_num + 1
+    # newline="": only \n, \r and \r\n end a record (never U+2028 or U+0085, which may be inside a text)
+    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
+    limit = csv.field_size_limit()
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # cells are checked against MAX_CSV_CELL below
+    try:
+        header = [name.strip() for name in next(reader)]
+        rows, line = [], reader.line_num + 1
+        for row_number, values in enumerate(reader, start=1):
+            where = f"{path}:{line} (row {row_number})"
+            if values:
+                if len(values) != len(header):
+                    raise DataError(
+                        where,
+                        f"expected {len(header)} fields as in the header {header}, found {len(values)}",
+                        "column_count",
+                    )
+                for name, value in zip(header, values):
+                    if len(value) > MAX_CSV_CELL:
+                        raise DataError(
+                            where, f"cell {name!r} holds {len(value)} characters; at most {MAX_CSV_CELL}", "cell_size"
+                        )
+                rows.append((row_number, line, dict(zip(header, values))))
+            line = reader.line_num + 1
+    except csv.Error as error:
+        raise DataError(f"{path}:{reader.line_num}", f"not a valid CSV file ({error})", "bad_csv") from None
+    finally:
+        csv.field_size_limit(limit)
     return rows, header
 
 
@@ -385,10 +494,13 @@ def parse_entity_list(cell: str, where: str) -> list[dict]:
     except json.JSONDecodeError:
         try:
             value = ast.literal_eval(cell)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             raise DataError(
                 where, f"entities cell is neither JSON nor a Python literal: {cell[:80]!r}", "bad_entities"
             ) from None
+    except RecursionError:
+        message = "entities cell is nested too deeply; expected a flat list of objects"
+        raise DataError(where, message, "bad_entities") from None
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
         raise DataError(where, "entities must be a list of objects with 'word' and 'entity_group'", "bad_entities")
     entities = []
@@ -396,7 +508,10 @@ def parse_entity_list(cell: str, where: str) -> list[dict]:
         label = item.get("entity_group", item.get("entity", item.get("label")))
         if "word" not in item or not label:
             raise DataError(where, f"entity {item} lacks 'word' or 'entity_group'", "bad_entities")
-        entities.append({**item, "entity_group": re.sub(r"^[BI]-", "", str(label))})
+        if not isinstance(item["word"], str | int | float) or not isinstance(label, str):
+            message = f"entity {str(item)[:80]}: 'word' and 'entity_group' must be strings"
+            raise DataError(where, message, "bad_entities")
+        entities.append({**item, "entity_group": check_label(re.sub(r"^[BI]-", "", label), where)})
     return entities
 
 
@@ -481,7 +596,8 @@ def split_into_sentences(example: Example) -> list[Example]:
 
 
 def _csv_wide(path: Path, header, rows, options: ReaderOptions, policy: _Policy) -> Iterator[Example]:
-    _require(path, header, options.text_column, options.entities_column, options.id_column)
+    id_columns = _id_columns(options)
+    _require(path, header, options.text_column, options.entities_column, *id_columns)
     for row_number, line, row in rows:
         where = f"{path}:{line} (row {row_number})"
         try:
@@ -490,7 +606,7 @@ def _csv_wide(path: Path, header, rows, options: ReaderOptions, policy: _Policy)
                 raise DataError(where, f"empty {options.text_column!r} cell", "empty_text")
             entities = parse_entity_list(row[options.entities_column], where)
             spans = locate_entities(text, entities, where)
-            example_id = row[options.id_column] if options.id_column else f"{path.stem}-{row_number}"
+            example_id = "-".join(row[c] for c in id_columns) if id_columns else f"{path.stem}-{row_number}"
             example = example_from_text(example_id, text, spans, where, policy.report)
         except DataError as error:
             policy.handle(error)
@@ -498,37 +614,63 @@ def _csv_wide(path: Path, header, rows, options: ReaderOptions, policy: _Policy)
         yield from split_into_sentences(example) if options.split_sentences else [example]
 
 
+def _id_columns(options: ReaderOptions) -> list[str]:
+    """The id columns asked for (a single name is accepted as well as a list)."""
+    columns = options.id_column or []
+    return [columns] if isinstance(columns, str) else list(columns)
+
+
+def long_id_columns(header: list[str], options: ReaderOptions) -> list[str]:
+    """The id columns of a long-layout CSV: those asked for, else a document id and/or `sentence_id`.
+
+    Example: long_id_columns(["email_id", "sentence_id", "word", "entity_group"], ReaderOptions())
+        -> ["email_id", "sentence_id"]
+    """
+    if columns := _id_columns(options):
+        return columns
+    document = next((c for c in DOCUMENT_ID_COLUMNS if c in header), None)
+    sentence = next((c for c in SENTENCE_ID_COLUMNS if c in header), None)
+    return [c for c in (document, sentence) if c is not None]
+
+
+_KEY_HINT = " (several id columns together form the key: --id_column doc_id sentence_id)"
+
+
 def _csv_long(path: Path, header, rows, options: ReaderOptions, policy: _Policy) -> Iterator[Example]:
-    id_column = options.id_column or next((c for c in ("sentence_id", "text_id", "id") if c in header), None)
-    if id_column is None:
+    id_columns = long_id_columns(header, options)
+    if not id_columns:
         _require(path, header, "sentence_id")
-    _require(path, header, id_column, options.word_column, options.tag_column)
+    _require(path, header, *id_columns, options.word_column, options.tag_column)
     values = [row[options.tag_column].strip() for _, _, row in rows]
     bio = any(re.match(r"^[BI]-", value) for value in values)
-    groups: list[tuple[str, list[tuple[int, int, dict]]]] = []
-    seen: dict[str, int] = {}
+    named = " ".join(id_columns)
+    groups: list[tuple[tuple[str, ...], list[tuple[int, int, dict]]]] = []
+    seen: dict[tuple[str, ...], int] = {}
     for row_number, line, row in rows:
-        text_id = row[id_column].strip()
-        if not text_id:
-            raise DataError(f"{path}:{line} (row {row_number})", f"empty {id_column!r}", "missing_id")
-        if groups and groups[-1][0] == text_id:
+        key = tuple(row[c].strip() for c in id_columns)
+        if empty := [c for c, value in zip(id_columns, key) if not value]:
+            raise DataError(f"{path}:{line} (row {row_number})", f"empty {empty[0]!r}", "missing_id")
+        if groups and groups[-1][0] == key:
             groups[-1][1].append((row_number, line, row))
             continue
-        if text_id in seen:
+        if key in seen:
+            shown = key[0] if len(key) == 1 else key
             raise DataError(
                 f"{path}:{line} (row {row_number})",
-                f"{id_column} {text_id!r} appears again after other texts (first at row {seen[text_id]});"
-                " the rows of one text must be consecutive",
+                f"{named} {shown!r} appears again after other texts (first at row {seen[key]});"
+                " the rows of one text must be consecutive" + (_KEY_HINT if len(key) == 1 else ""),
                 "non_consecutive_id",
             )
-        seen[text_id] = row_number
-        groups.append((text_id, [(row_number, line, row)]))
+        seen[key] = row_number
+        groups.append((key, [(row_number, line, row)]))
     tag_sequences = []
     for _, group in groups:
         tags = [row[options.tag_column].strip() or "O" for _, _, row in group]
         tag_sequences.append(tags if bio else _groups_to_iob2(tags))
     iob1 = bio and options.scheme != "iob2" and (options.scheme == "iob1" or is_iob1(tag_sequences))
-    for (text_id, group), tags in zip(groups, tag_sequences):
+    if iob1:
+        policy.report.notes["converted_iob1"] += len(groups)
+    for (key, group), tags in zip(groups, tag_sequences):
         first_row, first_line = group[0][0], group[0][1]
         where = f"{path}:{first_line} (row {first_row})"
         try:
@@ -538,13 +680,15 @@ def _csv_long(path: Path, header, rows, options: ReaderOptions, policy: _Policy)
                     raise DataError(f"{path}:{line} (row {row_number})", "empty word", "empty_word")
             if iob1:
                 tags = iob1_to_iob2(tags)
-            if (error := iob2_error(tags)) is not None:
-                row_number, line, _ = group[error[0]]
-                raise DataError(f"{path}:{line} (row {row_number})", error[1], "invalid_tag")
+
+            def where_of(i, group=group):
+                return f"{path}:{group[i][1]} (row {group[i][0]})"
+
+            tags = checked_tags(tags, where_of, options, policy.report)
         except DataError as error:
             policy.handle(error)
             continue
-        yield Example(text_id, words, tags, source=where)
+        yield Example("-".join(key), words, tags, source=where)
 
 
 def _groups_to_iob2(groups: list[str]) -> list[str]:
@@ -556,8 +700,8 @@ def _groups_to_iob2(groups: list[str]) -> list[str]:
     for group in groups:
         if group == "O":
             tags.append("O")
-        elif not re.fullmatch(r"[^\s]+", group):
-            tags.append(group)  # left for iob2_error to report
+        elif not LABEL_PATTERN.match(group):
+            tags.append(group)  # left for checked_tags to report
         else:
             tags.append(("I-" if group == previous else "B-") + group)
         previous = group
@@ -572,8 +716,8 @@ def read_jsonl(path: str | Path, options: ReaderOptions, policy: _Policy) -> Ite
     for where, record in iter_jsonl(path):
         try:
             example = Example.from_record(record, where)
-            if (error := iob2_error(example.tags)) is not None:
-                raise DataError(where, f"tags[{error[0]}]: {error[1]}", "invalid_tag")
+            where_of = lambda i, where=where: f"{where}: tags[{i}]"  # noqa: E731
+            example.tags = checked_tags(example.tags, where_of, options, policy.report)
         except DataError as error:
             policy.handle(error)
             continue

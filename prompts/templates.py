@@ -30,16 +30,51 @@ from pathlib import Path
 import jinja2
 import jinja2.meta
 import yaml
-from instruct_ner.prompts.examples import Example
+from instruct_ner.prompts.examples import DataError, Example
 from instruct_ner.prompts.formats import FORMAT_NAMES, get_format
 from instruct_ner.prompts.labels import label_entries
+from instruct_ner.prompts.textio import read_text
 from jinja2.sandbox import SandboxedEnvironment
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 HEADER = re.compile(r"\A\{#-?\s*instruct-ner\s*\n(.*?)-?#\}", re.DOTALL)
 REQUIRED_VARIABLES = {"labels"}
 STYLES = ("instruction", "chat")
-_environment = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+MAX_RANGE_ITEMS = 100_000  # items all `range` calls of one rendering may produce together
+MAX_OUTPUT_CHARS = 1_000_000  # characters one rendering may produce
+MAX_REPEAT = 100_000  # the largest `"x" * n` or `[x] * n`
+
+
+class _LimitedSandbox(SandboxedEnvironment):
+    """The jinja2 sandbox, plus bounds on `*` and `**` so that a template cannot build a huge value."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "*" and any(isinstance(x, str | list | tuple) for x in (left, right)):
+            count = right if isinstance(left, str | list | tuple) else left
+            if isinstance(count, int) and count > MAX_REPEAT:
+                raise jinja2.exceptions.SecurityError(f"repetition by {count} exceeds {MAX_REPEAT}")
+        if operator == "**" and isinstance(right, int | float) and abs(right) > 100:
+            raise jinja2.exceptions.SecurityError(f"exponent {right} exceeds 100")
+        return super().call_binop(context, operator, left, right)
+
+
+def _budgeted_range():
+    """A `range` for one rendering: all its ranges together yield at most MAX_RANGE_ITEMS items."""
+    budget = [MAX_RANGE_ITEMS]
+
+    def limited_range(*arguments):
+        values = range(*arguments)
+        budget[0] -= len(values)
+        if budget[0] < 0:
+            raise jinja2.exceptions.SecurityError(f"ranges of more than {MAX_RANGE_ITEMS} items in all")
+        return values
+
+    return limited_range
+
+
+_environment = _LimitedSandbox(undefined=jinja2.StrictUndefined, autoescape=False)
 
 
 class TemplateError(ValueError):
@@ -56,10 +91,21 @@ class Template:
     language: str
 
     def render(self, **context) -> str:
+        """The rendered text; a template that loops too long or writes too much raises TemplateError."""
         try:
-            return _environment.from_string(self.source).render(**context).strip()
+            pieces, length = [], 0
+            for piece in _environment.from_string(self.source).generate(**context, range=_budgeted_range()):
+                length += len(piece)
+                if length > MAX_OUTPUT_CHARS:
+                    raise TemplateError(f"template {self.name}: output longer than {MAX_OUTPUT_CHARS} characters")
+                pieces.append(piece)
+            return "".join(pieces).strip()
         except jinja2.TemplateError as error:
             raise TemplateError(f"template {self.name}: {error}") from error
+        except (OverflowError, MemoryError, RecursionError, TypeError, ValueError) as error:
+            if isinstance(error, TemplateError):
+                raise
+            raise TemplateError(f"template {self.name}: {type(error).__name__}: {error}") from error
 
 
 def available_templates() -> list[str]:
@@ -95,7 +141,10 @@ def load_template(name_or_path: str, source: str | None = None) -> Template:
     """
     if source is None:
         path = resolve_template_path(name_or_path)
-        source = path.read_text(encoding="utf-8")
+        try:
+            source = read_text(path, "template")
+        except DataError as error:
+            raise TemplateError(str(error)) from None
         name = path.name.removesuffix(".jinja") if path.parent == TEMPLATE_DIR else str(path)
     else:
         name = name_or_path
@@ -105,7 +154,15 @@ def load_template(name_or_path: str, source: str | None = None) -> Template:
             f"template {name}: no header; start it with '{{#- instruct-ner' and lines "
             "'response_format: entity_list|inline' and 'language: en|it', then '-#}'"
         )
-    meta = yaml.safe_load(header.group(1)) or {}
+    try:
+        meta = yaml.safe_load(header.group(1)) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f", line {mark.line + 2}" if mark is not None else ""  # +1: 0-based, +1: the `{#- instruct-ner` line
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise TemplateError(f"template {name}{line}: the header is not valid YAML ({problem})") from None
+    if not isinstance(meta, dict):
+        raise TemplateError(f"template {name}: the header must be YAML lines 'key: value', found {meta!r}")
     response_format = meta.get("response_format")
     if response_format not in FORMAT_NAMES:
         raise TemplateError(f"template {name}: response_format must be one of {FORMAT_NAMES}, not {response_format!r}")
@@ -239,5 +296,10 @@ def builder_from_options(options, examples: list[Example], few_shot_pool: list[E
 
     template = load_template(options.template)
     labels = list(options.labels) if options.labels else labels_of(e.tags for e in examples)
+    if not labels:
+        raise DataError(
+            "--labels", "the data has no entity, so the label set is empty; name the labels, e.g. --labels PER ORG LOC"
+        )
     shots = few_shot_examples(few_shot_pool or examples, options.few_shot, template.response_format)
-    return PromptBuilder(template, labels, options.style, load_definitions(options.label_definitions), shots)
+    definitions = load_definitions(options.label_definitions, labels)
+    return PromptBuilder(template, labels, options.style, definitions, shots)

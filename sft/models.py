@@ -168,7 +168,10 @@ def torch_dtype(precision: str):
 def load_tokenizer(model: str, trust_remote_code: bool = False, padding_side: str = "right"):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+    except OSError as error:
+        raise load_error(model, error) from error
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # Llama tokenizers ship without a pad token
     tokenizer.padding_side = padding_side
@@ -190,4 +193,16 @@ def load_causal_lm(model: str, precision: str = "auto", trust_remote_code: bool 
     try:
         return model_class.from_pretrained(model, **kwargs)
     except OSError as error:
-        raise ModelError(f"cannot load model {model!r}: {error}") from error
+        raise load_error(model, error) from error
+
+
+def load_error(model: str, error: OSError) -> ModelError:
+    """A one-line ModelError for a model that cannot be loaded; for a hub id, how to work offline."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if Path(model).exists():
+        return ModelError(f"cannot load model {model!r}: {first}")
+    return ModelError(
+        f"cannot load model {model!r}: not a local folder, and the Hugging Face hub could not provide it "
+        f"(offline, or no such model: {first}); download it where there is internet "
+        "(huggingface-cli download ID --local-dir DIR) and pass --model DIR, or omit --model for the embedded model"
+    )

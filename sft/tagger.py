@@ -306,11 +306,11 @@ def load_tagger(
         saved["head"],
         saved["loss"],
         tuple(saved["loss_weights"]),
-        torch.load(adapter_dir / "class_weights.pt"),
+        torch.load(adapter_dir / "class_weights.pt", weights_only=True),
         saved["lstm_hidden"],
         0.0,
     )
-    tagger.head_modules().load_state_dict(torch.load(adapter_dir / HEAD_WEIGHTS))
+    tagger.head_modules().load_state_dict(torch.load(adapter_dir / HEAD_WEIGHTS, weights_only=True))
     tagger.eval()
     return tagger, load_tokenizer(str(adapter_dir)), artifact
 
@@ -342,7 +342,7 @@ def train_loop(
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
     step, losses = 0, []
     if resume_from:
-        state = torch.load(Path(resume_from) / TRAINING_STATE, weights_only=False)
+        state = load_training_state(Path(resume_from) / TRAINING_STATE)
         model.load_state_dict(state["model"], strict=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -387,12 +387,29 @@ def train_loop(
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "step": step,
-                    "losses": losses,
+                    "losses": [float(loss) for loss in losses],
                 },
                 checkpoint / TRAINING_STATE,
             )
     seconds = time.perf_counter() - started
     return {"steps": step, "losses": losses, "seconds": seconds}
+
+
+def load_training_state(path: Path) -> dict:
+    """A checkpoint's training state, loaded as tensors and plain values only (never unpickling code).
+
+    `weights_only=True` accepts dicts, lists, tensors, numbers and strings: what `train_loop` saves. Anything
+    else (a crafted pickle whose `__reduce__` runs code, for example) is refused with a ModelError.
+    """
+    import pickle
+
+    from instruct_ner.sft.models import ModelError
+
+    try:
+        return torch.load(path, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelError(f"{path}: refused: not a training state of tensors and numbers ({message})") from None
 
 
 def _is_trainable(model: nn.Module, name: str) -> bool:

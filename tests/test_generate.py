@@ -68,14 +68,14 @@ def without_timing(records):
 def test_records_out_equal_records_in_in_input_order(tmp_path):
     records, examples, builder, gold = setup()
     answers = dict(gold)
-    answers[examples[3].text] = "Atlantis | LOC\nsomething odd"  # a hallucination and a truncated line
+    answers[examples[3].text] = "Atlantis | LOC\nsomething odd"  # a hallucination and a malformed line
     generator = FakeGenerator(answers)
     figures = run_generation(records, examples, builder, generator, tmp_path / "p.jsonl", batch_size=5)
     out = read(tmp_path / "p.jsonl")
     assert [r["id"] for r in out] == [r["id"] for r in records] and figures["records"] == len(records)
     assert generator.calls == len(records) and max(generator.batches) == 5
     assert all(r["pred_tags"] == r["tags"] for k, r in enumerate(out) if k != 3)
-    assert out[3]["parse"]["hallucinated"] == 1 and out[3]["parse"]["truncated"] == 1
+    assert out[3]["parse"]["hallucinated"] == 1 and out[3]["parse"]["malformed"] == 1  # ended normally: not truncated
     assert set(out[0]) >= {"generation", "entities", "pred_tags", "parse", "timing", "prompt", "labels"}
 
 

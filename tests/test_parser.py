@@ -18,8 +18,8 @@ def tags(response, text, fmt="entity_list", labels=LABELS):
     return parse_response(response, example(text), labels, fmt).pred_tags
 
 
-def diagnostics(response, text, fmt="entity_list"):
-    return parse_response(response, example(text), LABELS, fmt).diagnostics
+def diagnostics(response, text, fmt="entity_list", hit_limit=False):
+    return parse_response(response, example(text), LABELS, fmt, hit_limit=hit_limit).diagnostics
 
 
 def test_repeated_mentions_land_on_successive_occurrences():
@@ -78,8 +78,13 @@ def test_no_entity_marker():
 
 
 def test_truncated_last_line_is_counted_not_malformed():
-    d = diagnostics("Berlin | LOC\nPari", "Berlin and Paris")
+    d = diagnostics("Berlin | LOC\nPari", "Berlin and Paris", hit_limit=True)
     assert d.truncated == 1 and d.malformed == 0 and d.entities == 1
+
+
+def test_a_last_line_without_separator_is_malformed_when_generation_ended_normally():
+    d = diagnostics("Berlin | LOC\nPari", "Berlin and Paris")
+    assert d.truncated == 0 and d.malformed == 1 and d.entities == 1
 
 
 def test_numbered_entity_is_not_a_list_bullet():
@@ -104,8 +109,14 @@ def test_mentions_listed_out_of_order_are_still_found():
     assert result.pred_tags == ["B-LOC", "O", "B-LOC"] and result.diagnostics.out_of_order == 1
 
 
-def test_a_mention_inside_a_token_snaps_to_the_whole_token():
+def test_a_mention_inside_a_token_is_a_partial_word_not_an_entity():
     result = parse_response("Baghdad | LOC", example("Baghdad-based group"), LABELS)
+    assert result.pred_tags == ["O", "O"] and result.diagnostics.partial_word == 1
+    assert result.diagnostics.dropped == [{"text": "Baghdad", "reason": "partial_word"}]
+
+
+def test_a_mention_inside_a_token_snaps_to_the_whole_token_when_asked():
+    result = parse_response("Baghdad | LOC", example("Baghdad-based group"), LABELS, snap_partial=True)
     assert result.pred_tags == ["B-LOC", "O"] and result.diagnostics.snapped == 1
 
 
@@ -124,8 +135,13 @@ def test_inline_with_rewritten_text_falls_back_to_search():
 
 
 def test_inline_unclosed_bracket_is_truncation():
+    d = diagnostics("[EU | ORG] rejects [Germ", "EU rejects German", fmt="inline", hit_limit=True)
+    assert d.truncated == 1 and d.malformed == 0 and d.entities == 1
+
+
+def test_inline_unclosed_bracket_without_the_token_limit_is_malformed():
     d = diagnostics("[EU | ORG] rejects [Germ", "EU rejects German", fmt="inline")
-    assert d.truncated == 1 and d.entities == 1
+    assert d.truncated == 0 and d.malformed == 1 and d.entities == 1
 
 
 def test_inline_unknown_label_is_counted():

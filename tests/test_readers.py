@@ -65,12 +65,12 @@ def test_conll_invalid_tag_names_file_and_line(tmp_path):
 def test_conll_inside_tag_of_another_type_names_file_and_line(tmp_path):
     path = write(tmp_path / "bad.txt", "a O\n\nNew B-LOC\nYork I-ORG\n")
     with pytest.raises(DataError, match=rf"{path}:4: I-ORG follows B-LOC"):
-        load(path, scheme="iob2")
+        load(path, scheme="iob2", repair_tags=False)
 
 
 def test_conll_skip_counts_and_reports(tmp_path):
     path = write(tmp_path / "mixed.txt", "EU B-ORG\n\nNew B-LOC\nYork I-ORG\n\nx\n\nPeter B-PER\n")
-    examples, report = load(path, on_error="skip", scheme="iob2")
+    examples, report = load(path, on_error="skip", scheme="iob2", repair_tags=False)
     assert [e.tokens for e in examples] == [["EU"], ["Peter"]]
     assert report.read == 2 and report.n_skipped == 2
     assert report.skipped == {"invalid_sequence": 1, "column_count": 1}
@@ -221,7 +221,7 @@ def test_csv_long_bio_tags_and_custom_columns(tmp_path):
 def test_csv_long_invalid_sequence_names_the_row(tmp_path):
     path = write(tmp_path / "long.csv", "sentence_id,word,entity_group\n1,Banca,B-ORG\n1,Intesa,I-PER\n")
     with pytest.raises(DataError, match=rf"{path}:3 \(row 2\): I-PER follows B-ORG"):
-        load(path, scheme="iob2")
+        load(path, scheme="iob2", repair_tags=False)
 
 
 def test_csv_long_non_consecutive_id_names_the_row(tmp_path):
