@@ -69,12 +69,22 @@ class Generator:
         return len(text.split())
 
 
-def length_bound(text_tokens: int, response_format: str) -> int:
-    """Most tokens a complete response can need: entity lists repeat entity text plus ` | LABEL` per line.
+def length_bound(text_tokens: int, response_format: str, words: int | None = None, label_tokens: int = 2) -> int:
+    """Most tokens a complete response can need, from what the format writes (not a multiple of the input).
 
-    Example: length_bound(10, "entity_list") -> 46
+    Entities are non-overlapping pieces of the text, so their text takes at most the text's own tokens
+    (`text_tokens`); each line adds its overhead: ` |`, the label (`label_tokens`, with its leading space),
+    the newline, and one token because a span tokenised alone can split differently from inside the text
+    (inline: `[`, ` |`, the label, `]`, and the same one). Lines: a text of `words` words has at most
+    (words + 1) // 2 + 1 entities in all of CoNLL-2003 and KIND (45,000 sentences; one more for margin);
+    without `words`, every token counts as a word.
+
+    Example: length_bound(22, "entity_list", words=14) -> 22 + 5 * 9 = 67
+    Example: length_bound(22, "inline", words=14) -> 22 + 6 * 9 = 76
     """
-    return 3 * text_tokens + 16 if response_format == "entity_list" else 2 * text_tokens + 24
+    lines = ((text_tokens if words is None else words) + 1) // 2 + 2
+    per_line = label_tokens + 3 if response_format == "entity_list" else label_tokens + 4
+    return text_tokens + per_line * lines
 
 
 def _squash(text: str) -> str:
@@ -134,6 +144,7 @@ class HFGenerator(Generator):
         self._eos_set = frozenset(self.eos_ids)
         self.stop_strings = ["\n###"] if style == "instruction" else None
         self._pieces: dict[int, str] = {}
+        self._label_tokens: int | None = None
         self.stats = new_stats()
 
     def prepare(self, prompts: list) -> None:
@@ -175,6 +186,8 @@ class HFGenerator(Generator):
             inputs, cache = inputs
         else:
             inputs = self.tokenizer(texts, return_tensors="pt", padding=True).to(self.model.device)
+        if examples is not None:
+            limits = [min(limit, self.row_limit(example)) for limit, example in zip(limits, examples)]
         constraints = None
         if self.options.constrain and examples is not None:
             factory = self.constraint_factory()
@@ -195,6 +208,14 @@ class HFGenerator(Generator):
             prompt_tokens = int(inputs["attention_mask"][row].sum())
             results.append(Generated(text.strip(), len(kept), prompt_tokens, hit_limit, stopped and ended is None))
         return results
+
+    def row_limit(self, example) -> int:
+        """The bound on new tokens for one example, from its text, words and the longest label."""
+        labels = self.options.labels or ["MISC"]
+        if self._label_tokens is None:
+            self._label_tokens = max(self.text_length(" " + label) for label in labels)
+        words = len(example.tokens) if example.tokens else None
+        return length_bound(self.text_length(example.text), self.options.response_format, words, self._label_tokens)
 
     def constraint_factory(self):
         from instruct_ner.inference.constrained import ConstraintFactory
