@@ -72,6 +72,10 @@ class GenerateConfig(ModelOptions, PromptOptions, ReaderOptions):
         default=True,
         metadata={"help": "entity lists: stop a record at its first line not in its text or listed too often"},
     )
+    constrain: bool = field(
+        default=True,
+        metadata={"help": "constrained decoding: entities are spans of the text, labels from the set"},
+    )
     resume: bool = field(default=False, metadata={"help": "continue a partial output file instead of replacing it"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar on stderr"})
 
@@ -248,7 +252,7 @@ def load_generator(config: GenerateConfig, builder: PromptBuilder) -> HFGenerato
         if not (getattr(model, "is_loaded_in_8bit", False) or getattr(model, "is_loaded_in_4bit", False)):
             model = model.merge_and_unload()  # same outputs, no LoRA overhead per token
     model.eval()
-    options = DecodeOptions(builder.response_format, builder.labels, config.stop_runaway)
+    options = DecodeOptions(builder.response_format, builder.labels, config.stop_runaway, config.constrain)
     return HFGenerator(model, tokenizer, builder.style, config.share_prefix, options)
 
 
