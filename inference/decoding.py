@@ -1,15 +1,21 @@
-"""Decoding: prompts in, generated texts out. Batched greedy decoding with a Hugging Face causal LM,
-the shared-prefix KV cache, and the runaway guard for entity lists.
+"""Decoding: prompts in, generated texts out. Batched greedy decoding with a Hugging Face causal LM in our own
+loop, the shared-prefix KV cache, constrained decoding and the runaway guard for entity lists.
 
 This module knows nothing of files, records or parsing (see `inference.generate`, which drives it);
 it only turns prompts (strings or chat messages) into `Generated` texts, one per prompt, in order.
 
 - Greedy decoding, left padding; the token prefix common to every prompt of a run is encoded once and
   its KV cache reused by every batch (`share_prefix`).
+- Lean generation: our own loop instead of `model.generate`; a row that has finished leaves the batch
+  (its rows of the KV cache, mask and positions are dropped, `compact`), so a step costs what its live
+  rows cost. Per-step Python time (token choice, constraints, stopping) is counted in `stats`.
 - Generation stops at the end-of-turn token the model was trained to emit (and, for the instruction
-  style, at a new `###` section); `length_bound` bounds the new tokens of each row from its text.
-- Runaway guard (entity lists): a row stops at the first completed line whose entity text is not in its
-  input text, or that lists a text more often than it occurs there.
+  style, at a new `###` section); `length_bound` bounds the new tokens of each row from what the format
+  needs for its text (text tokens plus per-line overhead), not from a multiple of the input length.
+- Constrained decoding (`DecodeOptions.constrain`): each row may only write what its format allows for
+  its own text (`inference.constrained`); such a row always ends before its bound.
+- Runaway guard (entity lists, unconstrained): a row stops at the first completed line whose entity text
+  is not in its input text, or that lists a text more often than it occurs there.
 """
 
 from __future__ import annotations
