@@ -12,15 +12,19 @@ Cells (each under ~8 minutes on a 2-core CPU; run them one by one under the benc
 - `emails`: the zero-shot embedded model on the Italian e-mail sample (`data/emails_it/test.csv`,
   `ner-list.it`, id column `id`), constrained and unconstrained.
 
+- `few_shot` (optional, not in the default list): the embedded model with 3 worked examples from the
+  training file, constrained and unconstrained.
+
 Every run reports micro F1 (conlleval), the parser's diagnostics summed over records, sentences/s, new
 tokens per sentence, and the decoder's own counters (forward-pass vs per-step Python time, full masks).
-Results are merged into `--out` after every run, so an interrupted cell resumes with the runs it lacks
-(`--force` reruns them). Ratios are computed inside each cell (same process, same load).
+Runs are decoded in slices of `--slice` records (predictions under `--work`); a command starts no slice
+after `--max_minutes` and saves where it stopped, so the same command run again resumes (`--force`
+starts over). Sentences/s is summed over slices, so every ratio compares runs made under the same lock.
 
     flock /work/notes/bench.lock env OMP_NUM_THREADS=2 .venv/bin/python benchmarks/constrained.py --cells adapter
-    flock /work/notes/bench.lock env OMP_NUM_THREADS=2 .venv/bin/python benchmarks/constrained.py --cells conll
-    flock /work/notes/bench.lock env OMP_NUM_THREADS=2 .venv/bin/python benchmarks/constrained.py --cells zero_shot
-    flock /work/notes/bench.lock env OMP_NUM_THREADS=2 .venv/bin/python benchmarks/constrained.py --cells emails
+    # then, repeated until it prints no "run the command again":
+    flock /work/notes/bench.lock env OMP_NUM_THREADS=2 .venv/bin/python benchmarks/constrained.py \
+        --cells conll zero_shot emails
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -91,14 +95,19 @@ def train_adapter(args) -> None:
 
 
 def run_cell(args, results: dict, cell: str, config: GenerateConfig, runs: list[tuple[str, bool, bool]]) -> None:
-    """Each run: (name, constrain, compact). One generator loaded for the cell, shared by its runs."""
+    """Each run: (name, constrain, compact), decoded in slices of `--slice` records, each written under
+    `--work` and timed; a command stops starting slices after `--max_minutes` and the next one resumes.
+    One generator is loaded for the cell and shared by its runs."""
     import torch
 
     done = results.setdefault("cells", {}).setdefault(cell, {"runs": {}})
-    todo = [run for run in runs if args.force or run[0] not in done["runs"]]
+    todo = [
+        run for run in runs if (args.force or run[0] not in done["runs"]) and (not args.runs or run[0] in args.runs)
+    ]
     if not todo:
         print(f"{cell}: done already", flush=True)
         return
+    started = time.perf_counter()
     records, examples = input_records(config)
     builder = prompt_builder(config, examples, records)
     generator = load_generator(config, builder)
@@ -112,37 +121,46 @@ def run_cell(args, results: dict, cell: str, config: GenerateConfig, runs: list[
         machine=f"{platform.machine()} {platform.processor()}, {torch.get_num_threads()} threads",
         date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     )
+    partials = done.setdefault("partial", {})
     for name, constrain, compact in todo:
+        folder = Path(args.work, cell, name)
+        if args.force and name not in partials:
+            shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        part = partials.setdefault(name, {"records": 0, "seconds": 0.0, "new_tokens": 0, "stats": new_stats()})
         generator.options.constrain, generator.compact = constrain, compact
-        generator.stats = new_stats()
-        with tempfile.TemporaryDirectory() as folder:
-            out = Path(folder) / "p.jsonl"
+        last_slice = 0.0
+        while part["records"] < len(records):
+            elapsed = time.perf_counter() - started
+            if elapsed + last_slice > args.max_minutes * 60:
+                print(f"{cell} {name}: {part['records']}/{len(records)} records; run the command again", flush=True)
+                save(Path(args.out), results)
+                return
+            lo = part["records"]
+            hi = min(len(records), lo + args.slice)
+            generator.stats = new_stats()
             figures = run_generation(
-                records, examples, builder, generator, out, batch_size=config.batch_size, progress=False
+                records[lo:hi],
+                examples[lo:hi],
+                builder,
+                generator,
+                folder / f"{lo:05d}.jsonl",
+                batch_size=config.batch_size,
+                progress=False,
             )
-            scores = score_file(out)
-            predictions = [json.loads(line) for line in out.read_text().splitlines()]
-        stats = generator.stats
-        step_seconds = stats["forward_seconds"] + stats["other_seconds"]
-        done["runs"][name] = {
-            "constrain": constrain,
-            "compact": compact,
-            "micro_f1": round(scores["micro"]["f1"], 4),
-            "sentences_per_second": round(figures["sentences_per_second"], 3),
-            "seconds": round(figures["seconds"], 1),
-            "new_tokens_per_sentence": round(figures["new_tokens"] / len(records), 2),
-            "diagnostics": {key: sum(int(p["parse"].get(key, 0)) for p in predictions) for key in DIAGNOSTICS},
-            "entities_predicted": sum(len(p["entities"]) for p in predictions),
-            "decoder": {
-                "steps": stats["steps"],
-                "row_steps": stats["row_steps"],
-                "forward_seconds": round(stats["forward_seconds"], 2),
-                "per_step_python_share": round(stats["other_seconds"] / step_seconds, 4) if step_seconds else 0,
-                "constraint_share": round(stats["constraint_seconds"] / step_seconds, 4) if step_seconds else 0,
-                "full_masks": stats["full_masks"],
-            },
-            "example": predictions[0]["generation"][:200],
-        }
+            last_slice = figures["seconds"]
+            part["records"], part["seconds"] = hi, part["seconds"] + figures["seconds"]
+            part["new_tokens"] += figures["new_tokens"]
+            for key, value in generator.stats.items():
+                part["stats"][key] += value
+            print(f"{cell} {name}: {hi}/{len(records)} ({figures['sentences_per_second']:.2f} sent/s)", flush=True)
+            save(Path(args.out), results)
+        merged = folder / "all.jsonl"
+        merged.write_text(
+            "".join((folder / f"{lo:05d}.jsonl").read_text() for lo in range(0, len(records), args.slice))
+        )
+        done["runs"][name] = summary(merged, part, constrain, compact, len(records))
+        del partials[name]
         print(cell, name, json.dumps(done["runs"][name]), flush=True)
         save(Path(args.out), results)
     runs_done = done["runs"]
@@ -160,6 +178,32 @@ def run_cell(args, results: dict, cell: str, config: GenerateConfig, runs: list[
     save(Path(args.out), results)
 
 
+def summary(path: Path, part: dict, constrain: bool, compact: bool, sentences: int) -> dict:
+    scores = score_file(path)
+    predictions = [json.loads(line) for line in path.read_text().splitlines()]
+    stats = part["stats"]
+    step_seconds = stats["forward_seconds"] + stats["other_seconds"]
+    return {
+        "constrain": constrain,
+        "compact": compact,
+        "micro_f1": round(scores["micro"]["f1"], 4),
+        "sentences_per_second": round(sentences / part["seconds"], 3),
+        "seconds": round(part["seconds"], 1),
+        "new_tokens_per_sentence": round(part["new_tokens"] / sentences, 2),
+        "diagnostics": {key: sum(int(p["parse"].get(key, 0)) for p in predictions) for key in DIAGNOSTICS},
+        "entities_predicted": sum(len(p["entities"]) for p in predictions),
+        "decoder": {
+            "steps": stats["steps"],
+            "row_steps": stats["row_steps"],
+            "forward_seconds": round(stats["forward_seconds"], 2),
+            "per_step_python_share": round(stats["other_seconds"] / step_seconds, 4) if step_seconds else 0,
+            "constraint_share": round(stats["constraint_seconds"] / step_seconds, 4) if step_seconds else 0,
+            "full_masks": stats["full_masks"],
+        },
+        "example": predictions[0]["generation"][:200],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cells", nargs="+", default=["adapter", "conll", "zero_shot", "emails"])
@@ -171,6 +215,10 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--out", default="benchmarks/results/constrained.json")
     parser.add_argument("--force", action="store_true", help="rerun runs already in --out")
+    parser.add_argument("--runs", nargs="*", help="only these runs of the cells (e.g. constrained unconstrained)")
+    parser.add_argument("--slice", type=int, default=64, help="records decoded and timed per slice")
+    parser.add_argument("--max_minutes", type=float, default=7.0, help="start no slice after this; rerun to resume")
+    parser.add_argument("--work", default="runs/bench-constrained", help="predictions of every slice")
     parser.add_argument("--unconstrained_first", action="store_true", help="order check: unconstrained run first")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -186,6 +234,12 @@ def main() -> None:
         elif cell == "conll":
             config = GenerateConfig(data=args.data, adapter=args.adapter, limit=args.limit, **common)
             run_cell(args, results, cell, config, [*both, ("unconstrained-no-compaction", False, False)])
+        elif cell == "few_shot":
+            pool = str(Path(args.data).with_name("train.txt"))
+            config = GenerateConfig(
+                data=args.data, template="ner-list.en", limit=args.limit, few_shot=3, few_shot_from=pool, **common
+            )
+            run_cell(args, results, cell, config, both)
         elif cell == "zero_shot":
             config = GenerateConfig(data=args.data, template="ner-list.en", limit=args.limit, **common)
             run_cell(args, results, cell, config, both)
@@ -193,7 +247,7 @@ def main() -> None:
             config = GenerateConfig(data=args.emails, template="ner-list.it", id_column="id", **common)
             run_cell(args, results, cell, config, both)
         else:
-            parser.error(f"unknown cell {cell!r}; expected adapter, conll, zero_shot or emails")
+            parser.error(f"unknown cell {cell!r}; expected adapter, conll, zero_shot, few_shot or emails")
     print(json.dumps(results, indent=2))
 
 
