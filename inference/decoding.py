@@ -151,6 +151,7 @@ class HFGenerator(Generator):
         self.stop_strings = ["\n###"] if style == "instruction" else None
         self._pieces: dict[int, str] = {}
         self._label_tokens: int | None = None
+        self._factory, self._factory_key = None, None
         self.stats = new_stats()
 
     def prepare(self, prompts: list) -> None:
@@ -226,11 +227,11 @@ class HFGenerator(Generator):
     def constraint_factory(self):
         from instruct_ner.inference.constrained import ConstraintFactory
 
-        key = (self.options.response_format, tuple(self.options.labels))
-        if getattr(self, "_factory_key", None) != key:
+        response_format, labels = self.options.response_format, list(self.options.labels)
+        if self._factory is None or self._factory_key != (response_format, labels):
             end = "\n###" if self.stop_strings else ""
-            self._factory = ConstraintFactory(self.tokenizer, *key[:1], list(key[1]), self.eos_ids, end)
-            self._factory_key = key
+            self._factory = ConstraintFactory(self.tokenizer, response_format, labels, self.eos_ids, end)
+            self._factory_key = (response_format, labels)
         return self._factory
 
     def _decode(self, inputs, cache, limits: list[int], guard, constraints) -> list[list[int]]:
