@@ -253,3 +253,22 @@ def test_every_gold_response_fits_its_bound(tokenizer):
             > length_bound(tokens(e.text), response_format, len(e.tokens), label_tokens)
         ]
         assert not over, (response_format, over[:3])
+
+
+def test_the_instruction_style_may_end_with_a_new_section(tokenizer):
+    """`\\n###` after a complete line ends a row of the instruction style; elsewhere `#` is not allowed."""
+    factory = ConstraintFactory(tokenizer, "entity_list", LABELS, [tokenizer.eos_token_id], "\n###")
+    constraint = factory.row(example(SENTENCES[0]))
+    assert walk(tokenizer, constraint, "EU | ORG\n###") is None and constraint.done
+    assert walk(tokenizer, factory.row(example(SENTENCES[0])), "EU | ORG ###") == "Ġ###"
+
+
+def test_a_constrained_row_finishes_its_line_when_the_budget_runs_out(tokenizer):
+    """Near the bound only the tokens that still reach the end in time are allowed (costs count bytes: after
+    ` |`, a space and a 3-byte label remain, 4; after ` United`, ` | ` and a label, 6)."""
+    factory = ConstraintFactory(tokenizer, "entity_list", LABELS, [tokenizer.eos_token_id])
+    constraint = factory.row(example("The United Arab Emirates beat Syria ."))
+    walk(tokenizer, constraint, "The")
+    allowed = set(tokenizer.convert_ids_to_tokens(constraint.allowed(4)))
+    assert "Ġ|" in allowed and "ĠUnited" not in allowed
+    assert "ĠUnited" in set(tokenizer.convert_ids_to_tokens(constraint.allowed(100)))
