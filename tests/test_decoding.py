@@ -272,3 +272,23 @@ def test_a_constrained_row_finishes_its_line_when_the_budget_runs_out(tokenizer)
     allowed = set(tokenizer.convert_ids_to_tokens(constraint.allowed(4)))
     assert "Ġ|" in allowed and "ĠUnited" not in allowed
     assert "ĠUnited" in set(tokenizer.convert_ids_to_tokens(constraint.allowed(100)))
+
+
+@needs_shared_data
+@pytest.mark.parametrize("response_format", ["entity_list", "inline"])
+def test_every_gold_response_is_allowed(tokenizer, response_format):
+    """Completeness against an independent source: the gold responses of CoNLL-2003 test (first 1000) and of
+    the Italian e-mails (texts with newlines, `€`, `’`), tokenised as the tokenizer splits them, all pass."""
+    from conftest import DATA
+    from instruct_ner.prompts.examples import labels_of
+    from instruct_ner.prompts.formats import get_format
+    from instruct_ner.prompts.readers import ReaderOptions, load_examples
+
+    conll, _ = load_examples(SHARED_DATA / "conll2003" / "test.txt")
+    emails, _ = load_examples(DATA / "emails_it" / "test.csv", ReaderOptions(id_column="id"))
+    for examples in (conll[:1000], emails):
+        factory = ConstraintFactory(tokenizer, response_format, labels_of(e.tags for e in examples), [0])
+        for e in examples:
+            response = get_format(response_format).to_str(e)
+            constraint = factory.row(e)
+            assert walk(tokenizer, constraint, response, budget=10**6) is None and constraint.accepting(), response
