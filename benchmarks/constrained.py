@@ -5,8 +5,8 @@ Cells (each under ~8 minutes on a 2-core CPU; run them one by one under the benc
 - `adapter`: trains a small LoRA adapter with the CPU recipe (`sft/recipes/smollm2-conll2003-cpu.yaml`,
   fp32, `--train_limit` sentences) unless `--adapter DIR` is given or it exists already;
 - `conll`: that adapter on the first `--limit` CoNLL-2003 test sentences: constrained, unconstrained
-  (runaway guard on, as before), and unconstrained without batch compaction (finished rows stay in the
-  batch, as `model.generate` does);
+  (runaway guard on, as before), unconstrained without batch compaction (finished rows stay in the
+  batch), and unconstrained with the previous release's `model.generate` decoding (`model-generate`);
 - `zero_shot`: the embedded model without adapter (zero-shot, `ner-list.en`) on the same sentences,
   constrained and unconstrained;
 - `emails`: the zero-shot embedded model on the Italian e-mail sample (`data/emails_it/test.csv`,
@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import time
+import types
 import warnings
 from pathlib import Path
 
@@ -94,6 +95,34 @@ def train_adapter(args) -> None:
     print(f"trained in {time.perf_counter() - started:.0f} s", flush=True)
 
 
+def model_generate_decode(self, inputs, cache, limits, guard, constraints):
+    """Baseline for the lean loop: the decoding of the previous release, `model.generate` with the runaway
+    guard as a stopping criterion (unconstrained only); finished rows stay in the batch."""
+    from transformers import StoppingCriteriaList
+
+    width = inputs["input_ids"].shape[1]
+    if guard is not None:
+        guard.prompt_width = width
+    output = self.model.generate(
+        **inputs,
+        past_key_values=cache,
+        max_new_tokens=max(limits),
+        do_sample=False,
+        eos_token_id=self.eos_ids,
+        pad_token_id=self.tokenizer.pad_token_id,
+        stop_strings=self.stop_strings,
+        tokenizer=self.tokenizer if self.stop_strings else None,
+        stopping_criteria=StoppingCriteriaList([guard]) if guard else None,
+    )
+    rows = []
+    for row in range(output.shape[0]):
+        new = output[row, width:].tolist()
+        if guard is not None and guard.stopped_at[row] is not None:
+            new = new[: guard.stopped_at[row]]
+        rows.append(new)
+    return rows
+
+
 def run_cell(args, results: dict, cell: str, config: GenerateConfig, runs: list[tuple[str, bool, bool]]) -> None:
     """Each run: (name, constrain, compact), decoded in slices of `--slice` records, each written under
     `--work` and timed; a command stops starting slices after `--max_minutes` and the next one resumes.
@@ -129,6 +158,10 @@ def run_cell(args, results: dict, cell: str, config: GenerateConfig, runs: list[
         folder.mkdir(parents=True, exist_ok=True)
         part = partials.setdefault(name, {"records": 0, "seconds": 0.0, "new_tokens": 0, "stats": new_stats()})
         generator.options.constrain, generator.compact = constrain, compact
+        if name == "model-generate":
+            generator._decode = types.MethodType(model_generate_decode, generator)
+        else:
+            generator.__dict__.pop("_decode", None)
         last_slice = 0.0
         while part["records"] < len(records):
             elapsed = time.perf_counter() - started
@@ -169,12 +202,14 @@ def run_cell(args, results: dict, cell: str, config: GenerateConfig, runs: list[
         for run in runs_done.values():
             run["speed_vs_unconstrained"] = round(run["sentences_per_second"] / base["sentences_per_second"], 3)
             run["f1_minus_unconstrained"] = round(run["micro_f1"] - base["micro_f1"], 4)
-    if "unconstrained" in runs_done and "unconstrained-no-compaction" in runs_done:
-        done["compaction_speedup"] = round(
-            runs_done["unconstrained"]["sentences_per_second"]
-            / runs_done["unconstrained-no-compaction"]["sentences_per_second"],
-            3,
-        )
+    for other, key in (
+        ("unconstrained-no-compaction", "compaction_speedup"),
+        ("model-generate", "lean_vs_model_generate"),
+    ):
+        if "unconstrained" in runs_done and other in runs_done:
+            done[key] = round(
+                runs_done["unconstrained"]["sentences_per_second"] / runs_done[other]["sentences_per_second"], 3
+            )
     save(Path(args.out), results)
 
 
@@ -233,7 +268,8 @@ def main() -> None:
             train_adapter(args)
         elif cell == "conll":
             config = GenerateConfig(data=args.data, adapter=args.adapter, limit=args.limit, **common)
-            run_cell(args, results, cell, config, [*both, ("unconstrained-no-compaction", False, False)])
+            lean = [("unconstrained-no-compaction", False, False), ("model-generate", False, False)]
+            run_cell(args, results, cell, config, [*both, *lean])
         elif cell == "few_shot":
             pool = str(Path(args.data).with_name("train.txt"))
             config = GenerateConfig(
