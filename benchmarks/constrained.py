@@ -239,6 +239,26 @@ def summary(path: Path, part: dict, constrain: bool, compact: bool, sentences: i
     }
 
 
+def markdown(results: dict) -> str:
+    """The finished runs as a Markdown table (what the report and BENCHMARKS.md show)."""
+    lines = [
+        "| cell | run | micro F1 | sent/s | vs unconstrained | halluc. | malformed | truncated | unknown label "
+        "| hit bound | new tok/sent | python share |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for cell, figures in results.get("cells", {}).items():
+        for name, run in figures["runs"].items():
+            d = run["diagnostics"]
+            lines.append(
+                f"| {cell} ({figures['sentences']}) | {name} | {run['micro_f1']:.3f} "
+                f"| {run['sentences_per_second']:.2f} | {run.get('speed_vs_unconstrained', '')} "
+                f"| {d['hallucinated']} | {d['malformed']} | {d['truncated']} "
+                f"| {d['unknown_label']} | {d['hit_max_new_tokens']} | {run['new_tokens_per_sentence']} "
+                f"| {run['decoder']['per_step_python_share']:.3f} |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cells", nargs="+", default=["adapter", "conll", "zero_shot", "emails"])
@@ -284,7 +304,7 @@ def main() -> None:
             run_cell(args, results, cell, config, both)
         else:
             parser.error(f"unknown cell {cell!r}; expected adapter, conll, zero_shot, few_shot or emails")
-    print(json.dumps(results, indent=2))
+    print(markdown(results))
 
 
 if __name__ == "__main__":
