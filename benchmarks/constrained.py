@@ -151,6 +151,11 @@ def run_cell(args, results: dict, cell: str, config: GenerateConfig, runs: list[
         date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     )
     partials = done.setdefault("partial", {})
+    warm = Path(args.work, cell, "warm-up.jsonl")  # first forward passes of a process are slow: not timed
+    for constrain in sorted({run[1] for run in todo}):
+        generator.options.constrain = constrain
+        warm.parent.mkdir(parents=True, exist_ok=True)
+        run_generation(records[:4], examples[:4], builder, generator, warm, batch_size=4, progress=False)
     for name, constrain, compact in todo:
         folder = Path(args.work, cell, name)
         if args.force and name not in partials:
