@@ -1,15 +1,21 @@
-"""Decoding: prompts in, generated texts out. Batched greedy decoding with a Hugging Face causal LM,
-the shared-prefix KV cache, and the runaway guard for entity lists.
+"""Decoding: prompts in, generated texts out. Batched greedy decoding with a Hugging Face causal LM in our own
+loop, the shared-prefix KV cache, constrained decoding and the runaway guard for entity lists.
 
 This module knows nothing of files, records or parsing (see `inference.generate`, which drives it);
 it only turns prompts (strings or chat messages) into `Generated` texts, one per prompt, in order.
 
 - Greedy decoding, left padding; the token prefix common to every prompt of a run is encoded once and
   its KV cache reused by every batch (`share_prefix`).
+- Lean generation: our own loop instead of `model.generate`; a row that has finished leaves the batch
+  (its rows of the KV cache, mask and positions are dropped, `compact`), so a step costs what its live
+  rows cost. Per-step Python time (token choice, constraints, stopping) is counted in `stats`.
 - Generation stops at the end-of-turn token the model was trained to emit (and, for the instruction
-  style, at a new `###` section); `length_bound` bounds the new tokens of each row from its text.
-- Runaway guard (entity lists): a row stops at the first completed line whose entity text is not in its
-  input text, or that lists a text more often than it occurs there.
+  style, at a new `###` section); `length_bound` bounds the new tokens of each row from what the format
+  needs for its text (text tokens plus per-line overhead), not from a multiple of the input length.
+- Constrained decoding (`DecodeOptions.constrain`): each row may only write what its format allows for
+  its own text (`inference.constrained`); such a row always ends before its bound.
+- Runaway guard (entity lists, unconstrained): a row stops at the first completed line whose entity text
+  is not in its input text, or that lists a text more often than it occurs there.
 """
 
 from __future__ import annotations
@@ -69,12 +75,22 @@ class Generator:
         return len(text.split())
 
 
-def length_bound(text_tokens: int, response_format: str) -> int:
-    """Most tokens a complete response can need: entity lists repeat entity text plus ` | LABEL` per line.
+def length_bound(text_tokens: int, response_format: str, words: int | None = None, label_tokens: int = 2) -> int:
+    """Most tokens a complete response can need, from what the format writes (not a multiple of the input).
 
-    Example: length_bound(10, "entity_list") -> 46
+    Entities are non-overlapping pieces of the text, so their text takes at most the text's own tokens
+    (`text_tokens`); each line adds its overhead: ` |`, the label (`label_tokens`, with its leading space),
+    the newline, and one token because a span tokenised alone can split differently from inside the text
+    (inline: `[`, ` |`, the label, `]`, and the same one). Lines: a text of `words` words has at most
+    (words + 1) // 2 + 1 entities in all of CoNLL-2003 and KIND (45,000 sentences; one more for margin);
+    without `words`, every token counts as a word.
+
+    Example: length_bound(22, "entity_list", words=14) -> 22 + 5 * 9 = 67
+    Example: length_bound(22, "inline", words=14) -> 22 + 6 * 9 = 76
     """
-    return 3 * text_tokens + 16 if response_format == "entity_list" else 2 * text_tokens + 24
+    lines = ((text_tokens if words is None else words) + 1) // 2 + 2
+    per_line = label_tokens + 3 if response_format == "entity_list" else label_tokens + 4
+    return text_tokens + per_line * lines
 
 
 def _squash(text: str) -> str:
@@ -110,8 +126,18 @@ class HFGenerator(Generator):
     positions and outputs are those of the unshared prompts.
     """
 
-    def __init__(self, model, tokenizer, style: str, share_prefix: bool = True, options: DecodeOptions | None = None):
-        self.model, self.tokenizer, self.style = model, tokenizer, style
+    top_k = 8  # constrained rows: candidates checked against the automaton before a full mask is computed
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        style: str,
+        share_prefix: bool = True,
+        options: DecodeOptions | None = None,
+        compact: bool = True,
+    ):
+        self.model, self.tokenizer, self.style, self.compact = model, tokenizer, style, compact
         self.options = options or DecodeOptions()
         self.share_prefix, self.prefix_ids, self.prefix_cache = share_prefix, None, None
         eos = {tokenizer.eos_token_id}
@@ -120,7 +146,12 @@ class HFGenerator(Generator):
             if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
                 eos.add(token_id)
         self.eos_ids = sorted(i for i in eos if i is not None)
+        self._eos_set = frozenset(self.eos_ids)
         self.stop_strings = ["\n###"] if style == "instruction" else None
+        self._pieces: dict[int, str] = {}
+        self._label_tokens: int | None = None
+        self._factory, self._factory_key = None, None
+        self.stats = new_stats()
 
     def prepare(self, prompts: list) -> None:
         import torch
@@ -153,7 +184,6 @@ class HFGenerator(Generator):
 
     def generate(self, prompts: list, limits: list[int], examples: list | None = None) -> list[Generated]:
         import torch
-        from transformers import StoppingCriteriaList
 
         texts = [self.prompt_text(p) for p in prompts]
         # Tokenised as TRL tokenised the training prompts: the tokenizer's own special-token rule.
@@ -164,28 +194,20 @@ class HFGenerator(Generator):
             # Left padding asked per call: the caller's tokenizer keeps its own padding_side.
             inputs = self.tokenizer(texts, return_tensors="pt", padding=True, padding_side="left")
             inputs = inputs.to(self.model.device)
-        prompt_width = inputs["input_ids"].shape[1]
-        guarded = examples is not None and self.options.guarded
-        guard = RunawayGuard(self.tokenizer, [e.text for e in examples], prompt_width) if guarded else None
+        if examples is not None:
+            limits = [min(limit, self.row_limit(example)) for limit, example in zip(limits, examples)]
+        constraints = None
+        if self.options.constrain and examples is not None:
+            factory = self.constraint_factory()
+            constraints = [factory.row(example) for example in examples]
+        guarded = examples is not None and self.options.guarded and constraints is None
+        guard = RunawayGuard(self.tokenizer, [e.text for e in examples], 0) if guarded else None
         with torch.inference_mode():
-            output = self.model.generate(
-                **inputs,
-                past_key_values=cache,
-                max_new_tokens=max(limits),
-                do_sample=False,
-                eos_token_id=self.eos_ids,
-                pad_token_id=self.tokenizer.pad_token_id,
-                stop_strings=self.stop_strings,
-                tokenizer=self.tokenizer if self.stop_strings else None,
-                stopping_criteria=StoppingCriteriaList([guard]) if guard else None,
-            )
+            rows = self._decode(inputs, cache, limits, guard, constraints)
         results = []
         for row, limit in enumerate(limits):
-            new = output[row, prompt_width:].tolist()
-            stopped = guard is not None and guard.stopped_at[row] is not None
-            if stopped:
-                new = new[: guard.stopped_at[row]]
-            ended = next((k for k, t in enumerate(new) if t in self.eos_ids), None)
+            new, stopped = rows[row], guard is not None and guard.stopped_at[row] is not None
+            ended = next((k for k, t in enumerate(new) if t in self._eos_set), None)
             kept = new[:ended] if ended is not None else new[:limit]
             text = self.tokenizer.decode(kept, skip_special_tokens=True)
             if self.stop_strings and "\n###" in text:
@@ -194,6 +216,149 @@ class HFGenerator(Generator):
             prompt_tokens = int(inputs["attention_mask"][row].sum())
             results.append(Generated(text.strip(), len(kept), prompt_tokens, hit_limit, stopped and ended is None))
         return results
+
+    def row_limit(self, example) -> int:
+        """The bound on new tokens for one example, from its text, words and the longest label."""
+        labels = self.options.labels or ["MISC"]
+        if self._label_tokens is None:
+            self._label_tokens = max(self.text_length(" " + label) for label in labels)
+        words = len(example.tokens) if example.tokens else None
+        return length_bound(self.text_length(example.text), self.options.response_format, words, self._label_tokens)
+
+    def constraint_factory(self):
+        from instruct_ner.inference.constrained import ConstraintFactory
+
+        response_format, labels = self.options.response_format, list(self.options.labels)
+        if self._factory is None or self._factory_key != (response_format, labels):
+            end = "\n###" if self.stop_strings else ""
+            self._factory = ConstraintFactory(self.tokenizer, response_format, labels, self.eos_ids, end)
+            self._factory_key = (response_format, labels)
+        return self._factory
+
+    def _decode(self, inputs, cache, limits: list[int], guard, constraints) -> list[list[int]]:
+        """Greedy decoding, our own loop: the new token ids of each row (eos included where it ended).
+
+        Rows leave the batch when they finish (`compact`): their KV cache rows, mask and positions are
+        dropped, so a step costs what its live rows cost. Without compaction finished rows are fed the pad
+        token until every row has finished, as `model.generate` does. Time spent outside the forward pass
+        (choosing tokens, constraints, stopping) is added up in `self.stats`.
+        """
+        import time
+
+        import torch
+
+        model, device = self.model, self.model.device
+        input_ids, mask = inputs["input_ids"], inputs["attention_mask"]
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        past = cache.get_seq_length() if cache is not None else 0
+        step_ids, step_positions = input_ids[:, past:], positions[:, past:]
+        last_position = positions[:, -1]
+        n = input_ids.shape[0]
+        live = list(range(n))  # original row of each batch row
+        new: list[list[int]] = [[] for _ in range(n)]
+        finished = [False] * n
+        tails = [""] * n
+        stats = self.stats
+        for _ in range(max(limits) if limits else 0):
+            started = time.perf_counter()
+            output = model(
+                input_ids=step_ids,
+                attention_mask=mask,
+                position_ids=step_positions,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            cache, logits = output.past_key_values, output.logits[:, -1, :]
+            chose = time.perf_counter()
+            stats["forward_seconds"] += chose - started
+            tokens = self._choose(logits, live, new, limits, finished, constraints)
+            for k, row in enumerate(live):
+                if finished[row]:
+                    continue
+                token = tokens[k]
+                new[row].append(token)
+                if constraints is not None:
+                    constraints[row].advance(token)
+                if self._row_done(row, token, new[row], limits[row], tails, guard, constraints):
+                    finished[row] = True
+            stats["steps"] += 1
+            stats["row_steps"] += len(live)
+            if all(finished):
+                stats["other_seconds"] += time.perf_counter() - chose
+                break
+            keep = [k for k, row in enumerate(live) if not finished[row]]
+            next_tokens = torch.tensor(tokens, dtype=torch.long, device=device)
+            if self.compact and len(keep) < len(live):
+                index = torch.tensor(keep, dtype=torch.long, device=device)
+                cache.batch_select_indices(index)
+                mask, last_position, next_tokens = mask[index], last_position[index], next_tokens[index]
+                live = [live[k] for k in keep]
+            else:
+                next_tokens = next_tokens.masked_fill(
+                    torch.tensor([finished[row] for row in live], device=device), self.tokenizer.pad_token_id
+                )
+            last_position = last_position + 1
+            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+            step_ids, step_positions = next_tokens[:, None], last_position[:, None]
+            stats["other_seconds"] += time.perf_counter() - chose
+        return new
+
+    def _choose(self, logits, live, new, limits, finished, constraints) -> list[int]:
+        """The next token of each batch row: the argmax, or the best token its constraint allows."""
+        import time
+
+        if constraints is None:
+            return logits.argmax(-1).tolist()
+        started = time.perf_counter()
+        k = min(self.top_k, logits.shape[-1])
+        top = logits.topk(k, dim=-1).indices.tolist()
+        chosen = []
+        for b, row in enumerate(live):
+            if finished[row]:
+                chosen.append(self.tokenizer.pad_token_id)
+                continue
+            constraint = constraints[row]
+            # tokens left, this one included; the next state must finish in what is left after the end token
+            budget = limits[row] - len(new[row]) - 2
+            token = next((t for t in top[b] if constraint.allows(t, budget) is not None), None)
+            if token is None:
+                allowed = constraint.allowed(budget) or constraint.allowed(1 << 30)
+                self.stats["full_masks"] += 1
+                if allowed:
+                    index = self._index_tensor(allowed, logits.device)
+                    token = allowed[int(logits[b].index_select(0, index).argmax())]
+                else:  # nothing can follow (cannot happen for a live row); end it
+                    token = self.eos_ids[0]
+            chosen.append(token)
+        self.stats["constraint_seconds"] += time.perf_counter() - started
+        return chosen
+
+    @staticmethod
+    def _index_tensor(ids: list[int], device):
+        import torch
+
+        return torch.tensor(ids, dtype=torch.long, device=device)
+
+    def _row_done(self, row, token, new, limit, tails, guard, constraints) -> bool:
+        if token in self._eos_set or len(new) >= limit:
+            return True
+        if constraints is not None and constraints[row].done:
+            return True
+        piece = self._piece(token)
+        if self.stop_strings:
+            tails[row] = (tails[row] + piece)[-8:]
+            if "\n###" in tails[row]:
+                return True
+        if guard is not None and "\n" in piece:
+            return guard.check(row, self.tokenizer.decode(new, skip_special_tokens=True), len(new))
+        return False
+
+    def _piece(self, token: int) -> str:
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = self.tokenizer.decode([token])
+        return piece
 
     def _shared_prefix_inputs(self, texts: list[str]):
         """([prefix | padding | text] ids and mask, a copy of the prefix cache per row), or None."""
@@ -223,14 +388,21 @@ class HFGenerator(Generator):
 
 
 class RunawayGuard:
-    """A `transformers` stopping criterion, row by row: a row stops once `runaway_line` holds for what it
-    has generated (checked only when a token containing a newline completes a line). `stopped_at[row]`
-    is the number of new tokens the row had then; generate pads the rest."""
+    """The runaway guard, row by row: a row stops once `runaway_line` holds for what it has generated
+    (checked only when a token containing a newline completes a line). `stopped_at[row]` is the number of
+    new tokens the row had then. Our decoding loop calls `check`; called with (input_ids, scores) it is
+    also a `transformers` stopping criterion (new tokens start at `prompt_width`)."""
 
     def __init__(self, tokenizer, sources: list[str], prompt_width: int):
         self.tokenizer, self.sources, self.prompt_width = tokenizer, sources, prompt_width
         self.stopped_at: list[int | None] = [None] * len(sources)
         self._has_newline: dict[int, bool] = {}
+
+    def check(self, row: int, response: str, new_tokens: int | None = None) -> bool:
+        """Whether the row stops here (`response`: its text so far, ending with a newline token)."""
+        if self.stopped_at[row] is None and runaway_line(response, self.sources[row]):
+            self.stopped_at[row] = new_tokens if new_tokens is not None else len(self.tokenizer(response)["input_ids"])
+        return self.stopped_at[row] is not None
 
     def __call__(self, input_ids, scores, **kwargs):
         import torch
@@ -245,7 +417,17 @@ class RunawayGuard:
             if not self._has_newline[token]:
                 continue
             new = input_ids[row, self.prompt_width :].tolist()
-            if runaway_line(self.tokenizer.decode(new, skip_special_tokens=True), self.sources[row]):
-                self.stopped_at[row] = len(new)
-                stop[row] = True
+            stop[row] = self.check(row, self.tokenizer.decode(new, skip_special_tokens=True), len(new))
         return stop
+
+
+def new_stats() -> dict:
+    """Decoding counters: forward-pass and other (per-step Python) seconds, steps, rows decoded, full masks."""
+    return {
+        "forward_seconds": 0.0,
+        "other_seconds": 0.0,
+        "constraint_seconds": 0.0,
+        "steps": 0,
+        "row_steps": 0,
+        "full_masks": 0,
+    }

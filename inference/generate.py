@@ -8,8 +8,10 @@ entities and IOB2 tags, written as JSONL: one output record per input record, in
 - Decoding: greedy, left padding, the prompt prefix shared by all records encoded once (its KV cache
   reused by every batch), records sorted by prompt length inside chunks of `batch_size * 8`
   to cut padding; generation stops at the end-of-turn token the model was trained to emit (and, for
-  the instruction style, at a new `###` section); `max_new_tokens` is bounded per record from its text
-  length (`3 * text tokens + 16` for entity lists, `2 * text tokens + 24` inline).
+  the instruction style, at a new `###` section); `max_new_tokens` is bounded per record by what the
+  format can need for its text (`inference.decoding.length_bound`). Finished rows leave the batch.
+- Constrained decoding (`--constrain`, on by default): every entity line is a word-aligned span of the
+  input with a label from the set, in the format's order (`inference/constrained.py`).
 - Runaway guard (entity lists, `--stop_runaway`, on by default): a row stops at the first completed
   line whose entity text is not in its input text, or that lists a text more often than it occurs
   there. Past that point a small or undertrained model is looping over the same names or inventing
@@ -72,7 +74,8 @@ class GenerateConfig(ModelOptions, PromptOptions, ReaderOptions):
         metadata={"help": "entity lists: stop a record at its first line not in its text or listed too often"},
     )
     constrain: bool = field(
-        default=True, metadata={"help": "constrained decoding where the generator supports it (responses that parse)"}
+        default=True,
+        metadata={"help": "constrained decoding: entities are spans of the text, labels from the set"},
     )
     resume: bool = field(default=False, metadata={"help": "continue a partial output file instead of replacing it"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar on stderr"})
