@@ -382,7 +382,11 @@ def train_loop(
     resume_from: str | None = None,
     step_callback=None,
 ) -> dict:
-    """AdamW + cosine schedule with warm-up; checkpoints (weights + optimizer + scheduler + step) and resume."""
+    """AdamW + cosine schedule with warm-up; checkpoints (weights + optimizer + scheduler + step) and resume.
+
+    `step_callback(step)` runs after every optimizer step; returning False stops training there. If it has a
+    `bind(model, tokenizer, total_steps)` method, that is called once before the first step.
+    """
     import time
 
     from transformers import get_cosine_schedule_with_warmup
@@ -408,6 +412,8 @@ def train_loop(
         rng.shuffle(order)
     position = (step % batches_per_epoch) * config.per_device_train_batch_size
     started = time.perf_counter()
+    if hasattr(step_callback, "bind"):  # a callback that evaluates the model (dev-F1 early stopping) gets it here
+        step_callback.bind(model, tokenizer, total)
     model.train()
     while step < total:
         if position >= len(order):
@@ -425,8 +431,8 @@ def train_loop(
         optimizer.zero_grad()
         step += 1
         losses.append(loss.detach().item())
-        if step_callback is not None:
-            step_callback(step)
+        if step_callback is not None and step_callback(step) is False:  # False stops training (early stopping)
+            break
         if step % config.logging_steps == 0:
             print(f"step {step}/{total} loss {losses[-1]:.4f} lr {scheduler.get_last_lr()[0]:.2e}", file=sys.stderr)
         if step % config.save_steps == 0 and step < total:
