@@ -43,6 +43,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -245,6 +246,23 @@ def eval_every(total: int) -> int:
     return max(10, total // 6)
 
 
+class Stopwatch:
+    """Wall seconds of a cell's training summed over the processes that ran it (a cut-off run resumes)."""
+
+    def __init__(self, folder: Path, name: str = "train"):
+        self.path = folder / f"{name}_seconds_so_far.json"
+        self.before = json.loads(self.path.read_text())["seconds"] if self.path.exists() else 0.0
+
+    def __enter__(self):
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.total = self.before + time.perf_counter() - self.started
+        self.path.write_text(json.dumps({"seconds": self.total}))
+        return False
+
+
 def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision: str) -> dict:
     from instruct_ner.inference.early_stopping import TaggerEarlyStopping
     from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
@@ -276,13 +294,13 @@ def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision
     if data["reader"]:
         options.update(format="csv", id_column="id")
     callback = TaggerEarlyStopping(data["dev"], folder / "early_stopping", eval_every(total), PATIENCE, 256)
-    started = time.perf_counter()
-    results, _, _ = train_tagger(TaggerConfig(**options), step_callback=callback)
+    with Stopwatch(folder) as watch:
+        results, _, _ = train_tagger(TaggerConfig(**options), step_callback=callback)
     summary = {
         "steps": results["steps"],
         "planned_steps": total,
-        "train_seconds": results["seconds"],
-        "wall_seconds": time.perf_counter() - started,
+        "train_seconds": watch.total,  # wall time of training incl. model loading and dev evaluations
+        "last_process_loop_seconds": results["seconds"],
         "learning_rate": lr,
         **callback.tracker.summary(),
     }
@@ -321,8 +339,8 @@ def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: s
     builder = training_pairs(config)[2]
     tokenizer = load_tokenizer(resolve_model(config.model), padding_side="left")
     callback = sft_early_stopping(data["dev"], builder, tokenizer, best_dir, eval_every(total), PATIENCE)
-    started = time.perf_counter()
-    results = run_training(config, callbacks=[callback])[0]
+    with Stopwatch(folder) as watch:
+        results = run_training(config, callbacks=[callback])[0]
     if (best_dir / "adapter_config.json").exists():  # the best adapter + the run's tokenizer and inference config
         for item in output_dir.iterdir():
             if item.is_file() and not (best_dir / item.name).exists():
@@ -330,8 +348,8 @@ def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: s
     summary = {
         "steps": results["steps"],
         "planned_steps": total,
-        "train_seconds": results["seconds"],
-        "wall_seconds": time.perf_counter() - started,
+        "train_seconds": watch.total,  # wall time of training incl. model loading and dev evaluations
+        "last_process_loop_seconds": results["seconds"],
         "learning_rate": lr,
         **callback.tracker.summary(),
     }
@@ -373,7 +391,7 @@ def test_cell(cell: Cell, spec, data, folder: Path, precision: str, test_limit, 
     limit = ["--limit", str(test_limit)] if test_limit else []
     reader = list(CORPORA[cell.corpus].reader)
     common = ["--data", str(data["test"]), "--out", str(out), "--precision", precision, *limit, *reader]
-    started = time.perf_counter()
+    watch = Stopwatch(folder, out.stem).__enter__()
     if spec["kind"] == "tagger":
         cli("tag", "--adapter", str(folder / "model"), *common)
     elif spec["kind"] == "gen":
@@ -384,7 +402,8 @@ def test_cell(cell: Cell, spec, data, folder: Path, precision: str, test_limit, 
             ["--few_shot", str(spec["few_shot"]), "--few_shot_from", str(data["train"])] if spec["few_shot"] else []
         )
         cli("generate", "--template", template, "--resume", "true", *shots, *common)
-    seconds = time.perf_counter() - started
+    watch.__exit__()
+    seconds = watch.total  # includes model loading: what a user waits for
     scores = score(out)
     sentences = scores["sentences"]
     result = {
@@ -591,6 +610,7 @@ def estimate(cell: Cell) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout` cuts a cell: timers and files are kept
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--cell", action="append", help="corpus/system/size[/lr=X] (repeatable)")
