@@ -118,6 +118,7 @@ LR_SWEEP = {
 EPOCHS = {60: 4, 120: 3, 500: 3, 2000: 2, 5000: 1, "all": 1}
 BATCH = 8
 PATIENCE = 3
+SAVE_EVERY = 10
 
 
 # ------------------------------------------------------------------------------------------ grid
@@ -286,7 +287,7 @@ def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision
         max_steps=total,
         per_device_train_batch_size=BATCH,
         max_length=256,
-        save_steps=eval_every(total),
+        save_steps=SAVE_EVERY,  # frequent checkpoints: a cell cut off by `timeout` loses little
         logging_steps=10,
         output_dir=str(output_dir),
         resume="latest" if checkpoints else None,
@@ -327,7 +328,7 @@ def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: s
         max_steps=total,
         per_device_train_batch_size=BATCH,
         max_length=384,
-        save_steps=eval_every(total),
+        save_steps=SAVE_EVERY,  # frequent checkpoints: a cell cut off by `timeout` loses little
         save_total_limit=1,
         logging_steps=10,
         output_dir=str(output_dir),
