@@ -426,6 +426,8 @@ def test_cell(cell: Cell, spec, data, folder: Path, precision: str, test_limit, 
 def chosen_lr(cell: Cell) -> tuple[float, dict]:
     """The learning rate with the best dev F1 among the system's finished sweep cells (else the default)."""
     spec, corpus = SYSTEMS[cell.system], CORPORA[cell.corpus]
+    if spec["kind"] == "prompt":
+        return None, {"source": "no training"}
     candidates = {}
     for lr in LR_SWEEP.get(spec["kind"], ()):
         path = result_path(Cell(cell.corpus, cell.system, corpus.sizes[0], lr))
