@@ -509,7 +509,7 @@ def f1_of(result: dict) -> float:
 def markdown(results: list[dict]) -> str:
     rows = [
         "| corpus | system | train sentences | lr | steps (best) | train s | test sentences | micro P | micro R "
-        "| micro F1 | sentences/s | hallucinated + malformed |",
+        "| micro F1 | sentences/s | hallucinated + malformed + truncated |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(
@@ -518,7 +518,7 @@ def markdown(results: list[dict]) -> str:
         micro, train, test = r["test"]["scores"]["micro"], r.get("train", {}), r["test"]
         subset = " (subset)" if test["test_is_subset"] else " (full)"
         parse = test.get("parse")
-        bad = "-" if parse is None else str(parse.get("hallucinated", 0) + parse.get("malformed", 0))
+        bad = "-" if parse is None else str(sum(parse.get(k, 0) for k in ("hallucinated", "malformed", "truncated")))
         rows.append(
             f"| {r['corpus']} | {r['system']} | {r['train_sentences']} | {r.get('learning_rate') or '-'} | "
             f"{train.get('steps', '-')} ({train.get('best_step', '-')}) | {train.get('train_seconds', 0):.0f} | "
