@@ -29,7 +29,7 @@ from pathlib import Path
 
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import PromptBuilder, PromptOptions, builder_from_options
-from instruct_ner.sft.models import PRECISIONS, load_causal_lm, load_tokenizer, resolve_model
+from instruct_ner.sft.models import PRECISIONS, load_causal_lm, load_tokenizer, resolve_model, resolve_precision
 
 from instruct_ner.config import ConfigError, parse_config
 
@@ -179,7 +179,7 @@ def prepare_model(config: TrainConfig, model_path: str):
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     torch.manual_seed(config.seed)
-    model = load_causal_lm(model_path, config.precision, config.trust_remote_code)
+    model = load_causal_lm(model_path, config.precision, config.trust_remote_code, purpose="train")
     if getattr(model, "is_loaded_in_8bit", False) or getattr(model, "is_loaded_in_4bit", False):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
     elif config.gradient_checkpointing:
@@ -280,11 +280,7 @@ def run_training(config: TrainConfig, callbacks: list | None = None):
     pairs, dev, builder = training_pairs(config)  # every data and template check before the model loads
     checkpoint = resume_checkpoint(config)
     model_path = resolve_model(config.model)
-    precision = config.precision
-    if precision == "auto":
-        from instruct_ner.sft.models import default_precision
-
-        precision = default_precision()
+    precision = resolve_precision(config.precision, "train")
     print(
         f"training on {len(pairs)} examples ({len(dev)} dev), {builder.template.name} ({builder.style}), "
         f"labels {builder.labels}, model {config.model or 'embedded SmolLM2-135M-Instruct'}, {precision}",
