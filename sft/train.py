@@ -19,6 +19,7 @@ Every check on the config, the data and the template runs before the model loads
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -191,6 +192,16 @@ def prepare_model(config: TrainConfig, model_path: str):
     return model
 
 
+# Training-speed options read with getattr, so that a config without the field (an older TrainConfig,
+# a benchmark's ablation) gets the default: grouping by length on, padding-free off (on CPU the flattened
+# row's block-diagonal attention costs more than the padding it saves once batches are length-grouped).
+SPEED_DEFAULTS = {"group_by_length": True, "padding_free": False, "completion_only_lm_head": True}
+
+
+def speed_option(config, name: str) -> bool:
+    return bool(getattr(config, name, SPEED_DEFAULTS[name]))
+
+
 def sft_config(config: TrainConfig, has_eval: bool, precision: str):
     import dataclasses
 
@@ -201,6 +212,13 @@ def sft_config(config: TrainConfig, has_eval: bool, precision: str):
     # field (the old name warns), so set whichever this version has.
     names = {f.name for f in dataclasses.fields(SFTConfig)}
     checkpointing = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+    extra: dict = {checkpointing: False}
+    # Batches of similar lengths pad little: transformers 5.x names it train_sampling_strategy, 4.x group_by_length.
+    if speed_option(config, "group_by_length"):
+        if "train_sampling_strategy" in names:
+            extra["train_sampling_strategy"] = "group_by_length"
+        else:
+            extra["group_by_length"] = True
     return SFTConfig(
         output_dir=config.output_dir,
         learning_rate=config.learning_rate,
@@ -215,6 +233,9 @@ def sft_config(config: TrainConfig, has_eval: bool, precision: str):
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         max_length=config.max_length,
         packing=config.packing,
+        # Padding-free: the batch flattened into one row, position_ids restarting at each example; transformers
+        # builds a block-diagonal causal mask from them for sdpa/eager, so it is exact on CPU too.
+        padding_free=speed_option(config, "padding_free"),
         completion_only_loss=True,
         eval_strategy="steps" if has_eval else "no",
         eval_steps=config.eval_steps,
@@ -230,8 +251,34 @@ def sft_config(config: TrainConfig, has_eval: bool, precision: str):
         dataloader_num_workers=0,
         disable_tqdm=False,
         dataset_num_proc=None,
-        **{checkpointing: False},
+        **extra,
     )
+
+
+@contextlib.contextmanager
+def completion_only_lm_head(enabled: bool = True):
+    """Score only the completion positions in the LM head, on every device.
+
+    TRL 1.x's fused LM head (trl.trainer.utils.add_fused_lm_head) projects the hidden states of the
+    positions whose label is not -100 only when Triton runs the kernel (CUDA/XPU); elsewhere it scores every
+    position, to keep tile shapes fixed for compilers such as Neuron's. On CPU that is wasted work: the
+    prompt is most of an example and the LM head (vocabulary x hidden) is a fifth of the model's FLOPs. The
+    loss is the same either way (prompt positions are masked out of it); only the cost differs. With a TRL
+    without that switch this does nothing.
+    """
+    try:
+        from trl.trainer import utils as trl_utils
+    except ImportError:
+        trl_utils = None
+    original = getattr(trl_utils, "_use_triton", None)
+    if not enabled or original is None:
+        yield False
+        return
+    trl_utils._use_triton = lambda device: True  # only the `compact` choice reads this name in trl.trainer.utils
+    try:
+        yield True
+    finally:
+        trl_utils._use_triton = original
 
 
 def save_inference_config(output_dir: str, builder: PromptBuilder, config: TrainConfig, model_path: str) -> None:
@@ -299,8 +346,11 @@ def run_training(config: TrainConfig, callbacks: list | None = None):
         callbacks=callbacks,
     )
     started = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=checkpoint)
-    seconds = time.perf_counter() - started
+    with completion_only_lm_head(speed_option(config, "completion_only_lm_head")):
+        output = trainer.train(resume_from_checkpoint=checkpoint)
+        seconds = time.perf_counter() - started
+        if dev:
+            final_eval_loss = trainer.evaluate()["eval_loss"]
     trainer.save_model(config.output_dir)
     tokenizer.save_pretrained(config.output_dir)
     save_inference_config(config.output_dir, builder, config, model_path)
@@ -317,7 +367,7 @@ def run_training(config: TrainConfig, callbacks: list | None = None):
         "precision": precision,
     }
     if dev:
-        results["final_eval_loss"] = trainer.evaluate()["eval_loss"]
+        results["final_eval_loss"] = final_eval_loss
     Path(config.output_dir, "train_results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     if config.merge:
         export_merged(config, model_path)
