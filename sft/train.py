@@ -231,7 +231,8 @@ def sft_config(config: TrainConfig, has_eval: bool, precision: str):
         per_device_train_batch_size=config.per_device_train_batch_size,
         per_device_eval_batch_size=config.per_device_train_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
-        max_length=config.max_length,
+        # TRL enforces no max_length when padding-free without packing (it refuses one): the inputs are not cut.
+        max_length=None if speed_option(config, "padding_free") and not config.packing else config.max_length,
         packing=config.packing,
         # Padding-free: the batch flattened into one row, position_ids restarting at each example; transformers
         # builds a block-diagonal causal mask from them for sdpa/eager, so it is exact on CPU too.
