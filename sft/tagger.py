@@ -466,6 +466,7 @@ def train_loop(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = next(model.classifier.parameters()).device
     use_cache = backbone_is_frozen(model) if feature_cache is None else feature_cache
+    features_started = time.perf_counter()
     features = (
         cached_features(
             model, encoded, pad_id, getattr(config, "max_length", 512), getattr(config, "feature_cache_dir", None)
@@ -524,7 +525,7 @@ def train_loop(
     ends = [*epoch_started[1:], time.perf_counter()]
     epoch_seconds = [end - begin for begin, end in zip(epoch_started, ends)]
     if epoch_seconds:  # the first epoch carries the feature extraction (or cache read)
-        epoch_seconds[0] += epoch_started[0] - started
+        epoch_seconds[0] += epoch_started[0] - features_started
     return {"steps": step, "losses": losses, "seconds": seconds, "epoch_seconds": epoch_seconds}
 
 

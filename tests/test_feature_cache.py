@@ -47,8 +47,12 @@ def test_cached_and_uncached_training_give_the_same_losses(tiny_llama, conll_fil
         cached = run(config_for(tiny_llama, conll_file, tmp_path, f"c-{head}", head=head), feature_cache=True)
         again = run(config_for(tiny_llama, conll_file, tmp_path, f"a-{head}", head=head), feature_cache=True)
         assert len(uncached["losses"]) == 6
-        torch.testing.assert_close(torch.tensor(cached["losses"]), torch.tensor(uncached["losses"]), rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(torch.tensor(again["losses"]), torch.tensor(uncached["losses"]), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            torch.tensor(cached["losses"]), torch.tensor(uncached["losses"]), rtol=1e-4, atol=1e-5
+        )
+        torch.testing.assert_close(
+            torch.tensor(again["losses"]), torch.tensor(uncached["losses"]), rtol=1e-4, atol=1e-5
+        )
     assert len(list((tmp_path / "cache" / "tagger-features").glob("*.safetensors"))) == 1  # one data set, one model
 
 
