@@ -10,6 +10,9 @@ Cells:
 - `sft-new`: generative SFT at the new defaults (compact instruction `ner-list-compact.en`, batches
   grouped by length, completion-only LM head) on the first 384 CoNLL-2003 training sentences, batch 8,
   48 steps; its adapter is kept for `generate`.
+  An SFT cell trains `--segment` steps per call and resumes from its checkpoint on the next call (its
+  time is the sum of the segments'), so each call fits the lock's slot: repeat the command until it
+  reports the cell done.
 - `sft-today`: the same with today's behaviour (`ner-list.en` with label definitions, no grouping, every
   position through the LM head).
 - `tagger`: `train-tagger` at its defaults (bidirectional, LoRA, crf head, compound loss), same data,
@@ -33,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -77,10 +81,27 @@ def save(path: Path, results: dict) -> None:
     partial.replace(path)
 
 
-def cell_sft(name: str, args) -> dict:
+def cell_sft(name: str, args, results: dict) -> dict | None:
+    """Train `args.segment` steps per call (a checkpoint each segment, resumed on the next call), so that a
+    slow variant fits the lock's time slot; the cell is complete, and returns its figures, at `args.steps`."""
     from instruct_ner.sft.train import TrainConfig, run_training
+    from transformers import TrainerCallback
+
+    class StopAfterSegment(TrainerCallback):
+        def on_train_begin(self, args_, state, control, **kwargs):
+            self.start = state.global_step
+
+        def on_step_end(self, args_, state, control, **kwargs):
+            if state.global_step - self.start >= segment:
+                control.should_training_stop = True
 
     variant = SFT_VARIANTS[name]
+    output_dir = Path(args.work) / name
+    partial = results.setdefault("partial", {}).get(name)
+    if partial is None or not any(output_dir.glob("checkpoint-*")):
+        partial = {"seconds": 0.0, "steps": 0}
+        shutil.rmtree(output_dir, ignore_errors=True)
+    segment = args.segment if args.segment > 0 else args.steps
     config = TrainConfig(
         data=args.train,
         limit=args.train_limit,
@@ -89,18 +110,27 @@ def cell_sft(name: str, args) -> dict:
         max_steps=args.steps,
         per_device_train_batch_size=args.batch,
         learning_rate=args.learning_rate,
-        output_dir=str(Path(args.work) / name),
-        save_steps=10_000,
+        output_dir=str(output_dir),
+        save_steps=segment,
+        save_total_limit=1,
         logging_steps=max(1, min(8, args.steps)),
+        resume="latest" if partial["steps"] else None,
     )
     for key, value in variant["speed"].items():
         setattr(config, key, value)
-    summary = run_training(config)[0]
+    summary = run_training(config, callbacks=[StopAfterSegment()])[0]
+    partial = {"seconds": partial["seconds"] + summary["seconds"], "steps": summary["steps"]}
+    results["partial"][name] = partial
+    if summary["steps"] < args.steps:
+        print(f"{name}: {summary['steps']}/{args.steps} steps; run the cell again to continue", flush=True)
+        return None
+    results["partial"].pop(name)
+    examples = summary["steps"] * args.batch
     return {
         "template": variant["template"],
         "speed_options": variant["speed"] or "defaults",
-        "examples_per_second": summary["samples_per_second"],
-        "seconds": summary["seconds"],
+        "examples_per_second": examples / partial["seconds"],
+        "seconds": partial["seconds"],
         "steps": summary["steps"],
         "first_loss": summary["losses"][0],
         "last_loss": summary["losses"][-1],
@@ -313,6 +343,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=48)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument(
+        "--segment", type=int, default=16, help="SFT steps per call (0 = all); the cell resumes where it stopped"
+    )
     parser.add_argument("--work", default="runs/speed", help="adapters and predictions")
     parser.add_argument("--out", default="benchmarks/results/speed.json")
     args = parser.parse_args()
@@ -332,7 +365,10 @@ def main() -> None:
         print(f"=== cell {name}", flush=True)
         started = time.perf_counter()
         if name.startswith("sft-"):
-            result = cell_sft(name, args)
+            result = cell_sft(name, args, results)
+            if result is None:
+                save(out, results)
+                continue
         elif name == "tagger":
             result = cell_tagger(args)
         elif name == "generate":
