@@ -7,6 +7,8 @@
   import builds a fresh model from the config and copies the state dict into it.
 - `load_causal_lm` loads any Hugging Face causal LM id or folder in 8-bit or 4-bit (bitsandbytes), bf16
   or fp32; `trust_remote_code` stays off unless asked.
+- `resolve_precision` decides what `auto` means (the default everywhere): on CUDA 8-bit to train and bf16
+  to generate; on CPU bf16 only where the CPU has native bf16, fp32 otherwise.
 
 This module does not train. Hub ids need internet; the embedded default does not.
 """
@@ -152,11 +154,105 @@ def quantization_config(precision: str):
     )
 
 
-def default_precision() -> str:
-    """8-bit on CUDA (what the product is for), bf16 on CPU (8-bit works there too, but slowly)."""
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+_announced: set[tuple[str, str]] = set()
+
+
+def cpu_native_bf16() -> tuple[bool, str]:
+    """(has native bf16, why): AVX512_BF16 or AMX-BF16 in /proc/cpuinfo, or bf16 in an Arm CPU's features."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        cpuinfo = ""
+    flags = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    native = [flag for flag in (*NATIVE_BF16_FLAGS, "bf16") if flag in flags]
+    if native:
+        return True, f"the CPU has native bf16 ({native[0]})"
+    try:
+        import torch
+
+        capability = str(torch.backends.cpu.get_cpu_capability())
+    except Exception:  # an old torch without the call
+        capability = "unknown"
+    if "AMX" in capability.upper() or "BF16" in capability.upper():
+        return True, f"the CPU has native bf16 (torch capability {capability})"
+    return False, f"the CPU has no native bf16 (no {' or '.join(NATIVE_BF16_FLAGS)}; torch capability {capability})"
+
+
+def bf16_slowdown() -> float:
+    """How many times slower a bf16 matmul is than an fp32 one on this CPU (a ~0.1 s measurement)."""
+    import time
+
     import torch
 
-    return "8bit" if torch.cuda.is_available() else "bf16"
+    a, b = torch.randn(64, 576), torch.randn(576, 576)
+    timings = []
+    for dtype in (torch.float32, torch.bfloat16):
+        x, y = a.to(dtype), b.to(dtype)
+        x @ y  # warm-up
+        runs = []
+        for _ in range(3):
+            started = time.perf_counter()
+            x @ y
+            runs.append(time.perf_counter() - started)
+        timings.append(min(runs))
+    return timings[1] / max(timings[0], 1e-9)
+
+
+def resolve_precision(precision: str = "auto", purpose: str = "train") -> str:
+    """The precision to load a model in: `precision` itself unless it is `auto`, then by hardware.
+
+    auto: on CUDA, 8bit to train (memory) and bf16 to generate (fastest; fp32 where the GPU lacks bf16);
+    on CPU, bf16 only where the CPU has native bf16, fp32 otherwise (emulated bf16 matmul is ~100x
+    slower). The choice and its reason are printed once per process. Naming bf16 on a CPU without
+    native bf16 is honoured, with a one-line warning giving the measured slow-down.
+
+    Example: resolve_precision("fp32") -> "fp32"; resolve_precision("auto", "generate") on a GPU -> "bf16"
+    """
+    if precision not in PRECISIONS:
+        raise ModelError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    if purpose not in ("train", "generate"):
+        raise ValueError(f"purpose must be train or generate, not {purpose!r}")
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if precision != "auto":
+        if precision == "bf16" and not cuda:
+            native, why = cpu_native_bf16()
+            if not native:
+                _announce(
+                    ("warn", "bf16"),
+                    f"warning: precision bf16 on a CPU without native bf16: bf16 matmul measured "
+                    f"{bf16_slowdown():.0f}x slower than fp32 here; use --precision auto or fp32",
+                )
+        return precision
+    if cuda:
+        if purpose == "train":
+            choice, why = "8bit", "CUDA: 8-bit weights (bitsandbytes) to train"
+        elif torch.cuda.is_bf16_supported():
+            choice, why = "bf16", "CUDA with bf16: the fastest to generate"
+        else:
+            choice, why = "fp32", "CUDA without bf16 support"
+    else:
+        native, why = cpu_native_bf16()
+        choice = "bf16" if native else "fp32"
+    _announce((purpose, choice), f"precision auto -> {choice} to {purpose}: {why}")
+    return choice
+
+
+def _announce(key: tuple[str, str], message: str) -> None:
+    if key not in _announced:
+        _announced.add(key)
+        print(message, file=sys.stderr)
+
+
+def default_precision(purpose: str = "train") -> str:
+    """What `auto` means on this machine (see resolve_precision)."""
+    return resolve_precision("auto", purpose)
 
 
 def torch_dtype(precision: str):
@@ -178,12 +274,19 @@ def load_tokenizer(model: str, trust_remote_code: bool = False, padding_side: st
     return tokenizer
 
 
-def load_causal_lm(model: str, precision: str = "auto", trust_remote_code: bool = False, model_class=None):
-    """Load a causal LM (or `model_class`, e.g. a token classifier) at the given precision."""
+def load_causal_lm(
+    model: str,
+    precision: str = "auto",
+    trust_remote_code: bool = False,
+    model_class=None,
+    purpose: str = "generate",
+):
+    """Load a causal LM (or `model_class`, e.g. a token classifier) at the given precision (`auto`: by
+    hardware and `purpose`, train or generate; see resolve_precision)."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    precision = default_precision() if precision == "auto" else precision
+    precision = resolve_precision(precision, purpose)
     model_class = model_class or AutoModelForCausalLM
     kwargs = {"dtype": torch_dtype(precision), "trust_remote_code": trust_remote_code}
     quantization = quantization_config(precision)

@@ -23,7 +23,8 @@ class PrecisionOption:
     precision: str = field(
         default="auto",
         metadata={
-            "help": "8bit, 4bit (bitsandbytes), bf16 or fp32; auto = 8bit on CUDA, bf16 on CPU",
+            "help": "8bit, 4bit (bitsandbytes), bf16 or fp32; auto = by hardware: 8bit to train and bf16 to "
+            "generate on CUDA, bf16 on CPUs with native bf16, fp32 otherwise",
             "choices": list(PRECISIONS),
         },
     )

@@ -21,6 +21,7 @@ optimizer state, resume), since the model is not a Hugging Face `PreTrainedModel
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import sys
@@ -129,9 +130,14 @@ class TokenTagger(nn.Module):
             modules["crf"] = self.crf
         return nn.ModuleDict(modules)
 
-    def emissions(self, input_ids, attention_mask, word_index) -> torch.Tensor:
+    def word_features(self, input_ids, attention_mask, word_index) -> torch.Tensor:
+        """The backbone's last hidden state at each word's first sub-token: [batch, words, hidden] (float)."""
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        words = torch.gather(hidden, 1, word_index.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])).float()
+        return torch.gather(hidden, 1, word_index.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])).float()
+
+    def emissions(self, input_ids, attention_mask, word_index, features=None) -> torch.Tensor:
+        """Per-word tag scores; `features` (from word_features, e.g. a frozen backbone's cache) skips the backbone."""
+        words = features if features is not None else self.word_features(input_ids, attention_mask, word_index)
         if self.lstm is not None:
             words = self.lstm(words)[0]
         return self.classifier(self.dropout(words))
@@ -152,8 +158,8 @@ class TokenTagger(nn.Module):
         w_ce, w_crf, w_smooth = self.loss_weights
         return w_ce * weighted + w_crf * crf_nll + w_smooth * smoothed
 
-    def forward(self, input_ids, attention_mask, word_index, word_mask, labels=None):
-        emissions = self.emissions(input_ids, attention_mask, word_index)
+    def forward(self, input_ids, attention_mask, word_index, word_mask, labels=None, features=None):
+        emissions = self.emissions(input_ids, attention_mask, word_index, features)
         return emissions, (self.loss(emissions, labels, word_mask) if labels is not None else None)
 
     @torch.no_grad()
@@ -283,6 +289,117 @@ def predict(
     return [iob1_to_iob2(tags) for tags in per_example]
 
 
+# ------------------------------------------------------------------------------- feature cache
+
+FEATURE_CACHE_VERSION = 1
+
+
+def backbone_is_frozen(model: TokenTagger) -> bool:
+    return not any(p.requires_grad for p in model.backbone.parameters())
+
+
+def feature_cache_key(model: TokenTagger, encoded: list[Encoded], max_length: int) -> str:
+    """A hash of everything a frozen backbone's word features depend on: the model (its config, weight
+    files' names, sizes and times, dtype), the attention, the layer read, max_length and the data as the
+    backbone sees it (token ids and first-sub-token positions of every window)."""
+    import hashlib
+
+    backbone = model.backbone
+    config = backbone.config
+    digest = hashlib.sha256()
+    source = Path(str(getattr(config, "name_or_path", "") or ""))
+    weights = []
+    if source.is_dir():
+        for path in sorted(source.glob("*.safetensors")) + sorted(source.glob("*.bin")):
+            stat = path.stat()
+            weights.append((path.name, stat.st_size, stat.st_mtime_ns))
+    identity = {
+        "version": FEATURE_CACHE_VERSION,
+        "config": config.to_json_string(use_diff=False),
+        "weights": weights,
+        "dtype": str(next(backbone.parameters()).dtype),
+        "attention": bool(getattr(config, "is_causal", True)),
+        "layer": "last_hidden_state",
+        "max_length": max_length,
+    }
+    digest.update(json.dumps(identity, sort_keys=True, default=str).encode())
+    for e in encoded:
+        digest.update(json.dumps([e.input_ids, e.word_index]).encode())
+    return digest.hexdigest()[:32]
+
+
+@torch.no_grad()
+def compute_features(
+    model: TokenTagger, encoded: list[Encoded], pad_id: int, batch_size: int = 16
+) -> list[torch.Tensor]:
+    """Word features of every window ([1 + words, hidden], slot 0 the padding value; backbone dtype)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.classifier.parameters()).device
+    dtype = next(model.backbone.parameters()).dtype
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
+    features: list[torch.Tensor | None] = [None] * len(encoded)
+    for start in range(0, len(order), batch_size):
+        ids = order[start : start + batch_size]
+        batch = collate([encoded[i] for i in ids], pad_id)
+        # Slot 0 is position 0's state: what a padded word slot holds in the uncached path (word_index pads
+        # with 0), since a BiLSTM reads padded slots too; collate_features pads with it, so batches match exactly.
+        word_index = torch.cat([torch.zeros_like(batch["word_index"][:, :1]), batch["word_index"]], 1)
+        words = model.word_features(
+            batch["input_ids"].to(device), batch["attention_mask"].to(device), word_index.to(device)
+        )
+        for row, i in enumerate(ids):
+            features[i] = words[row, : 1 + len(encoded[i].word_index)].to(dtype).cpu().clone()
+    model.train(was_training)
+    return features
+
+
+def cached_features(
+    model: TokenTagger, encoded: list[Encoded], pad_id: int, max_length: int, folder: Path | None = None
+) -> list[torch.Tensor]:
+    """A frozen backbone's word features, read from `folder` (default: the cache dir's tagger-features/) when
+    computed before for the same model, attention, precision, max_length and data; computed and saved
+    (safetensors) otherwise."""
+    from instruct_ner.sft.models import cache_dir
+    from safetensors.torch import load_file, save_file
+
+    folder = Path(folder) if folder is not None else cache_dir() / "tagger-features"
+    path = folder / f"{feature_cache_key(model, encoded, max_length)}.safetensors"
+    if path.exists():
+        stored = load_file(str(path))
+        flat, offsets = stored["features"], stored["offsets"].tolist()
+        if len(offsets) == len(encoded) + 1:
+            print(f"frozen backbone: word features read from {path}", file=sys.stderr)
+            return [flat[offsets[i] : offsets[i + 1]] for i in range(len(encoded))]
+    import time
+
+    started = time.perf_counter()
+    features = compute_features(model, encoded, pad_id)
+    offsets = [0]
+    for f in features:
+        offsets.append(offsets[-1] + f.shape[0])
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    save_file({"features": torch.cat(features), "offsets": torch.tensor(offsets)}, str(partial))
+    partial.replace(path)  # atomic: a cut-off run never leaves half a cache
+    print(
+        f"frozen backbone: word features of {len(encoded)} windows computed in {time.perf_counter() - started:.1f} s, "
+        f"cached in {path}",
+        file=sys.stderr,
+    )
+    return features
+
+
+def collate_features(features: list[torch.Tensor]) -> torch.Tensor:
+    """[batch, words, hidden] float; each row's padded slots hold its slot 0 (see compute_features)."""
+    words = max(f.shape[0] for f in features) - 1
+    out = torch.empty(len(features), words, features[0].shape[-1])
+    for row, f in enumerate(features):
+        out[row] = f[0].float()
+        out[row, : f.shape[0] - 1] = f[1:].float()
+    return out
+
+
 # -------------------------------------------------------------------------------------- building
 
 
@@ -388,11 +505,14 @@ def train_loop(
     save: callable,
     resume_from: str | None = None,
     step_callback=None,
+    feature_cache: bool | None = None,
 ) -> dict:
     """AdamW + cosine schedule with warm-up; checkpoints (weights + optimizer + scheduler + step) and resume.
 
     `step_callback(step)` runs after every optimizer step; returning False stops training there. If it has a
     `bind(model, tokenizer, total_steps)` method, that is called once before the first step.
+    With a frozen backbone (`feature_cache` None = whenever the backbone is frozen), its word features are
+    computed once (or read from the on-disk cache) and every step runs the head only.
     """
     import time
 
@@ -413,6 +533,16 @@ def train_loop(
     rng = random.Random(config.seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = next(model.classifier.parameters()).device
+    use_cache = backbone_is_frozen(model) if feature_cache is None else feature_cache
+    features_started = time.perf_counter()
+    features = (
+        cached_features(
+            model, encoded, pad_id, getattr(config, "max_length", 512), getattr(config, "feature_cache_dir", None)
+        )
+        if use_cache
+        else None
+    )
+    epoch_started: list[float] = []
     order: list[int] = []
     for _ in range(step // batches_per_epoch + 1):  # replay the shuffles of finished epochs, for a faithful resume
         order = list(range(len(encoded)))
@@ -427,7 +557,12 @@ def train_loop(
             order = list(range(len(encoded)))
             rng.shuffle(order)
             position = 0
-        batch = collate([encoded[i] for i in order[position : position + config.per_device_train_batch_size]], pad_id)
+        if position == 0:
+            epoch_started.append(time.perf_counter())
+        chosen = order[position : position + config.per_device_train_batch_size]
+        batch = collate([encoded[i] for i in chosen], pad_id)
+        if features is not None:
+            batch["features"] = collate_features([features[i] for i in chosen])
         position += config.per_device_train_batch_size
         batch = {k: v.to(device) for k, v in batch.items()}
         _, loss = model(**batch)
@@ -457,7 +592,11 @@ def train_loop(
                 checkpoint / TRAINING_STATE,
             )
     seconds = time.perf_counter() - started
-    return {"steps": step, "losses": losses, "seconds": seconds}
+    ends = [*epoch_started[1:], time.perf_counter()]
+    epoch_seconds = [end - begin for begin, end in zip(epoch_started, ends)]
+    if epoch_seconds:  # the first epoch carries the feature extraction (or cache read)
+        epoch_seconds[0] += epoch_started[0] - features_started
+    return {"steps": step, "losses": losses, "seconds": seconds, "epoch_seconds": epoch_seconds}
 
 
 def load_training_state(path: Path) -> dict:

@@ -19,6 +19,7 @@ Every check on the config, the data and the template runs before the model loads
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -31,7 +32,14 @@ from instruct_ner.prompts.jsonl import read_records
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import PromptBuilder, PromptOptions, builder_from_options
 from instruct_ner.sft.artifact import Artifact
-from instruct_ner.sft.models import is_quantized, load_causal_lm, load_tokenizer, model_reference, resolve_model
+from instruct_ner.sft.models import (
+    is_quantized,
+    load_causal_lm,
+    load_tokenizer,
+    model_reference,
+    resolve_model,
+    resolve_precision,
+)
 from instruct_ner.sft.options import (  # noqa: F401  (ModelOptions, LoopOptions: re-exported for old imports)
     LoopOptions,
     LoraOptions,
@@ -61,6 +69,14 @@ class TrainConfig(ModelOptions, LoopOptions, LoraOptions, PromptOptions, ReaderO
     eval_steps: int = field(default=50, metadata={"help": "evaluate the dev loss every N steps"})
     save_total_limit: int = field(default=2, metadata={"help": "checkpoints kept"})
     merge: bool = field(default=False, metadata={"help": "also export the base model with the adapter merged in"})
+    group_by_length: bool = field(default=True, metadata={"help": "batch examples of similar length (less padding)"})
+    padding_free: bool = field(
+        default=False,
+        metadata={"help": "flatten each batch into one row without padding (exact; on CPU usually slower)"},
+    )
+    completion_only_lm_head: bool = field(
+        default=True, metadata={"help": "score only completion positions in the LM head (same loss, less work)"}
+    )
 
     def __post_init__(self) -> None:
         if not self.data:
@@ -130,7 +146,7 @@ def prepare_model(config: TrainConfig, model_path: str):
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     torch.manual_seed(config.seed)
-    model = load_causal_lm(model_path, config.precision, config.trust_remote_code)
+    model = load_causal_lm(model_path, config.precision, config.trust_remote_code, purpose="train")
     if is_quantized(model):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
     elif config.gradient_checkpointing:
@@ -152,6 +168,13 @@ def sft_config(config: TrainConfig, has_eval: bool, precision: str):
     # field (the old name warns), so set whichever this version has.
     names = {f.name for f in dataclasses.fields(SFTConfig)}
     checkpointing = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+    extra: dict = {checkpointing: False}
+    # Batches of similar lengths pad little: transformers 5.x names it train_sampling_strategy, 4.x group_by_length.
+    if config.group_by_length:
+        if "train_sampling_strategy" in names:
+            extra["train_sampling_strategy"] = "group_by_length"
+        else:
+            extra["group_by_length"] = True
     return SFTConfig(
         output_dir=config.output_dir,
         learning_rate=config.learning_rate,
@@ -164,8 +187,12 @@ def sft_config(config: TrainConfig, has_eval: bool, precision: str):
         per_device_train_batch_size=config.per_device_train_batch_size,
         per_device_eval_batch_size=config.per_device_train_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
-        max_length=config.max_length,
+        # TRL enforces no max_length when padding-free without packing (it refuses one): the inputs are not cut.
+        max_length=None if config.padding_free and not config.packing else config.max_length,
         packing=config.packing,
+        # Padding-free: the batch flattened into one row, position_ids restarting at each example; transformers
+        # builds a block-diagonal causal mask from them for sdpa/eager, so it is exact on CPU too.
+        padding_free=config.padding_free,
         completion_only_loss=True,
         eval_strategy="steps" if has_eval else "no",
         eval_steps=config.eval_steps,
@@ -181,7 +208,7 @@ def sft_config(config: TrainConfig, has_eval: bool, precision: str):
         dataloader_num_workers=0,
         disable_tqdm=False,
         dataset_num_proc=None,
-        **{checkpointing: False},
+        **extra,
     )
 
 
@@ -194,6 +221,32 @@ def warmup_argument(ratio: float, names: set[str]) -> dict:
     if "warmup_ratio" in names:
         return {"warmup_ratio": ratio}
     return {"warmup_steps": float(ratio)} if ratio > 0 else {"warmup_steps": 0}
+
+
+@contextlib.contextmanager
+def completion_only_lm_head(enabled: bool = True):
+    """Score only the completion positions in the LM head, on every device.
+
+    TRL 1.x's fused LM head (trl.trainer.utils.add_fused_lm_head) projects the hidden states of the
+    positions whose label is not -100 only when Triton runs the kernel (CUDA/XPU); elsewhere it scores every
+    position, to keep tile shapes fixed for compilers such as Neuron's. On CPU that is wasted work: the
+    prompt is most of an example and the LM head (vocabulary x hidden) is a fifth of the model's FLOPs. The
+    loss is the same either way (prompt positions are masked out of it); only the cost differs. With a TRL
+    without that switch this does nothing.
+    """
+    try:
+        from trl.trainer import utils as trl_utils
+    except ImportError:
+        trl_utils = None
+    original = getattr(trl_utils, "_use_triton", None)
+    if not enabled or original is None:
+        yield False
+        return
+    trl_utils._use_triton = lambda device: True  # only the `compact` choice reads this name in trl.trainer.utils
+    try:
+        yield True
+    finally:
+        trl_utils._use_triton = original
 
 
 def artifact_of(builder: PromptBuilder, config: TrainConfig, model_path: str) -> Artifact:
@@ -222,11 +275,7 @@ def run_training(config: TrainConfig, callbacks: list | None = None):
     pairs, dev, builder = training_pairs(config)  # every data and template check before the model loads
     checkpoint = resume_checkpoint(config.resume, config.output_dir)
     model_path = resolve_model(config.model)
-    precision = config.precision
-    if precision == "auto":
-        from instruct_ner.sft.models import default_precision
-
-        precision = default_precision()
+    precision = resolve_precision(config.precision, "train")
     print(
         f"training on {len(pairs)} examples ({len(dev)} dev), {builder.template.name} ({builder.style}), "
         f"labels {builder.labels}, model {config.model or 'embedded SmolLM2-135M-Instruct'}, {precision}",
@@ -245,8 +294,11 @@ def run_training(config: TrainConfig, callbacks: list | None = None):
         callbacks=callbacks,
     )
     started = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=checkpoint)
-    seconds = time.perf_counter() - started
+    with completion_only_lm_head(config.completion_only_lm_head):
+        output = trainer.train(resume_from_checkpoint=checkpoint)
+        seconds = time.perf_counter() - started
+        if dev:
+            final_eval_loss = trainer.evaluate()["eval_loss"]
     trainer.save_model(config.output_dir)
     tokenizer.save_pretrained(config.output_dir)
     artifact_of(builder, config, model_path).save(config.output_dir)
@@ -263,7 +315,7 @@ def run_training(config: TrainConfig, callbacks: list | None = None):
         "precision": precision,
     }
     if dev:
-        results["final_eval_loss"] = trainer.evaluate()["eval_loss"]
+        results["final_eval_loss"] = final_eval_loss
     Path(config.output_dir, "train_results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     if config.merge:
         export_merged(config, model_path, precision)
