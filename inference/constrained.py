@@ -526,7 +526,11 @@ class ConstraintFactory:
         self.eos = frozenset(eos_ids)
         self.end_string = end_string.encode("utf-8") if response_format == "entity_list" else b""
 
-    def row(self, example) -> RowConstraint:
-        """The constraint for one Example (its text and word offsets)."""
+    def row(self, example) -> RowConstraint | None:
+        """The constraint for one Example (its text and word offsets); None for an inline row whose text has
+        a character the inline format escapes (`[`, `]`, `|`, `\\`): the automaton copies text byte for byte
+        and does not write escapes, so such a row (rare: none in the shipped samples) decodes unconstrained."""
+        if self.response_format == "inline" and any(c in example.text for c in "[]|\\"):
+            return None
         squeeze = self.response_format == "entity_list"
         return RowConstraint(self, RowText.from_example(example.text, example.offsets, squeeze))

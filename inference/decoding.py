@@ -278,7 +278,7 @@ class HFGenerator(Generator):
                     continue
                 token = tokens[k]
                 new[row].append(token)
-                if constraints is not None:
+                if constraints is not None and constraints[row] is not None:
                     constraints[row].advance(token)
                 if self._row_done(row, token, new[row], limits[row], tails, guard, constraints):
                     finished[row] = True
@@ -319,6 +319,9 @@ class HFGenerator(Generator):
                 chosen.append(self.tokenizer.pad_token_id)
                 continue
             constraint = constraints[row]
+            if constraint is None:  # a row its format cannot constrain (see ConstraintFactory.row)
+                chosen.append(int(logits[b].argmax()))
+                continue
             # tokens left, this one included; the next state must finish in what is left after the end token
             budget = limits[row] - len(new[row]) - 2
             token = next((t for t in top[b] if constraint.allows(t, budget) is not None), None)
@@ -343,7 +346,7 @@ class HFGenerator(Generator):
     def _row_done(self, row, token, new, limit, tails, guard, constraints) -> bool:
         if token in self._eos_set or len(new) >= limit:
             return True
-        if constraints is not None and constraints[row].done:
+        if constraints is not None and constraints[row] is not None and constraints[row].done:
             return True
         piece = self._piece(token)
         if self.stop_strings:

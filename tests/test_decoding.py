@@ -58,7 +58,9 @@ def test_our_loop_equals_model_generate(model_and_tokenizer, style):
     generator = HFGenerator(model, tokenizer, style, share_prefix=False, options=DecodeOptions(stop_runaway=False))
     prompts = prompts_for([example(s) for s in SENTENCES], style)
     ours = generator.generate(prompts, [20] * len(prompts))
-    inputs = tokenizer([generator.prompt_text(p) for p in prompts], return_tensors="pt", padding=True)
+    inputs = tokenizer(
+        [generator.prompt_text(p) for p in prompts], return_tensors="pt", padding=True, padding_side="left"
+    )
     with torch.inference_mode():
         reference = model.generate(
             **inputs,
@@ -291,4 +293,7 @@ def test_every_gold_response_is_allowed(tokenizer, response_format):
         for e in examples:
             response = get_format(response_format).to_str(e)
             constraint = factory.row(e)
+            if constraint is None:  # inline text with characters the format escapes: decoded unconstrained
+                assert response_format == "inline" and any(c in e.text for c in "[]|\\")
+                continue
             assert walk(tokenizer, constraint, response, budget=10**6) is None and constraint.accepting(), response

@@ -137,7 +137,7 @@ def test_out_equal_to_the_input_is_refused_and_the_input_kept(tmp_path, capsys, 
     before = data.read_bytes()
     flags = {
         "prepare": ["--data", data, "--out", data],
-        "parse": ["--in", data, "--field", "response", "--out", tmp_path / "." / "data.jsonl"],
+        "parse": ["--data", data, "--field", "response", "--out", tmp_path / "." / "data.jsonl"],
         "generate": ["--data", data, "--out", data],
         "tag": ["--adapter", tmp_path, "--data", data, "--out", data],
     }[stage]
@@ -304,14 +304,14 @@ def compare_records(ids, tokens=("EU",)):
 def test_compare_refuses_files_with_other_records(tmp_path, capsys, b_ids, message):
     a = jsonl(tmp_path / "a.jsonl", compare_records(["1", "2"]))
     b = jsonl(tmp_path / "b.jsonl", compare_records(b_ids))
-    line = one_line_error(capsys, "compare", a, b, "--out", tmp_path / "report")
+    line = one_line_error(capsys, "compare", a, b, "--output_dir", tmp_path / "report")
     assert f"{tmp_path}/" + message.format(a=a) in line
 
 
 def test_compare_refuses_other_tokens_under_the_same_id(tmp_path, capsys):
     a = jsonl(tmp_path / "a.jsonl", compare_records(["1"]))
     b = jsonl(tmp_path / "b.jsonl", compare_records(["1"], tokens=("UE",)))
-    line = one_line_error(capsys, "compare", a, b, "--out", tmp_path / "report")
+    line = one_line_error(capsys, "compare", a, b, "--output_dir", tmp_path / "report")
     assert f"{b}:1: record id '1' with other tokens where {a}:1 has id '1'" in line
 
 
@@ -323,10 +323,10 @@ def test_a_partial_word_is_not_credited_by_default(tmp_path, capsys):
     assert snapped.pred_tags == ["B-LOC", "O", "B-LOC"] and snapped.diagnostics.snapped == 1
     record = {**example.to_record(), "labels": ["LOC"], "response_format": "entity_list", "generation": "ilan | LOC"}
     path, out = jsonl(tmp_path / "g.jsonl", [record]), tmp_path / "o.jsonl"
-    code, _, err = cli(capsys, "parse", "--in", path, "--out", out)
+    code, _, err = cli(capsys, "parse", "--data", path, "--out", out)
     assert code == 0 and "partial_word 1" in err
     assert json.loads(out.read_text())["pred_tags"] == ["O", "O", "O"]
-    code, _, err = cli(capsys, "parse", "--in", path, "--out", out, "--snap_partial_words")
+    code, _, err = cli(capsys, "parse", "--data", path, "--out", out, "--snap_partial_words")
     assert code == 0 and "snapped 1" in err and json.loads(out.read_text())["pred_tags"] == ["B-LOC", "O", "O"]
 
 
@@ -339,8 +339,7 @@ def test_limit_below_one_is_an_error(tmp_path, capsys, limit):
 
 
 def test_generate_writes_each_batch_as_it_finishes(tmp_path):
-    from instruct_ner.inference.generate import run_generation
-    from test_generate import FakeGenerator, read, setup, without_timing
+    from test_generate import FakeGenerator, read, run_generation, setup, without_timing
 
     records, examples, builder, gold = setup(limit=12)
     run_generation(
@@ -515,7 +514,7 @@ def test_bad_or_runaway_templates(tmp_path, capsys, source, message):
 def test_unknown_response_format_in_a_record(tmp_path, capsys):
     path = jsonl(tmp_path / "g.jsonl", [{"id": "1", "tokens": ["EU"], "tags": ["O"], "labels": ["ORG"],
                                         "response_format": "xml", "generation": "EU | ORG"}])  # fmt: skip
-    line = one_line_error(capsys, "parse", "--in", path, "--out", tmp_path / "o.jsonl")
+    line = one_line_error(capsys, "parse", "--data", path, "--out", tmp_path / "o.jsonl")
     assert (
         line
         == f"instruct-ner parse: error: {path}:1: unknown response_format 'xml'; expected one of entity_list, inline"
@@ -554,7 +553,7 @@ def test_out_that_is_a_folder(tmp_path, capsys, stage):
     assert cli(capsys, "prepare", "--data", data, "--out", pairs)[0] == 0
     folder = tmp_path / "folder"
     folder.mkdir()
-    flags = ["--data", data] if stage == "prepare" else ["--in", pairs, "--field", "response"]
+    flags = ["--data", data] if stage == "prepare" else ["--data", pairs, "--field", "response"]
     line = one_line_error(capsys, stage, *flags, "--out", folder)
     assert line == f"instruct-ner {stage}: error: {folder}: --out is a folder; expected a file path"
 
@@ -562,10 +561,11 @@ def test_out_that_is_a_folder(tmp_path, capsys, stage):
 def test_compare_out_over_an_existing_file(tmp_path, capsys):
     a = jsonl(tmp_path / "a.jsonl", compare_records(["1"]))
     existing = write(tmp_path / "report.md", "keep me")
-    line = one_line_error(capsys, "compare", a, "--out", existing)
+    line = one_line_error(capsys, "compare", a, "--output_dir", existing)
     assert (
         line
-        == f"instruct-ner compare: error: {existing}: --out exists and is a file; compare writes a folder of reports"
+        == f"instruct-ner compare: error: {existing}: --output_dir exists and is a file; "
+        "compare writes a folder of reports"
     )
     assert existing.read_text() == "keep me"
 

@@ -108,7 +108,7 @@ def test_parse_reads_hit_max_new_tokens_from_generate_records(tmp_path, capsys):
     records.append({**base, "id": "c", "parse": {"hit_max_new_tokens": True}})
     path, out = tmp_path / "gen.jsonl", tmp_path / "reparsed.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    assert main(["parse", "--in", str(path), "--out", str(out)]) == 0
+    assert main(["parse", "--data", str(path), "--out", str(out)]) == 0
     parsed = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [(p["parse"]["malformed"], p["parse"]["truncated"]) for p in parsed] == [(2, 0), (2, 0), (1, 1)]
     assert parsed[2]["parse"]["hit_max_new_tokens"] is True
