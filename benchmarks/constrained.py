@@ -41,13 +41,8 @@ import warnings
 from pathlib import Path
 
 from instruct_ner.inference.decoding import new_stats
-from instruct_ner.inference.generate import (
-    GenerateConfig,
-    input_records,
-    load_generator,
-    prompt_builder,
-    run_generation,
-)
+from instruct_ner.inference.generate import GenerateConfig, load_predictor, prompt_builder, run_generation
+from instruct_ner.inference.predictor import RunOptions, input_records
 from instruct_ner.inference.score import score_file
 
 DIAGNOSTICS = (
@@ -137,9 +132,10 @@ def run_cell(args, results: dict, cell: str, config: GenerateConfig, runs: list[
         print(f"{cell}: done already", flush=True)
         return
     started = time.perf_counter()
-    records, examples = input_records(config)
+    records, examples = input_records(config.data, config)
     builder = prompt_builder(config, examples, records)
-    generator = load_generator(config, builder)
+    predictor = load_predictor(config, builder)
+    generator = predictor.generator
     done.update(
         sentences=len(records),
         data=config.data,
@@ -155,7 +151,7 @@ def run_cell(args, results: dict, cell: str, config: GenerateConfig, runs: list[
     for constrain in sorted({run[1] for run in todo}):
         generator.options.constrain = constrain
         warm.parent.mkdir(parents=True, exist_ok=True)
-        run_generation(records[:4], examples[:4], builder, generator, warm, batch_size=4, progress=False)
+        run_generation(predictor, records[:4], examples[:4], warm, RunOptions(batch_size=4))
     for name, constrain, compact in todo:
         folder = Path(args.work, cell, name)
         if args.force and name not in partials:
@@ -178,13 +174,7 @@ def run_cell(args, results: dict, cell: str, config: GenerateConfig, runs: list[
             hi = min(len(records), lo + args.slice)
             generator.stats = new_stats()
             figures = run_generation(
-                records[lo:hi],
-                examples[lo:hi],
-                builder,
-                generator,
-                folder / f"{lo:05d}.jsonl",
-                batch_size=config.batch_size,
-                progress=False,
+                predictor, records[lo:hi], examples[lo:hi], folder / f"{lo:05d}.jsonl", RunOptions(config.batch_size)
             )
             last_slice = figures["seconds"]
             part["records"], part["seconds"] = hi, part["seconds"] + figures["seconds"]
