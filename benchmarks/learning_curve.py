@@ -264,6 +264,20 @@ class Stopwatch:
         return False
 
 
+def write_train_summary(folder: Path, results: dict, total: int, watch, lr: float, callback) -> dict:
+    """A training cell's figures, saved as `train.json` (what marks the training part of a cell done)."""
+    summary = {
+        "steps": results["steps"],
+        "planned_steps": total,
+        "train_seconds": watch.total,  # wall time of training incl. model loading and dev evaluations
+        "last_process_loop_seconds": results["seconds"],
+        "learning_rate": lr,
+        **callback.tracker.summary(),
+    }
+    (folder / "train.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
 def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision: str) -> dict:
     from instruct_ner.inference.early_stopping import TaggerEarlyStopping
     from instruct_ner.sft.artifact import ARTIFACT_FILE
@@ -298,16 +312,7 @@ def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision
     callback = TaggerEarlyStopping(data["dev"], folder / "early_stopping", eval_every(total), PATIENCE, 256)
     with Stopwatch(folder) as watch:
         results, _, _ = train_tagger(TaggerConfig(**options), step_callback=callback)
-    summary = {
-        "steps": results["steps"],
-        "planned_steps": total,
-        "train_seconds": watch.total,  # wall time of training incl. model loading and dev evaluations
-        "last_process_loop_seconds": results["seconds"],
-        "learning_rate": lr,
-        **callback.tracker.summary(),
-    }
-    (folder / "train.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return write_train_summary(folder, results, total, watch, lr, callback)
 
 
 def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: str, template: str) -> dict:
@@ -347,16 +352,7 @@ def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: s
         for item in output_dir.iterdir():
             if item.is_file() and not (best_dir / item.name).exists():
                 shutil.copy2(item, best_dir / item.name)
-    summary = {
-        "steps": results["steps"],
-        "planned_steps": total,
-        "train_seconds": watch.total,  # wall time of training incl. model loading and dev evaluations
-        "last_process_loop_seconds": results["seconds"],
-        "learning_rate": lr,
-        **callback.tracker.summary(),
-    }
-    (folder / "train.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return write_train_summary(folder, results, total, watch, lr, callback)
 
 
 # ------------------------------------------------------------------------------------------ testing

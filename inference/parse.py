@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from instruct_ner.inference.parser import parse_response, total_diagnostics
+from instruct_ner.inference.score import DIAGNOSTIC_KEYS
 from instruct_ner.prompts.examples import DataError, Example, labels_of
 from instruct_ner.prompts.formats import FORMAT_NAMES
 from instruct_ner.prompts.jsonl import check_output, iter_jsonl, write_jsonl
@@ -108,19 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     write_jsonl(config.out, records)
     totals = summarise(records)
-    keys = (
-        "entities",
-        "hallucinated",
-        "unknown_label",
-        "malformed",
-        "truncated",
-        "partial_word",
-        "normalised",
-        "snapped",
-        "overlaps_removed",
-    )
     print(
-        f"parsed {len(records)} records -> {config.out}: " + ", ".join(f"{k} {totals[k]}" for k in keys),
+        f"parsed {len(records)} records -> {config.out}: " + ", ".join(f"{k} {totals[k]}" for k in DIAGNOSTIC_KEYS),
         file=sys.stderr,
     )
     return 0
