@@ -164,13 +164,21 @@ class GenerativePredictor(Predictor):
         return prompts, [p["messages"] if "messages" in p else p["prompt"] for p in prompts]
 
     def order(self, examples: list[Example], options: RunOptions) -> list[int]:
-        """Chunks of `batch_size * 8` records in input order, each sorted by prompt length (less padding)."""
+        """Chunks of `batch_size * 8` records in input order, each sorted by prompt length (less padding).
+
+        Computed once per run: `run_generation` and `outputs` both ask, and every prompt is tokenised for it.
+        (A stale cache hit could only give a less sorted permutation of the same positions, never wrong output.)
+        """
         if not options.sort_by_length:
             return list(range(len(examples)))
-        _, prompt_inputs = self._prompts(examples)
-        return generation_order(
-            len(examples), options.batch_size * 8, lambda i: self.generator.prompt_length(prompt_inputs[i])
-        )
+        key = (id(examples), len(examples), options.batch_size)
+        if getattr(self, "_order_key", None) != key:
+            _, prompt_inputs = self._prompts(examples)
+            self._order = generation_order(
+                len(examples), options.batch_size * 8, lambda i: self.generator.prompt_length(prompt_inputs[i])
+            )
+            self._order_key = key
+        return self._order
 
     def outputs(self, records, examples, options: RunOptions, start: int = 0) -> Iterator[list[dict]]:
         builder, generator = self.builder, self.generator
