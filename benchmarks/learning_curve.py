@@ -21,7 +21,8 @@ Systems: `gen-list`, `gen-inline` (LoRA SFT, compact instruction templates when 
 decoding as `generate` does by default), `tagger-bidirectional`, `tagger-causal` (LoRA + CRF, compound
 loss), `tagger-frozen-crf` (frozen backbone, CRF head, compound loss), `tagger-bilstm-crf` (frozen-embedding
 BiLSTM-CRF), `minilm` (MiniLM-L6 BERT through `train-tagger --model`, `make bench-install`), `zero-shot` and
-`few-shot` (3 examples from the training split; size 0: no training).
+`few-shot` (3 examples from the training split; size 0: no training; the long `ner-list` instruction, whose
+label definitions help where nothing is trained).
 
 Training: fp32, batch 8, `EPOCHS[size]` epochs, dev-F1 (micro entity F1 on the dev sentences) every
 `eval_every` steps with patience 3 evaluations, best weights kept (inference/early_stopping.py). Each
@@ -370,6 +371,12 @@ def score(path: Path) -> dict:
     return score_file(path)
 
 
+def analyse(path: Path) -> dict:
+    from instruct_ner.inference.compare import analyse
+
+    return analyse(path)
+
+
 def parse_failures(path: Path) -> dict:
     """Sums of the generate records' parse diagnostics (hallucinated, malformed, ...)."""
     from instruct_ner.prompts.jsonl import iter_jsonl
@@ -414,6 +421,9 @@ def test_cell(cell: Cell, spec, data, folder: Path, precision: str, test_limit, 
     }
     if spec["kind"] != "tagger":
         result["parse"] = parse_failures(out)
+    analysis = analyse(out)  # `instruct-ner compare`'s error analysis, kept: the predictions are not committed
+    result["errors"] = {**analysis["errors"], **analysis["diagnostics"]}
+    result["confusion"] = analysis["confusion"]
     return result
 
 
@@ -434,6 +444,16 @@ def chosen_lr(cell: Cell) -> tuple[float, dict]:
         return spec["lr"], {"source": "default (no sweep cell finished)", "candidates": {}}
     best = max(candidates, key=candidates.get)
     return float(best), {"source": f"sweep at {corpus.sizes[0]} sentences (dev F1)", "candidates": candidates}
+
+
+def reuse_sweep(cell: Cell, lr: float, lr_choice: dict, folder: Path) -> None:
+    """At the sweep's size, the winning sweep cell already trained this cell's model: copy it, train nothing."""
+    if cell.lr is not None or not lr_choice["source"].startswith("sweep") or (folder / "train.json").exists():
+        return
+    sweep = RUNS / Cell(cell.corpus, cell.system, cell.size, lr).file_stem()
+    if (sweep / "train.json").exists():
+        print(f"{cell.name}: the model of the sweep cell at lr={lr:g} is this cell's; copied", file=sys.stderr)
+        shutil.copytree(sweep, folder, dirs_exist_ok=True)
 
 
 def run_cell(cell: Cell, precision: str = "fp32", test_limit: int | None = None) -> dict:
@@ -463,6 +483,7 @@ def run_cell(cell: Cell, precision: str = "fp32", test_limit: int | None = None)
         + (f" --test_limit {test_limit}" if test_limit else ""),
         "machine": machine(),
     }
+    reuse_sweep(cell, lr, lr_choice, folder)
     template = None
     if spec["kind"] == "tagger":
         result["train"] = train_tagger_cell(spec, data, lr, folder, precision)
@@ -471,7 +492,7 @@ def run_cell(cell: Cell, precision: str = "fp32", test_limit: int | None = None)
         result["template"] = template
         result["train"] = train_gen_cell(spec, data, lr, folder, precision, template)
     else:
-        template = template_name({"template": "ner-list-compact", "fallback": "ner-list"}, corpus.language)
+        template = f"ner-list.{corpus.language}"  # prompting keeps the label definitions (issue 13)
         result["template"] = template
     if cell.lr is None:
         result["test"] = test_cell(cell, spec, data, folder, precision, test_limit, template)
@@ -522,6 +543,7 @@ def markdown(results: list[dict]) -> str:
             f"{test['test_sentences']}{subset} | {micro['precision']:.4f} | {micro['recall']:.4f} | "
             f"**{micro['f1']:.4f}** | {test['sentences_per_second']:.2f} | {bad} |"
         )
+    rows += winners(results) + details(results)
     sweeps = [r for r in results if "test" not in r]
     if sweeps:
         rows += [
@@ -535,6 +557,60 @@ def markdown(results: list[dict]) -> str:
             train = r["train"]
             rows.append(f"| {r['cell']} | {train['best_dev_f1']:.4f} | {train['best_step']} | {train['steps']} |")
     return "\n".join(rows) + "\n"
+
+
+def size_key(size) -> float:
+    return math.inf if size == "all" else float(size)
+
+
+def winners(results: list[dict]) -> list[str]:
+    """One line per corpus and training size: the best test F1, the runner-up, and what each cost."""
+    lines = ["", "Best system per corpus and training size (test micro F1; train minutes, test sentences/s):", ""]
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        if "test" in r:
+            groups.setdefault((r["corpus"], r["train_sentences"]), []).append(r)
+    for (corpus, size), group in sorted(groups.items(), key=lambda item: (item[0][0], size_key(item[0][1]))):
+        ranked = sorted(group, key=f1_of, reverse=True)
+        described = [
+            f"{r['system']} {f1_of(r):.3f} ({r.get('train', {}).get('train_seconds', 0) / 60:.0f} min, "
+            f"{r['test']['sentences_per_second']:.1f}/s{', subset' if r['test']['test_is_subset'] else ''})"
+            for r in ranked
+        ]
+        lines.append(f"- {corpus}, {size} sentences: " + " > ".join(described))
+    return lines
+
+
+def details(results: list[dict]) -> list[str]:
+    """Per-type P/R/F1 and the error analysis of `compare` at each corpus's largest scored training size."""
+    lines: list[str] = []
+    for corpus in sorted({r["corpus"] for r in results if "test" in r}):
+        scored = [r for r in results if "test" in r and r["corpus"] == corpus and r["train_sentences"]]
+        if not scored:
+            continue
+        largest = max(r["train_sentences"] for r in scored)
+        cells = sorted((r for r in scored if r["train_sentences"] == largest), key=f1_of, reverse=True)
+        types = sorted({t for r in cells for t in r["test"]["scores"]["per_type"]})
+        lines += ["", f"{corpus}, {largest} training sentences: P / R / F1 per type", ""]
+        lines.append("| system | " + " | ".join(types) + " |")
+        lines.append("|---" * (len(types) + 1) + "|")
+        for r in cells:
+            per_type = r["test"]["scores"]["per_type"]
+            values = [
+                "{precision:.2f} / {recall:.2f} / {f1:.2f}".format(**per_type[t]) if t in per_type else "-"
+                for t in types
+            ]
+            lines.append(f"| {r['system']} | " + " | ".join(values) + " |")
+        analysed = [r for r in cells if "errors" in r["test"]]
+        if analysed:
+            kinds = list(analysed[0]["test"]["errors"])
+            title = f"{corpus}, {largest} training sentences: errors over entity spans (`instruct-ner compare`)"
+            lines += ["", title, ""]
+            lines.append("| system | " + " | ".join(kinds) + " |")
+            lines.append("|---" * (len(kinds) + 1) + "|")
+            for r in analysed:
+                lines.append(f"| {r['system']} | " + " | ".join(str(r["test"]["errors"][k]) for k in kinds) + " |")
+    return lines
 
 
 def figures(results: list[dict], out: Path) -> list[Path]:
@@ -643,7 +719,7 @@ def main(argv: list[str] | None = None) -> int:
         table = markdown(results)
         (out / "learning_curve.md").write_text(table, encoding="utf-8")
         print(table)
-        print("figures: " + ", ".join(str(p.relative_to(ROOT)) for p in paths))
+        print("figures: " + ", ".join(str(p) for p in paths))
         return 0
     todo = [Cell.parse(c) for c in args.cell] if args.cell else [c for c in cells if not done(c)]
     if args.all:  # sweeps before the cells that use their choice

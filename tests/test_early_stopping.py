@@ -55,3 +55,42 @@ def test_patience_stops_training_and_restores_the_earlier_best(tiny_llama, conll
     best = torch.load(tmp_path / "es" / BEST_WEIGHTS, weights_only=True)
     current = model.state_dict()
     assert best and all(torch.equal(current[name], value) for name, value in best.items())
+
+
+def test_sft_callback_keeps_the_best_adapter_and_stops_on_patience(tiny_llama, conll_file, tmp_path, monkeypatch):
+    """The adapter in best_dir equals the trainer's own checkpoint of the best step; patience ends the run."""
+    from instruct_ner.sft.models import load_tokenizer
+    from instruct_ner.sft.train import TrainConfig, run_training, training_pairs
+    from safetensors.torch import load_file
+
+    real, scores, seen = early_stopping.generative_dev_f1, iter([0.2, 0.5, 0.1, 0.0]), []
+
+    def dev_f1(*args, **kwargs):  # the real evaluation runs (and must return a score); the value is scripted
+        seen.append(real(*args, **kwargs))
+        return next(scores)
+
+    monkeypatch.setattr(early_stopping, "generative_dev_f1", dev_f1)
+    config = TrainConfig(
+        model=str(tiny_llama),
+        data=str(conll_file),
+        output_dir=str(tmp_path / "adapter"),
+        precision="fp32",
+        max_steps=6,
+        per_device_train_batch_size=2,
+        learning_rate=1e-2,
+        logging_steps=1,
+        save_steps=1,
+        max_length=256,
+    )
+    dev = load_examples(conll_file)[0]
+    builder = training_pairs(config)[2]
+    tokenizer = load_tokenizer(str(tiny_llama), padding_side="left")
+    callback = early_stopping.sft_early_stopping(dev, builder, tokenizer, tmp_path / "best", every=1, patience=1)
+    results = run_training(config, callbacks=[callback])[0]
+    assert results["steps"] == 3 and callback.tracker.best_step == 2
+    assert len(seen) == 3 and all(0.0 <= f1 <= 1.0 for f1 in seen)
+    best = load_file(tmp_path / "best" / "adapter_model.safetensors")
+    step2 = load_file(tmp_path / "adapter" / "checkpoint-2" / "adapter_model.safetensors")
+    step3 = load_file(tmp_path / "adapter" / "checkpoint-3" / "adapter_model.safetensors")
+    assert best.keys() == step2.keys() and all(torch.equal(best[k], step2[k]) for k in best)
+    assert any(not torch.equal(best[k], step3[k]) for k in best)  # the last step's weights are not the best
