@@ -50,7 +50,7 @@ from instruct_ner.prompts.examples import DataError, Example, labels_of
 from instruct_ner.prompts.jsonl import check_output, check_run_settings, iter_jsonl, read_records, write_jsonl
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import PromptBuilder, PromptOptions, builder_from_options, load_template
-from instruct_ner.sft.artifact import Artifact, check_labels
+from instruct_ner.sft.artifact import Artifact, check_labels, fingerprint
 from instruct_ner.sft.options import ModelOptions
 
 from instruct_ner.config import ConfigError, fields_set, parse_config
@@ -232,6 +232,7 @@ def run_settings(config: GenerateConfig, builder: PromptBuilder) -> dict:
         **builder.to_dict(),
         "model": base_model_name(config, artifact) or "embedded",
         "adapter": str(Path(config.adapter).resolve()) if config.adapter else None,
+        "adapter_fingerprint": fingerprint(config.adapter) if config.adapter else None,
         "precision": config.precision,
         "max_new_tokens": config.max_new_tokens,
         "stop_runaway": config.stop_runaway,

@@ -15,6 +15,7 @@ Folders from before this file had `kind` (a generative `instruct_ner.json` witho
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from instruct_ner.sft.models import EMBEDDED, ModelError
 ARTIFACT_FILE = "instruct_ner.json"
 LEGACY_TAGGER_FILE = "tagger.json"
 KINDS = ("generative", "tagger")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 
 
 @dataclass
@@ -94,6 +96,26 @@ class Artifact:
             command = "train" if kind == "generative" else "train-tagger"
             raise ModelError(f"{folder}: a {artifact.kind} folder, not one written by instruct-ner {command}")
         return artifact
+
+
+def fingerprint(folder: str | Path) -> str:
+    """SHA-256 over a trained folder's description and weight files (names and contents, top level only).
+
+    A folder retrained in place gets a new fingerprint, where its path stays the same: `generate --resume`
+    compares it so that one output never mixes two models' predictions. Checkpoint subfolders are ignored.
+
+    Example: fingerprint("runs/adapter") -> "3f1c...e9" (64 hex digits)
+    """
+    folder = Path(folder)
+    files = sorted(
+        p for p in folder.iterdir() if p.is_file() and (p.name == ARTIFACT_FILE or p.suffix in WEIGHT_SUFFIXES)
+    )
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
 
 
 def _read(path: Path) -> dict:

@@ -117,3 +117,27 @@ def test_import_is_light():
 
 def test_score_of_tag_lists():
     assert score([["B-PER", "O"]], gold=[["B-PER", "O"]])["micro"]["f1"] == 1.0
+
+
+def test_resume_refuses_an_adapter_retrained_in_place(adapter, tmp_path, capsys):
+    """Same path, other weights: `generate --resume` must not append the new model's predictions to the old's."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from instruct_ner.cli import main
+
+    folder = tmp_path / "adapter"
+    shutil.copytree(adapter, folder)
+    out = tmp_path / "out.jsonl"
+    args = ["generate", "--adapter", str(folder), "--data", str(TEST_FILE), "--out", str(out), "--limit", "3"]
+    assert main(args) == 0
+    full = out.read_text()
+    assert main([*args, "--resume", "true"]) == 0 and out.read_text() == full  # the same weights resume
+    weights = folder / "adapter_model.safetensors"
+    save_file({k: v + 1e-3 for k, v in load_file(weights).items()}, weights)  # "retrained" in place
+    capsys.readouterr()
+    assert main([*args, "--resume", "true"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert "adapter_fingerprint was" in error[-1] and "--resume" in error[-1]
+    assert out.read_text() == full
