@@ -1,0 +1,79 @@
+"""benchmarks/learning_curve.py without training: cell names, the report's tables, a sweep cell's model reused."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def lc():
+    spec = importlib.util.spec_from_file_location("learning_curve", ROOT / "benchmarks" / "learning_curve.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def result(system, size, f1, types=None, errors=None):
+    per_type = {t: {"precision": v, "recall": v, "f1": v, "support": 10} for t, v in (types or {}).items()}
+    test = {
+        "test_sentences": 100,
+        "test_is_subset": False,
+        "sentences_per_second": 10.0,
+        "scores": {"micro": {"precision": f1, "recall": f1, "f1": f1}, "per_type": per_type},
+    }
+    if errors:
+        test["errors"] = errors
+    return {
+        "cell": f"conll2003/{system}/{size}",
+        "corpus": "conll2003",
+        "system": system,
+        "train_sentences": size,
+        "train": {"train_seconds": 120, "steps": 10, "best_step": 10},
+        "test": test,
+    }
+
+
+def test_cell_names_round_trip(lc):
+    for text in ("conll2003/gen-list/500", "kind-wn/minilm/all", "conll2003/tagger-causal/500/lr=0.003"):
+        assert lc.Cell.parse(text).name == text
+    with pytest.raises(SystemExit):
+        lc.Cell.parse("nowhere/gen-list/500")
+
+
+def test_the_report_ranks_systems_per_size_and_details_the_largest(lc):
+    results = [
+        result("minilm", 500, 0.68),
+        result("gen-list", 500, 0.71),
+        result("gen-list", 2000, 0.80, {"PER": 0.9, "LOC": 0.7}, {"correct": 8, "missed": 2}),
+        result("minilm", 2000, 0.75, {"PER": 0.85}),
+    ]
+    lines = lc.winners(results)
+    ranked = [line for line in lines if line.startswith("- conll2003")]
+    assert ranked[0].startswith("- conll2003, 500 sentences: gen-list 0.710") and "> minilm 0.680" in ranked[0]
+    assert ranked[1].startswith("- conll2003, 2000 sentences: gen-list 0.800")
+    table = "\n".join(lc.details(results))
+    assert "2000 training sentences: P / R / F1 per type" in table and "500 training" not in table
+    assert "| gen-list | 0.70 / 0.70 / 0.70 | 0.90 / 0.90 / 0.90 |" in table  # LOC, PER columns
+    assert "| minilm | - | 0.85 / 0.85 / 0.85 |" in table
+    assert "| gen-list | 8 | 2 |" in table  # only analysed cells in the error table
+
+
+def test_a_main_cell_reuses_the_winning_sweep_model_only(lc, tmp_path, monkeypatch):
+    monkeypatch.setattr(lc, "RUNS", tmp_path)
+    sweep = lc.Cell("conll2003", "tagger-causal", 500, 0.001)
+    (tmp_path / sweep.file_stem() / "model").mkdir(parents=True)
+    (tmp_path / sweep.file_stem() / "train.json").write_text(json.dumps({"steps": 3}))
+    main = lc.Cell("conll2003", "tagger-causal", 500)
+    folder = tmp_path / main.file_stem()
+    lc.reuse_sweep(main, 0.001, {"source": "default (no sweep cell finished)"}, folder)
+    assert not (folder / "train.json").exists()
+    lc.reuse_sweep(main, 0.003, {"source": "sweep at 500 sentences (dev F1)"}, folder)  # no such sweep cell
+    assert not (folder / "train.json").exists()
+    lc.reuse_sweep(main, 0.001, {"source": "sweep at 500 sentences (dev F1)"}, folder)
+    assert json.loads((folder / "train.json").read_text()) == {"steps": 3} and (folder / "model").is_dir()
