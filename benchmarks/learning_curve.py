@@ -25,8 +25,8 @@ BiLSTM-CRF), `minilm` (MiniLM-L6 BERT through `train-tagger --model`, `make benc
 label definitions help where nothing is trained).
 
 Training: fp32, batch 8, `EPOCHS[size]` epochs, dev-F1 (micro entity F1 on the dev sentences) every
-`eval_every` steps with patience 3 evaluations, best weights kept (inference/early_stopping.py). Each
-system's learning rate is chosen on dev at the smallest size from its sweep cells (`LR_SWEEP`); the choice
+`eval_every` steps with patience 3 evaluations, best weights kept: the trainers' own `--eval_f1_steps`
+(`instruct_ner/training.py`), as a user runs them. Each system's learning rate is chosen on dev at the smallest size from its sweep cells (`LR_SWEEP`); the choice
 and the dev F1 of every candidate go into the cell's JSON. Test predictions go through the CLI
 (`instruct-ner generate` / `tag`, subprocesses) so a cell measures what a user runs.
 
@@ -265,7 +265,7 @@ class Stopwatch:
         return False
 
 
-def write_train_summary(folder: Path, results: dict, total: int, watch, lr: float, callback) -> dict:
+def write_train_summary(folder: Path, results: dict, total: int, watch, lr: float) -> dict:
     """A training cell's figures, saved as `train.json` (what marks the training part of a cell done)."""
     summary = {
         "steps": results["steps"],
@@ -273,16 +273,22 @@ def write_train_summary(folder: Path, results: dict, total: int, watch, lr: floa
         "train_seconds": watch.total,  # wall time of training incl. model loading and dev evaluations
         "last_process_loop_seconds": results["seconds"],
         "learning_rate": lr,
-        **callback.tracker.summary(),
+        **{key: results[key] for key in ("best_step", "best_dev_f1", "dev_history", "eval_seconds")},
     }
     (folder / "train.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
+def dev_f1_options(data: dict, total: int) -> dict:
+    """What `instruct-ner train` / `train-tagger` get for dev-F1 model selection (`instruct_ner.training`)."""
+    return dict(eval_f1_data=str(data["dev_file"]), eval_f1_steps=eval_every(total), early_stopping_patience=PATIENCE)
+
+
 def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision: str) -> dict:
-    from instruct_ner.inference.early_stopping import TaggerEarlyStopping
     from instruct_ner.sft.artifact import ARTIFACT_FILE
-    from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
+    from instruct_ner.sft.train_tagger import TaggerConfig
+
+    from instruct_ner.training import train_tagger
 
     total = steps_for(data["limit"], data["size"])
     output_dir = folder / "model"
@@ -307,22 +313,22 @@ def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision
         logging_steps=10,
         output_dir=str(output_dir),
         resume="latest" if checkpoints else None,
+        **dev_f1_options(data, total),
     )
     if data["reader"]:
         options.update(format="csv", id_column="id")
-    callback = TaggerEarlyStopping(data["dev"], folder / "early_stopping", eval_every(total), PATIENCE, 256)
     with Stopwatch(folder) as watch:
-        results, _, _ = train_tagger(TaggerConfig(**options), step_callback=callback)
-    return write_train_summary(folder, results, total, watch, lr, callback)
+        results = train_tagger(TaggerConfig(**options))
+    return write_train_summary(folder, results, total, watch, lr)
 
 
 def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: str, template: str) -> dict:
-    from instruct_ner.inference.early_stopping import sft_early_stopping
-    from instruct_ner.sft.models import load_tokenizer, resolve_model
-    from instruct_ner.sft.train import TrainConfig, run_training, training_pairs
+    from instruct_ner.sft.train import TrainConfig
+
+    from instruct_ner.training import train
 
     total = steps_for(data["limit"], data["size"])
-    output_dir, best_dir = folder / "model", folder / "best"
+    output_dir = folder / "model"
     if (folder / "train.json").exists():
         return json.loads((folder / "train.json").read_text())
     options = dict(
@@ -340,20 +346,13 @@ def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: s
         logging_steps=10,
         output_dir=str(output_dir),
         resume="latest" if sorted(output_dir.glob("checkpoint-*")) else None,
+        **dev_f1_options(data, total),
     )
     if data["reader"]:
         options.update(format="csv", id_column="id")
-    config = TrainConfig(**options)
-    builder = training_pairs(config)[2]
-    tokenizer = load_tokenizer(resolve_model(config.model), padding_side="left")
-    callback = sft_early_stopping(data["dev"], builder, tokenizer, best_dir, eval_every(total), PATIENCE)
     with Stopwatch(folder) as watch:
-        results = run_training(config, callbacks=[callback])[0]
-    if (best_dir / "adapter_config.json").exists():  # the best adapter + the run's tokenizer and inference config
-        for item in output_dir.iterdir():
-            if item.is_file() and not (best_dir / item.name).exists():
-                shutil.copy2(item, best_dir / item.name)
-    return write_train_summary(folder, results, total, watch, lr, callback)
+        results = train(TrainConfig(**options))  # the adapter saved in output_dir is the best on dev
+    return write_train_summary(folder, results, total, watch, lr)
 
 
 # ------------------------------------------------------------------------------------------ testing
@@ -400,8 +399,7 @@ def test_cell(cell: Cell, spec, data, folder: Path, precision: str, test_limit, 
     if spec["kind"] == "tagger":
         cli("tag", "--adapter", str(folder / "model"), *common)
     elif spec["kind"] == "gen":
-        adapter = folder / "best" if (folder / "best" / "instruct_ner.json").exists() else folder / "model"
-        cli("generate", "--adapter", str(adapter), "--resume", "true", *common)
+        cli("generate", "--adapter", str(folder / "model"), "--resume", "true", *common)
     else:
         shots = (
             ["--few_shot", str(spec["few_shot"]), "--few_shot_from", str(data["train"])] if spec["few_shot"] else []

@@ -20,10 +20,13 @@ SUBCOMMANDS = {
     "prepare": ("instruct_ner.prompts.prepare", "read data and write instruction/response pairs (JSONL)"),
     "parse": ("instruct_ner.inference.parse", "map responses or generations back to IOB2 tags"),
     "score": ("instruct_ner.inference.score", "seqeval precision/recall/F1 of pred_tags against tags"),
-    "train": ("instruct_ner.sft.train", "LoRA SFT of a causal LM on instruction/response pairs (TRL SFTTrainer)"),
+    "train": (
+        "instruct_ner.training:train_main",
+        "LoRA SFT of a causal LM on instruction/response pairs (TRL SFTTrainer)",
+    ),
     "generate": ("instruct_ner.inference.generate", "batched generation of entity lists, parsed into tags (JSONL)"),
     "train-tagger": (
-        "instruct_ner.sft.train_tagger",
+        "instruct_ner.training:tagger_main",
         "train the token classifier (causal/bidirectional Llama, LoRA, CRF)",
     ),
     "compare": (
@@ -50,9 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in SUBCOMMANDS:
         print(usage(), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
-    module = importlib.import_module(SUBCOMMANDS[argv[0]][0])
+    module_name, _, function = SUBCOMMANDS[argv[0]][0].partition(":")
+    command = getattr(importlib.import_module(module_name), function or "main")
     try:
-        return module.main(argv[1:]) or 0
+        return command(argv[1:]) or 0
     except (DataError, ConfigError, TemplateError, ModelError, FileNotFoundError) as error:
         print(f"instruct-ner {argv[0]}: error: {error}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 """The options `train` and `train-tagger` share, declared once: the model (`ModelOptions`, also used by
-`generate` and `tag`; `PrecisionOption` also by `demo`), the optimisation loop (`LoopOptions`) and the
-LoRA adapter (`LoraOptions`), plus the two helpers built on them: `lora_config` and
+`generate` and `tag`; `PrecisionOption` also by `demo`), the optimisation loop (`LoopOptions`), the
+LoRA adapter (`LoraOptions`) and dev-F1 model selection (`DevF1Options`, carried out by
+`instruct_ner.training`, which can score generations), plus the two helpers built on them: `lora_config` and
 `resume_checkpoint` (the checkpoint lookup for `--resume`).
 
 This module loads no model and reads no data.
@@ -59,6 +60,30 @@ class LoopOptions:
     def check_loop(self) -> None:
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+
+
+@dataclass
+class DevF1Options:
+    """Dev-F1 model selection and early stopping: entity F1 (not the loss) on dev data every N steps."""
+
+    eval_f1_data: str | None = field(
+        default=None, metadata={"help": "dev data scored by micro entity F1 while training (any source prepare reads)"}
+    )
+    eval_f1_steps: int = field(
+        default=0,
+        metadata={"help": "score eval_f1_data every N steps and at the end; the best weights are saved (0: off)"},
+    )
+    early_stopping_patience: int = field(
+        default=0, metadata={"help": "with eval_f1_steps: stop after N evaluations without a better dev F1 (0: never)"}
+    )
+
+    def check_dev_f1(self) -> None:
+        if self.eval_f1_steps < 0 or self.early_stopping_patience < 0:
+            raise ConfigError("eval_f1_steps and early_stopping_patience must be >= 0")
+        if self.eval_f1_steps and not self.eval_f1_data:
+            raise ConfigError("eval_f1_steps needs --eval_f1_data (the dev sentences to score)")
+        if self.early_stopping_patience and not self.eval_f1_steps:
+            raise ConfigError("early_stopping_patience needs --eval_f1_steps N (how often to score the dev data)")
 
 
 @dataclass

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import sys
 import time
@@ -41,6 +40,7 @@ from instruct_ner.sft.models import (
     resolve_precision,
 )
 from instruct_ner.sft.options import (  # noqa: F401  (ModelOptions, LoopOptions: re-exported for old imports)
+    DevF1Options,
     LoopOptions,
     LoraOptions,
     ModelOptions,
@@ -48,11 +48,11 @@ from instruct_ner.sft.options import (  # noqa: F401  (ModelOptions, LoopOptions
     resume_checkpoint,
 )
 
-from instruct_ner.config import ConfigError, fields_set, parse_config, replace_config
+from instruct_ner.config import ConfigError, fields_set, replace_config
 
 
 @dataclass
-class TrainConfig(ModelOptions, LoopOptions, LoraOptions, PromptOptions, ReaderOptions):
+class TrainConfig(ModelOptions, LoopOptions, LoraOptions, DevF1Options, PromptOptions, ReaderOptions):
     data: str | None = field(
         default=None, metadata={"help": "training data: a prepare JSONL, or any source prepare reads (required)"}
     )
@@ -85,6 +85,9 @@ class TrainConfig(ModelOptions, LoopOptions, LoraOptions, PromptOptions, ReaderO
             raise ConfigError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
         self.check_loop()
         self.check_lora()
+        self.check_dev_f1()
+        if self.merge and self.eval_f1_steps:
+            raise ConfigError("merge exports the last weights, eval_f1_steps keeps the best: pick one")
 
 
 def training_pairs(config: TrainConfig) -> tuple[list[dict], list[dict], PromptBuilder]:
@@ -335,14 +338,3 @@ def export_merged(config: TrainConfig, model_path: str, precision: str = "bf16")
     load_tokenizer(model_path).save_pretrained(str(target))
     print(f"merged model written to {target}", file=sys.stderr)
     return target
-
-
-def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    config = parse_config(TrainConfig, argv, prog="instruct-ner train", description=__doc__)
-    results = train(config)
-    print(
-        f"adapter saved to {config.output_dir}: {results['steps']} steps in {results['seconds']:.1f} s "
-        f"({results['samples_per_second']:.2f} samples/s), train loss {results['train_loss']:.4f}"
-    )
-    return 0

@@ -14,7 +14,6 @@ config), which `instruct-ner tag` and the Python API read.
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import asdict, dataclass, field
 
@@ -22,14 +21,21 @@ from instruct_ner.prompts.examples import labels_of
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.sft.artifact import Artifact
 from instruct_ner.sft.models import model_reference
-from instruct_ner.sft.options import LoopOptions, LoraOptions, ModelOptions, lora_config, resume_checkpoint
+from instruct_ner.sft.options import (
+    DevF1Options,
+    LoopOptions,
+    LoraOptions,
+    ModelOptions,
+    lora_config,
+    resume_checkpoint,
+)
 from instruct_ner.sft.tagger import ATTENTIONS, HEADS, LOSSES
 
-from instruct_ner.config import ConfigError, parse_config
+from instruct_ner.config import ConfigError
 
 
 @dataclass
-class TaggerConfig(ModelOptions, LoopOptions, LoraOptions, ReaderOptions):
+class TaggerConfig(ModelOptions, LoopOptions, LoraOptions, DevF1Options, ReaderOptions):
     data: str | None = field(default=None, metadata={"help": "training data: any source prepare reads (required)"})
     attention: str = field(
         default="bidirectional",
@@ -70,6 +76,7 @@ class TaggerConfig(ModelOptions, LoopOptions, LoraOptions, ReaderOptions):
             self.freeze_backbone = self.head == "bilstm-crf"
         self.check_loop()
         self.check_lora()
+        self.check_dev_f1()
         if len(self.loss_weights) != 3:
             raise ConfigError(
                 f"loss_weights needs 3 numbers (weighted CE, CRF NLL, smoothing), got {self.loss_weights}"
@@ -157,14 +164,3 @@ def train_tagger(config: TaggerConfig, step_callback=None):
         else 0.0,
     )
     return results, model, tokenizer
-
-
-def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    config = parse_config(TaggerConfig, argv, prog="instruct-ner train-tagger", description=__doc__)
-    results, _, _ = train_tagger(config)
-    print(
-        f"tagger saved to {config.output_dir}: {results['steps']} steps in {results['seconds']:.1f} s, "
-        f"last loss {results['losses'][-1]:.4f}"
-    )
-    return 0

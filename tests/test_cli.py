@@ -144,7 +144,9 @@ def test_every_command_in_the_readme_and_the_docstrings_uses_known_options(capsy
     from conftest import ROOT
 
     texts = [(ROOT / "README.md").read_text(encoding="utf-8")]
-    texts += [importlib.import_module(module).__doc__ or "" for module, _ in SUBCOMMANDS.values()]
+    modules = {module.partition(":")[0] for module, _ in SUBCOMMANDS.values()}
+    modules |= {"instruct_ner.sft.train", "instruct_ner.sft.train_tagger"}  # their docstrings are the --help texts
+    texts += [importlib.import_module(module).__doc__ or "" for module in sorted(modules)]
     known = {}
     checked = 0
     for text in texts:

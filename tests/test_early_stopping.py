@@ -1,5 +1,7 @@
 """Dev-F1 early stopping: the history survives a restart, patience stops training, the saved model is the best."""
 
+import json
+
 import pytest
 import torch
 from instruct_ner.inference import early_stopping
@@ -94,3 +96,67 @@ def test_sft_callback_keeps_the_best_adapter_and_stops_on_patience(tiny_llama, c
     step3 = load_file(tmp_path / "adapter" / "checkpoint-3" / "adapter_model.safetensors")
     assert best.keys() == step2.keys() and all(torch.equal(best[k], step2[k]) for k in best)
     assert any(not torch.equal(best[k], step3[k]) for k in best)  # the last step's weights are not the best
+
+
+def test_train_tagger_cli_saves_the_weights_with_the_best_dev_f1(tiny_llama, conll_file, tmp_path, capsys):
+    from instruct_ner.cli import main
+
+    out = tmp_path / "tagger"
+    common = ["--model", str(tiny_llama), "--data", str(conll_file), "--precision", "fp32", "--output_dir", str(out)]
+    options = [
+        "--eval_f1_data",
+        str(conll_file),
+        "--eval_f1_steps",
+        "2",
+        "--max_steps",
+        "6",
+        "--learning_rate",
+        "5e-3",
+    ]
+    assert main(["train-tagger", *common, *options, "--per_device_train_batch_size", "2", "--head", "linear",
+                 "--loss", "ce", "--save_steps", "100"]) == 0  # fmt: skip
+    summary = json.loads((out / "dev_f1.json").read_text())
+    assert [h["step"] for h in summary["dev_history"]] == [2, 4, 6]
+    reloaded, tokenizer, _ = load_tagger(out)  # scored afresh from the saved folder
+    assert tagger_dev_f1(reloaded, tokenizer, load_examples(conll_file)[0]) == pytest.approx(summary["best_dev_f1"])
+    capsys.readouterr()
+
+
+@pytest.mark.slow
+def test_train_cli_saves_the_adapter_with_the_best_dev_f1(tiny_llama, conll_file, tmp_path):
+    from instruct_ner import NER
+    from instruct_ner.cli import main
+
+    out = tmp_path / "adapter"
+    common = ["--model", str(tiny_llama), "--data", str(conll_file), "--precision", "fp32", "--output_dir", str(out)]
+    options = [
+        "--eval_f1_data",
+        str(conll_file),
+        "--eval_f1_steps",
+        "1",
+        "--max_steps",
+        "3",
+        "--learning_rate",
+        "1e-2",
+    ]
+    assert main(["train", *common, *options, "--per_device_train_batch_size", "2", "--save_steps", "100"]) == 0
+    summary = json.loads((out / "dev_f1.json").read_text())
+    assert [h["step"] for h in summary["dev_history"]] == [1, 2, 3]
+    scored = NER.from_pretrained(out).evaluate(conll_file)["micro"]["f1"]  # the saved adapter, scored afresh
+    assert scored == pytest.approx(summary["best_dev_f1"])
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--eval_f1_steps", "5"], "eval_f1_steps needs --eval_f1_data"),
+        (["--early_stopping_patience", "2"], "early_stopping_patience needs --eval_f1_steps"),
+        (["--eval_f1_steps", "5", "--eval_f1_data", "x.txt", "--merge", "true"], "merge exports the last weights"),
+    ],
+)
+def test_dev_f1_options_are_checked_before_anything_loads(options, message, capsys, tmp_path):
+    from instruct_ner.cli import main
+
+    assert main(["train", "--data", str(tmp_path / "x.txt"), *options]) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1
