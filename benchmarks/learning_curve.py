@@ -26,8 +26,9 @@ label definitions help where nothing is trained).
 
 Training: fp32, batch 8, `EPOCHS[size]` epochs, dev-F1 (micro entity F1 on the dev sentences) every
 `eval_every` steps with patience 3 evaluations, best weights kept: the trainers' own `--eval_f1_steps`
-(`instruct_ner/training.py`), as a user runs them. Each system's learning rate is chosen on dev at the smallest size from its sweep cells (`LR_SWEEP`); the choice
-and the dev F1 of every candidate go into the cell's JSON. Test predictions go through the CLI
+(`instruct_ner/training.py`), as a user runs them. Each system's learning rate is chosen on dev at the
+smallest size from its sweep cells (`LR_SWEEP`); the choice and the dev F1 of every candidate go into the
+cell's JSON. Test predictions go through the CLI
 (`instruct-ner generate` / `tag`, subprocesses) so a cell measures what a user runs.
 
 `--test_limit N` scores on the first N test sentences: the cell is then named `...__testN` and marked as a
