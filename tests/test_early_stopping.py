@@ -62,8 +62,9 @@ def test_patience_stops_training_and_restores_the_earlier_best(tiny_llama, conll
 def test_sft_callback_keeps_the_best_adapter_and_stops_on_patience(tiny_llama, conll_file, tmp_path, monkeypatch):
     """The adapter in best_dir equals the trainer's own checkpoint of the best step; patience ends the run."""
     from instruct_ner.sft.models import load_tokenizer
-    from instruct_ner.sft.train import TrainConfig, run_training, training_pairs
+    from instruct_ner.sft.train import run_training, training_pairs
     from safetensors.torch import load_file
+    from test_sft import config_for
 
     real, scores, seen = early_stopping.generative_dev_f1, iter([0.2, 0.5, 0.1, 0.0]), []
 
@@ -72,18 +73,7 @@ def test_sft_callback_keeps_the_best_adapter_and_stops_on_patience(tiny_llama, c
         return next(scores)
 
     monkeypatch.setattr(early_stopping, "generative_dev_f1", dev_f1)
-    config = TrainConfig(
-        model=str(tiny_llama),
-        data=str(conll_file),
-        output_dir=str(tmp_path / "adapter"),
-        precision="fp32",
-        max_steps=6,
-        per_device_train_batch_size=2,
-        learning_rate=1e-2,
-        logging_steps=1,
-        save_steps=1,
-        max_length=256,
-    )
+    config = config_for(tiny_llama, conll_file, tmp_path, max_steps=6, learning_rate=1e-2, save_steps=1)
     dev = load_examples(conll_file)[0]
     builder = training_pairs(config)[2]
     tokenizer = load_tokenizer(str(tiny_llama), padding_side="left")
