@@ -88,24 +88,20 @@ def test_sft_callback_keeps_the_best_adapter_and_stops_on_patience(tiny_llama, c
     assert any(not torch.equal(best[k], step3[k]) for k in best)  # the last step's weights are not the best
 
 
-def test_train_tagger_cli_saves_the_weights_with_the_best_dev_f1(tiny_llama, conll_file, tmp_path, capsys):
+def cli_training(command, tiny_llama, conll_file, out, every, steps, lr, *extra):
+    """`instruct-ner COMMAND` on the tiny model with dev-F1 selection on the training file; its dev_f1.json."""
     from instruct_ner.cli import main
 
-    out = tmp_path / "tagger"
-    common = ["--model", str(tiny_llama), "--data", str(conll_file), "--precision", "fp32", "--output_dir", str(out)]
-    options = [
-        "--eval_f1_data",
-        str(conll_file),
-        "--eval_f1_steps",
-        "2",
-        "--max_steps",
-        "6",
-        "--learning_rate",
-        "5e-3",
-    ]
-    assert main(["train-tagger", *common, *options, "--per_device_train_batch_size", "2", "--head", "linear",
-                 "--loss", "ce", "--save_steps", "100"]) == 0  # fmt: skip
-    summary = json.loads((out / "dev_f1.json").read_text())
+    args = [command, "--model", str(tiny_llama), "--data", str(conll_file), "--precision", "fp32"]
+    args += ["--output_dir", str(out), "--eval_f1_data", str(conll_file), "--eval_f1_steps", str(every)]
+    args += ["--max_steps", str(steps), "--learning_rate", lr, "--per_device_train_batch_size", "2"]
+    assert main([*args, "--save_steps", "100", *extra]) == 0
+    return json.loads((out / "dev_f1.json").read_text())
+
+
+def test_train_tagger_cli_saves_the_weights_with_the_best_dev_f1(tiny_llama, conll_file, tmp_path, capsys):
+    out, head = tmp_path / "tagger", ["--head", "linear", "--loss", "ce"]
+    summary = cli_training("train-tagger", tiny_llama, conll_file, out, 2, 6, "5e-3", *head)
     assert [h["step"] for h in summary["dev_history"]] == [2, 4, 6]
     reloaded, tokenizer, _ = load_tagger(out)  # scored afresh from the saved folder
     assert tagger_dev_f1(reloaded, tokenizer, load_examples(conll_file)[0]) == pytest.approx(summary["best_dev_f1"])
@@ -115,22 +111,9 @@ def test_train_tagger_cli_saves_the_weights_with_the_best_dev_f1(tiny_llama, con
 @pytest.mark.slow
 def test_train_cli_saves_the_adapter_with_the_best_dev_f1(tiny_llama, conll_file, tmp_path):
     from instruct_ner import NER
-    from instruct_ner.cli import main
 
     out = tmp_path / "adapter"
-    common = ["--model", str(tiny_llama), "--data", str(conll_file), "--precision", "fp32", "--output_dir", str(out)]
-    options = [
-        "--eval_f1_data",
-        str(conll_file),
-        "--eval_f1_steps",
-        "1",
-        "--max_steps",
-        "3",
-        "--learning_rate",
-        "1e-2",
-    ]
-    assert main(["train", *common, *options, "--per_device_train_batch_size", "2", "--save_steps", "100"]) == 0
-    summary = json.loads((out / "dev_f1.json").read_text())
+    summary = cli_training("train", tiny_llama, conll_file, out, 1, 3, "1e-2")
     assert [h["step"] for h in summary["dev_history"]] == [1, 2, 3]
     scored = NER.from_pretrained(out).evaluate(conll_file)["micro"]["f1"]  # the saved adapter, scored afresh
     assert scored == pytest.approx(summary["best_dev_f1"])
