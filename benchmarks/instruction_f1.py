@@ -91,8 +91,10 @@ def report(results: dict) -> str:
     spread = [statistics.stdev(by_variant[v]) if len(by_variant[v]) > 1 else 0.0 for v in ("long", "compact")]
     if None not in means:
         mean_diff = statistics.mean(diffs) if diffs else float("nan")
+        error = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
         lines.append(
-            f"| mean (sd) | {means[0]:.4f} ({spread[0]:.4f}) | {means[1]:.4f} ({spread[1]:.4f}) | {mean_diff:+.4f} |"
+            f"| mean (sd) | {means[0]:.4f} ({spread[0]:.4f}) | {means[1]:.4f} ({spread[1]:.4f}) "
+            f"| {mean_diff:+.4f} (standard error {error:.4f}) |"
         )
     return "\n".join(lines)
 
