@@ -48,11 +48,16 @@ def train(config: sft_train.TrainConfig) -> dict:
     from instruct_ner.sft.models import load_tokenizer, resolve_model
 
     dev = dev_examples(config)
-    builder = sft_train.training_pairs(config)[2]
     tokenizer = load_tokenizer(resolve_model(config.model), config.trust_remote_code, padding_side="left")
     state = Path(config.output_dir) / STATE_DIR
-    callback = sft_early_stopping(dev, builder, tokenizer, state, config.eval_f1_steps, patience_of(config))
-    results = sft_train.run_training(config, callbacks=[callback])[0]
+    made = []  # the callback, built by run_training from the prompt builder it has already made
+
+    def callbacks(builder):
+        made.append(sft_early_stopping(dev, builder, tokenizer, state, config.eval_f1_steps, patience_of(config)))
+        return made
+
+    results = sft_train.run_training(config, callbacks=callbacks)[0]
+    callback = made[0]
     if (state / ADAPTER_FILES[0]).exists():  # the best adapter replaces the last one
         for name in ADAPTER_FILES:
             shutil.copy2(state / name, Path(config.output_dir) / name)

@@ -270,12 +270,15 @@ def train(config: TrainConfig) -> dict:
     return run_training(config)[0]
 
 
-def run_training(config: TrainConfig, callbacks: list | None = None):
-    """SFT; returns (results, the trained PeftModel, the tokenizer). `callbacks` go to the Trainer."""
+def run_training(config: TrainConfig, callbacks=None):
+    """SFT; returns (results, the trained PeftModel, the tokenizer). `callbacks` go to the Trainer: a list,
+    or a function of the prompt builder returning one (for callbacks that build prompts, e.g. dev-F1)."""
     import datasets
     from trl import SFTTrainer
 
     pairs, dev, builder = training_pairs(config)  # every data and template check before the model loads
+    if callable(callbacks):
+        callbacks = callbacks(builder)
     checkpoint = resume_checkpoint(config.resume, config.output_dir)
     model_path = resolve_model(config.model)
     precision = resolve_precision(config.precision, "train")
