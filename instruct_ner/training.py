@@ -22,10 +22,11 @@ import json
 import os
 import shutil
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 from instruct_ner.config import ConfigError, parse_config
-from instruct_ner.prompts.readers import load_examples
+from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.sft import train as sft_train
 from instruct_ner.sft import train_tagger as sft_tagger
 
@@ -34,7 +35,11 @@ ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
 
 def dev_examples(config) -> list:
-    examples, report = load_examples(config.eval_f1_data, config)
+    """The whole of `eval_f1_data`, read with the training data's reader options except `limit` (which caps training
+    records only: a dev set cut by it would select the model on fewer sentences than the user gave)."""
+    options = ReaderOptions(**{f.name: getattr(config, f.name) for f in fields(ReaderOptions)})
+    options.limit = None
+    examples, report = load_examples(config.eval_f1_data, options)
     if not examples:
         raise ConfigError(f"{config.eval_f1_data}: no dev examples to score\n{report.summary()}")
     return examples

@@ -133,3 +133,14 @@ def test_dev_f1_options_are_checked_before_anything_loads(options, message, caps
     assert main(["train", "--data", str(tmp_path / "x.txt"), *options]) == 2
     error = capsys.readouterr().err.strip()
     assert message in error and len(error.splitlines()) == 1
+
+
+def test_limit_caps_the_training_records_not_the_dev_set(conll_file):
+    from instruct_ner.sft.train import TrainConfig
+
+    from instruct_ner.training import dev_examples
+
+    everything, _ = load_examples(conll_file)
+    config = TrainConfig(data=str(conll_file), eval_f1_data=str(conll_file), eval_f1_steps=5, limit=1)
+    assert [e.tokens for e in dev_examples(config)] == [e.tokens for e in everything]
+    assert len(everything) > 1
