@@ -377,20 +377,6 @@ def analyse(path: Path) -> dict:
     return analyse(path)
 
 
-def parse_failures(path: Path) -> dict:
-    """Sums of the generate records' parse diagnostics (hallucinated, malformed, ...)."""
-    from instruct_ner.prompts.jsonl import iter_jsonl
-
-    sums: dict = {}
-    for _, record in iter_jsonl(path):
-        for key, value in (record.get("parse") or {}).items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                sums[key] = sums.get(key, 0) + value
-            elif isinstance(value, bool):
-                sums[key] = sums.get(key, 0) + int(value)
-    return sums
-
-
 def test_cell(cell: Cell, spec, data, folder: Path, precision: str, test_limit, template=None) -> dict:
     out = folder / (f"test{test_limit}.jsonl" if test_limit else "test.jsonl")
     limit = ["--limit", str(test_limit)] if test_limit else []
@@ -418,8 +404,6 @@ def test_cell(cell: Cell, spec, data, folder: Path, precision: str, test_limit, 
         "sentences_per_second": sentences / seconds if seconds else 0.0,
         "scores": scores,
     }
-    if spec["kind"] != "tagger":
-        result["parse"] = parse_failures(out)
     analysis = analyse(out)  # `instruct-ner compare`'s error analysis, kept: the predictions are not committed
     result["errors"] = {**analysis["errors"], **analysis["diagnostics"]}
     result["confusion"] = analysis["confusion"]
@@ -534,7 +518,7 @@ def markdown(results: list[dict]) -> str:
     ):
         micro, train, test = r["test"]["scores"]["micro"], r.get("train", {}), r["test"]
         subset = " (subset)" if test["test_is_subset"] else " (full)"
-        parse = test.get("parse")
+        parse = test["scores"].get("parse")  # generate's parse diagnostics, summed by `score` (taggers have none)
         bad = "-" if parse is None else str(sum(parse.get(k, 0) for k in ("hallucinated", "malformed", "truncated")))
         rows.append(
             f"| {r['corpus']} | {r['system']} | {r['train_sentences']} | {r.get('learning_rate') or '-'} | "
