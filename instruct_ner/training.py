@@ -35,10 +35,10 @@ ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
 
 def dev_examples(config) -> list:
-    """The whole of `eval_f1_data`, read with the training data's reader options except `limit` (which caps training
-    records only: a dev set cut by it would select the model on fewer sentences than the user gave)."""
+    """`eval_f1_data` read with the training data's reader options, capped by `eval_f1_limit`, not by `limit`
+    (which caps the training records: the README's `--limit 500` would otherwise select on 500 dev sentences)."""
     options = ReaderOptions(**{f.name: getattr(config, f.name) for f in fields(ReaderOptions)})
-    options.limit = None
+    options.limit = config.eval_f1_limit
     examples, report = load_examples(config.eval_f1_data, options)
     if not examples:
         raise ConfigError(f"{config.eval_f1_data}: no dev examples to score\n{report.summary()}")

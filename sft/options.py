@@ -67,7 +67,14 @@ class DevF1Options:
     """Dev-F1 model selection and early stopping: entity F1 (not the loss) on dev data every N steps."""
 
     eval_f1_data: str | None = field(
-        default=None, metadata={"help": "dev data scored by micro entity F1 while training (any source prepare reads)"}
+        default=None,
+        metadata={
+            "help": "dev data scored by micro entity F1 while training (any source prepare reads; --limit caps the "
+            "training data only, eval_f1_limit this)"
+        },
+    )
+    eval_f1_limit: int | None = field(
+        default=None, metadata={"help": "score only the first N records of eval_f1_data (default: all of them)"}
     )
     eval_f1_steps: int = field(
         default=0,
@@ -82,6 +89,10 @@ class DevF1Options:
             raise ConfigError("eval_f1_steps and early_stopping_patience must be >= 0")
         if self.eval_f1_steps and not self.eval_f1_data:
             raise ConfigError("eval_f1_steps needs --eval_f1_data (the dev sentences to score)")
+        if self.eval_f1_limit is not None and (isinstance(self.eval_f1_limit, bool) or self.eval_f1_limit < 1):
+            raise ConfigError(f"eval_f1_limit must be at least 1, got {self.eval_f1_limit}")
+        if self.eval_f1_limit is not None and not self.eval_f1_steps:
+            raise ConfigError("eval_f1_limit needs --eval_f1_steps N (it caps the dev sentences scored)")
         if self.early_stopping_patience and not self.eval_f1_steps:
             raise ConfigError("early_stopping_patience needs --eval_f1_steps N (how often to score the dev data)")
 

@@ -125,6 +125,11 @@ def test_train_cli_saves_the_adapter_with_the_best_dev_f1(tiny_llama, conll_file
         (["--eval_f1_steps", "5"], "eval_f1_steps needs --eval_f1_data"),
         (["--early_stopping_patience", "2"], "early_stopping_patience needs --eval_f1_steps"),
         (["--eval_f1_steps", "5", "--eval_f1_data", "x.txt", "--merge", "true"], "merge exports the last weights"),
+        (["--eval_f1_limit", "10"], "eval_f1_limit needs --eval_f1_steps"),
+        (
+            ["--eval_f1_steps", "5", "--eval_f1_data", "x.txt", "--eval_f1_limit", "0"],
+            "eval_f1_limit must be at least 1",
+        ),
     ],
 )
 def test_dev_f1_options_are_checked_before_anything_loads(options, message, capsys, tmp_path):
@@ -135,7 +140,7 @@ def test_dev_f1_options_are_checked_before_anything_loads(options, message, caps
     assert message in error and len(error.splitlines()) == 1
 
 
-def test_limit_caps_the_training_records_not_the_dev_set(conll_file):
+def test_limit_caps_the_training_records_and_eval_f1_limit_the_dev_set(conll_file):
     from instruct_ner.sft.train import TrainConfig
 
     from instruct_ner.training import dev_examples
@@ -144,3 +149,5 @@ def test_limit_caps_the_training_records_not_the_dev_set(conll_file):
     config = TrainConfig(data=str(conll_file), eval_f1_data=str(conll_file), eval_f1_steps=5, limit=1)
     assert [e.tokens for e in dev_examples(config)] == [e.tokens for e in everything]
     assert len(everything) > 1
+    config.eval_f1_limit = 1
+    assert [e.tokens for e in dev_examples(config)] == [everything[0].tokens]
