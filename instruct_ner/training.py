@@ -22,11 +22,10 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from instruct_ner.config import ConfigError, parse_config
-from instruct_ner.prompts.readers import ReaderOptions, load_examples
+from instruct_ner.prompts.readers import load_examples
 from instruct_ner.sft import train as sft_train
 from instruct_ner.sft import train_tagger as sft_tagger
 
@@ -35,11 +34,8 @@ ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
 
 def dev_examples(config) -> list:
-    """`eval_f1_data` read with the training data's reader options, capped by `eval_f1_limit`, not by `limit`
-    (which caps the training records: the README's `--limit 500` would otherwise select on 500 dev sentences)."""
-    options = ReaderOptions(**{f.name: getattr(config, f.name) for f in fields(ReaderOptions)})
-    options.limit = config.eval_f1_limit
-    examples, report = load_examples(config.eval_f1_data, options)
+    """`eval_f1_data` read as the training data is, but its own split and `eval_f1_limit` (not `--limit`)."""
+    examples, report = load_examples(config.eval_f1_data, config.dev_reader_options(config.eval_f1_limit))
     if not examples:
         raise ConfigError(f"{config.eval_f1_data}: no dev examples to score\n{report.summary()}")
     return examples

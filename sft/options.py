@@ -9,9 +9,10 @@ This module loads no model and reads no data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from instruct_ner.prompts.readers import ReaderOptions
 from instruct_ner.sft.models import PRECISIONS
 
 from instruct_ner.config import ConfigError
@@ -76,6 +77,10 @@ class DevF1Options:
     eval_f1_limit: int | None = field(
         default=None, metadata={"help": "score only the first N records of eval_f1_data (default: all of them)"}
     )
+    eval_split: str = field(
+        default="validation",
+        metadata={"help": "split read when eval_data / eval_f1_data is a Hugging Face dataset (not --split's)"},
+    )
     eval_f1_steps: int = field(
         default=0,
         metadata={"help": "score eval_f1_data every N steps and at the end; the best weights are saved (0: off)"},
@@ -83,6 +88,13 @@ class DevF1Options:
     early_stopping_patience: int = field(
         default=0, metadata={"help": "with eval_f1_steps: stop after N evaluations without a better dev F1 (0: never)"}
     )
+
+    def dev_reader_options(self, limit: int | None = None) -> ReaderOptions:
+        """The reader options of the training data for a dev source: `eval_split` as its split, and `limit` in place
+        of `--limit` (which caps the training records only)."""
+        options = ReaderOptions(**{f.name: getattr(self, f.name) for f in fields(ReaderOptions)})
+        options.split, options.limit = self.eval_split, limit
+        return options
 
     def check_dev_f1(self) -> None:
         if self.eval_f1_steps < 0 or self.early_stopping_patience < 0:

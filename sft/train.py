@@ -56,7 +56,9 @@ class TrainConfig(ModelOptions, LoopOptions, LoraOptions, DevF1Options, PromptOp
     data: str | None = field(
         default=None, metadata={"help": "training data: a prepare JSONL, or any source prepare reads (required)"}
     )
-    eval_data: str | None = field(default=None, metadata={"help": "dev data for the evaluation loss"})
+    eval_data: str | None = field(
+        default=None, metadata={"help": "dev data for the evaluation loss (read whole; a dataset's eval_split)"}
+    )
     eval_fraction: float = field(
         default=0.0, metadata={"help": "hold out this fraction of the training data as dev data when no eval_data"}
     )
@@ -123,7 +125,7 @@ def training_pairs(config: TrainConfig) -> tuple[list[dict], list[dict], PromptB
                     "options that prepare used"
                 )
     if config.eval_data:
-        dev_examples, _ = load_examples(config.eval_data, config)
+        dev_examples, _ = load_examples(config.eval_data, config.dev_reader_options())
         dev = [builder.build(example) for example in dev_examples]
     elif config.eval_fraction > 0:
         order = list(range(len(pairs)))

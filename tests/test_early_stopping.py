@@ -151,3 +151,25 @@ def test_limit_caps_the_training_records_and_eval_f1_limit_the_dev_set(conll_fil
     assert len(everything) > 1
     config.eval_f1_limit = 1
     assert [e.tokens for e in dev_examples(config)] == [everything[0].tokens]
+
+
+def test_a_hugging_face_dev_set_is_read_from_its_own_split(tmp_path):
+    import datasets
+    from instruct_ner.sft.train import TrainConfig
+
+    from instruct_ner.training import dev_examples
+
+    features = datasets.Features(
+        {
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "ner_tags": datasets.Sequence(datasets.Value("string")),
+        }
+    )
+    split = {
+        name: datasets.Dataset.from_dict({"tokens": [[word, "runs"]], "ner_tags": [["B-PER", "O"]]}, features=features)
+        for name, word in (("train", "Ann"), ("validation", "Bob"))
+    }
+    datasets.DatasetDict(split).save_to_disk(str(tmp_path / "hf"))
+    config = TrainConfig(data=str(tmp_path / "hf"), eval_f1_data=str(tmp_path / "hf"), eval_f1_steps=5)
+    assert [e.tokens for e in dev_examples(config)] == [["Bob", "runs"]]
+    assert [e.tokens for e in load_examples(tmp_path / "hf", config)[0]] == [["Ann", "runs"]]
