@@ -613,10 +613,14 @@ def figures(results: list[dict], out: Path) -> list[Path]:
         FigureCanvasAgg(figure)
         for k, corpus in enumerate(corpora):
             axes = figure.add_subplot(1, max(1, len(corpora)), k + 1)
-            for system in SYSTEMS:
+            for system, spec in SYSTEMS.items():
                 points = sorted((x_of(r), f1_of(r)) for r in scored if r["corpus"] == corpus and r["system"] == system)
-                if points:
+                if points and spec["kind"] == "prompt":  # nothing trained: a level, not a point on the x axis
+                    style = ":" if spec["few_shot"] == 0 else "--"
+                    axes.axhline(points[-1][1], linestyle=style, color="grey", label=system)
+                elif points:
                     axes.plot(*zip(*points), marker="o", label=system)
+            axes.set_xscale("log")  # sizes grow 4x and 2.5x; minutes span two orders of magnitude
             axes.set_title(corpus)
             axes.set_xlabel(xlabel)
             axes.set_ylabel("micro F1 (test)")
