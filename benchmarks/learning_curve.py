@@ -27,8 +27,9 @@ label definitions help where nothing is trained).
 Training: fp32, batch 8, `EPOCHS[size]` epochs, dev-F1 (micro entity F1 on the dev sentences) every
 `eval_every` steps with patience 3 evaluations, best weights kept: the trainers' own `--eval_f1_steps`
 (`instruct_ner/training.py`), as a user runs them. Each system's learning rate is chosen on dev at the
-smallest size from its sweep cells (`LR_SWEEP`); the choice and the dev F1 of every candidate go into the
-cell's JSON. Test predictions go through the CLI
+smallest size from its sweep cells (`LR_SWEEP`); a corpus without a sweep of its own takes the winner of
+the same system's sweep on another corpus (CoNLL-2003 first), else the system's default; the choice and the
+dev F1 of every candidate go into the cell's JSON. Test predictions go through the CLI
 (`instruct-ner generate` / `tag`, subprocesses) so a cell measures what a user runs.
 
 `--test_limit N` scores on the first N test sentences: the cell is then named `...__testN` and marked as a
@@ -413,20 +414,32 @@ def test_cell(cell: Cell, spec, data, folder: Path, precision: str, test_limit, 
 # ------------------------------------------------------------------------------------------ a cell
 
 
+def sweep_results(corpus: str, system: str) -> dict[str, float]:
+    """Dev F1 of each finished sweep cell of `system` on `corpus`, keyed by learning rate."""
+    spec, size = SYSTEMS[system], CORPORA[corpus].sizes[0]
+    candidates = {}
+    for lr in LR_SWEEP.get(spec["kind"], ()):
+        path = result_path(Cell(corpus, system, size, lr))
+        if path.exists():
+            candidates[f"{lr:g}"] = json.loads(path.read_text())["train"]["best_dev_f1"]
+    return candidates
+
+
 def chosen_lr(cell: Cell) -> tuple[float, dict]:
-    """The learning rate with the best dev F1 among the system's finished sweep cells (else the default)."""
+    """The learning rate with the best dev F1 among the system's finished sweep cells on this corpus; without
+    any, the winner of the same system's sweep on another corpus (CoNLL-2003 first); else the default."""
     spec, corpus = SYSTEMS[cell.system], CORPORA[cell.corpus]
     if spec["kind"] == "prompt":
         return None, {"source": "no training"}
-    candidates = {}
-    for lr in LR_SWEEP.get(spec["kind"], ()):
-        path = result_path(Cell(cell.corpus, cell.system, corpus.sizes[0], lr))
-        if path.exists():
-            candidates[f"{lr:g}"] = json.loads(path.read_text())["train"]["best_dev_f1"]
-    if not candidates:
-        return spec["lr"], {"source": "default (no sweep cell finished)", "candidates": {}}
-    best = max(candidates, key=candidates.get)
-    return float(best), {"source": f"sweep at {corpus.sizes[0]} sentences (dev F1)", "candidates": candidates}
+    if candidates := sweep_results(cell.corpus, cell.system):
+        best = max(candidates, key=candidates.get)
+        return float(best), {"source": f"sweep at {corpus.sizes[0]} sentences (dev F1)", "candidates": candidates}
+    for other in sorted(CORPORA, key=lambda name: name != "conll2003"):
+        if other != cell.corpus and (candidates := sweep_results(other, cell.system)):
+            best = max(candidates, key=candidates.get)
+            source = f"transferred: {other}'s sweep at {CORPORA[other].sizes[0]} sentences (dev F1)"
+            return float(best), {"source": source, "candidates": candidates}
+    return spec["lr"], {"source": "default (no sweep cell finished)", "candidates": {}}
 
 
 def reuse_sweep(cell: Cell, lr: float, lr_choice: dict, folder: Path) -> None:

@@ -77,3 +77,23 @@ def test_a_main_cell_reuses_the_winning_sweep_model_only(lc, tmp_path, monkeypat
     assert not (folder / "train.json").exists()
     lc.reuse_sweep(main, 0.001, {"source": "sweep at 500 sentences (dev F1)"}, folder)
     assert json.loads((folder / "train.json").read_text()) == {"steps": 3} and (folder / "model").is_dir()
+
+
+def test_the_learning_rate_comes_from_the_corpus_sweep_then_another_corpus_then_the_default(lc, tmp_path, monkeypatch):
+    monkeypatch.setattr(lc, "RESULTS", tmp_path)
+
+    def finish_sweep(corpus, lr, dev_f1):
+        cell = lc.Cell(corpus, "tagger-causal", lc.CORPORA[corpus].sizes[0], lr)
+        lc.result_path(cell).write_text(json.dumps({"train": {"best_dev_f1": dev_f1}}))
+
+    kind = lc.Cell("kind-wn", "tagger-causal", 2000)
+    assert lc.chosen_lr(kind) == (lc.SYSTEMS["tagger-causal"]["lr"], lc.chosen_lr(kind)[1])
+    assert lc.chosen_lr(kind)[1]["source"].startswith("default")
+    finish_sweep("conll2003", 0.0003, 0.5)
+    finish_sweep("conll2003", 0.003, 0.7)
+    lr, choice = lc.chosen_lr(kind)
+    assert lr == 0.003 and choice["source"].startswith("transferred: conll2003's sweep")
+    finish_sweep("kind-wn", 0.0003, 0.6)
+    finish_sweep("kind-wn", 0.001, 0.4)
+    lr, choice = lc.chosen_lr(kind)
+    assert lr == 0.0003 and choice["source"] == "sweep at 500 sentences (dev F1)"
