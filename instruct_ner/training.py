@@ -35,7 +35,9 @@ ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
 def dev_examples(config) -> list:
     """`eval_f1_data` read as the training data is, but its own split and `eval_f1_limit` (not `--limit`)."""
-    examples, report = load_examples(config.eval_f1_data, config.dev_reader_options(config.eval_f1_limit))
+    examples, report = load_examples(
+        config.eval_f1_data, config.dev_reader_options(config.eval_f1_data, config.eval_f1_limit)
+    )
     if not examples:
         raise ConfigError(f"{config.eval_f1_data}: no dev examples to score\n{report.summary()}")
     return examples

@@ -89,11 +89,17 @@ class DevF1Options:
         default=0, metadata={"help": "with eval_f1_steps: stop after N evaluations without a better dev F1 (0: never)"}
     )
 
-    def dev_reader_options(self, limit: int | None = None) -> ReaderOptions:
-        """The reader options of the training data for a dev source: `eval_split` as its split, and `limit` in place
-        of `--limit` (which caps the training records only)."""
+    def dev_reader_options(self, source: str, limit: int | None = None) -> ReaderOptions:
+        """The reader options of the training data for a dev source: `eval_split` as its split, `limit` in place of
+        `--limit` (which caps the training records only), and an explicit `--format` kept only for a dev file of
+        the training data's kind (same suffix); another kind is read by its own suffix.
+
+        Example: TrainConfig(data="train.csv", format="csv").dev_reader_options("dev.jsonl").format -> "auto"
+        """
         options = ReaderOptions(**{f.name: getattr(self, f.name) for f in fields(ReaderOptions)})
         options.split, options.limit = self.eval_split, limit
+        if Path(str(source)).suffix.lower() != Path(str(getattr(self, "data", None) or "")).suffix.lower():
+            options.format = "auto"
         return options
 
     def check_dev_f1(self) -> None:

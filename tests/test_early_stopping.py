@@ -173,3 +173,17 @@ def test_a_hugging_face_dev_set_is_read_from_its_own_split(tmp_path):
     config = TrainConfig(data=str(tmp_path / "hf"), eval_f1_data=str(tmp_path / "hf"), eval_f1_steps=5)
     assert [e.tokens for e in dev_examples(config)] == [["Bob", "runs"]]
     assert [e.tokens for e in load_examples(tmp_path / "hf", config)[0]] == [["Ann", "runs"]]
+
+
+def test_a_dev_file_of_another_kind_than_the_training_data_is_read_by_its_suffix(conll_file, tmp_path):
+    from instruct_ner.prompts.jsonl import write_jsonl
+    from instruct_ner.sft.train import TrainConfig
+
+    from instruct_ner.training import dev_examples
+
+    examples, _ = load_examples(conll_file)
+    write_jsonl(tmp_path / "dev.jsonl", [{"id": e.id, "tokens": e.tokens, "tags": e.tags} for e in examples])
+    config = TrainConfig(
+        data=str(conll_file), format="conll", eval_f1_data=str(tmp_path / "dev.jsonl"), eval_f1_steps=5
+    )
+    assert [e.tags for e in dev_examples(config)] == [e.tags for e in examples]
