@@ -40,6 +40,8 @@ def dev_examples(config) -> list:
     )
     if not examples:
         raise ConfigError(f"{config.eval_f1_data}: no dev examples to score\n{report.summary()}")
+    if report.n_skipped:  # skipped dev records are counted and reported, as training records are
+        print(report.summary(), file=sys.stderr)
     return examples
 
 

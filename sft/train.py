@@ -125,7 +125,9 @@ def training_pairs(config: TrainConfig) -> tuple[list[dict], list[dict], PromptB
                     "options that prepare used"
                 )
     if config.eval_data:
-        dev_examples, _ = load_examples(config.eval_data, config.dev_reader_options(config.eval_data))
+        dev_examples, report = load_examples(config.eval_data, config.dev_reader_options(config.eval_data))
+        if report.n_skipped:
+            print(report.summary(), file=sys.stderr)
         dev = [builder.build(example) for example in dev_examples]
     elif config.eval_fraction > 0:
         order = list(range(len(pairs)))

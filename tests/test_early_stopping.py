@@ -187,3 +187,15 @@ def test_a_dev_file_of_another_kind_than_the_training_data_is_read_by_its_suffix
         data=str(conll_file), format="conll", eval_f1_data=str(tmp_path / "dev.jsonl"), eval_f1_steps=5
     )
     assert [e.tags for e in dev_examples(config)] == [e.tags for e in examples]
+
+
+def test_skipped_dev_records_are_reported(conll_file, tmp_path, capsys):
+    from instruct_ner.sft.train import TrainConfig
+
+    from instruct_ner.training import dev_examples
+
+    dev = tmp_path / "dev.txt"
+    dev.write_text(conll_file.read_text() + "\nBroken B-PER extra\n", encoding="utf-8")
+    config = TrainConfig(data=str(conll_file), eval_f1_data=str(dev), eval_f1_steps=5, on_error="skip")
+    assert len(dev_examples(config)) == len(load_examples(conll_file)[0])
+    assert "skipped" in capsys.readouterr().err
