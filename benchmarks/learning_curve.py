@@ -428,17 +428,16 @@ def sweep_results(corpus: str, system: str) -> dict[str, float]:
 def chosen_lr(cell: Cell) -> tuple[float, dict]:
     """The learning rate with the best dev F1 among the system's finished sweep cells on this corpus; without
     any, the winner of the same system's sweep on another corpus (CoNLL-2003 first); else the default."""
-    spec, corpus = SYSTEMS[cell.system], CORPORA[cell.corpus]
+    spec = SYSTEMS[cell.system]
     if spec["kind"] == "prompt":
         return None, {"source": "no training"}
-    if candidates := sweep_results(cell.corpus, cell.system):
-        best = max(candidates, key=candidates.get)
-        return float(best), {"source": f"sweep at {corpus.sizes[0]} sentences (dev F1)", "candidates": candidates}
-    for other in sorted(CORPORA, key=lambda name: name != "conll2003"):
-        if other != cell.corpus and (candidates := sweep_results(other, cell.system)):
-            best = max(candidates, key=candidates.get)
-            source = f"transferred: {other}'s sweep at {CORPORA[other].sizes[0]} sentences (dev F1)"
-            return float(best), {"source": source, "candidates": candidates}
+    others = sorted((name for name in CORPORA if name != cell.corpus), key=lambda name: name != "conll2003")
+    for corpus_name in (cell.corpus, *others):
+        if candidates := sweep_results(corpus_name, cell.system):
+            source = f"sweep at {CORPORA[corpus_name].sizes[0]} sentences (dev F1)"
+            if corpus_name != cell.corpus:
+                source = f"transferred: {corpus_name}'s {source}"
+            return float(max(candidates, key=candidates.get)), {"source": source, "candidates": candidates}
     return spec["lr"], {"source": "default (no sweep cell finished)", "candidates": {}}
 
 
