@@ -172,11 +172,25 @@ def result_path(cell: Cell, test_limit: int | None = None) -> Path:
     return RESULTS / f"{cell.file_stem(test_limit)}.json"
 
 
+def same_training(cell: Cell) -> Path | None:
+    """A sweep cell's training already done by the main cell of its size at its learning rate (that cell was
+    trained before the sweep finished, with the same data, steps and dev set): its result stands for the
+    sweep point, so nothing is trained twice."""
+    main = result_path(Cell(cell.corpus, cell.system, cell.size))
+    if cell.lr is None or not main.exists():
+        return None
+    trained = json.loads(main.read_text())
+    return main if trained.get("learning_rate") == cell.lr and "train" in trained else None
+
+
 def done(cell: Cell) -> Path | None:
-    """The saved result of a cell (full test set preferred, else a test-subset one)."""
+    """The saved result of a cell (full test set preferred, else a test-subset one); for a sweep cell, the
+    main cell that did its training (`same_training`)."""
     full = result_path(cell)
     if full.exists():
         return full
+    if found := same_training(cell):
+        return found
     subsets = sorted(RESULTS.glob(f"{cell.file_stem()}__test*.json"))
     return subsets[-1] if subsets else None
 
@@ -417,12 +431,12 @@ def test_cell(cell: Cell, spec, data, folder: Path, precision: str, test_limit, 
 def sweep_results(corpus: str, system: str) -> dict[str, float]:
     """Dev F1 of each finished sweep cell of `system` on `corpus`, keyed by learning rate."""
     spec, size = SYSTEMS[system], CORPORA[corpus].sizes[0]
-    candidates = {}
-    for lr in LR_SWEEP.get(spec["kind"], ()):
-        path = result_path(Cell(corpus, system, size, lr))
-        if path.exists():
-            candidates[f"{lr:g}"] = json.loads(path.read_text())["train"]["best_dev_f1"]
-    return candidates
+    cells = [Cell(corpus, system, size, lr) for lr in LR_SWEEP.get(spec["kind"], ())]
+    if not any(result_path(cell).exists() for cell in cells):  # a main cell alone is no sweep
+        return {}
+    return {
+        f"{cell.lr:g}": json.loads(path.read_text())["train"]["best_dev_f1"] for cell in cells if (path := done(cell))
+    }
 
 
 def chosen_lr(cell: Cell) -> tuple[float, dict]:
@@ -539,7 +553,16 @@ def markdown(results: list[dict]) -> str:
             f"**{micro['f1']:.4f}** | {test['sentences_per_second']:.2f} | {bad} |"
         )
     rows += winners(results) + details(results)
-    sweeps = [r for r in results if "test" not in r]
+    sweeps = {r["cell"]: r for r in results if "test" not in r}
+    swept = {(r["corpus"], r["system"]) for r in sweeps.values()}
+    for r in results:  # a main cell that did a sweep point's training (`same_training`) stands for it
+        kind, size = SYSTEMS[r["system"]]["kind"], CORPORA[r["corpus"]].sizes[0]
+        if (r["corpus"], r["system"]) not in swept or "test" not in r or r["size"] != size:
+            continue
+        if r.get("learning_rate") in LR_SWEEP.get(kind, ()):
+            name = Cell(r["corpus"], r["system"], size, r["learning_rate"]).name
+            sweeps.setdefault(name, {"cell": f"{name} (its main cell)", "train": r["train"]})
+    sweeps = list(sweeps.values())
     if sweeps:
         rows += [
             "",

@@ -97,3 +97,21 @@ def test_the_learning_rate_comes_from_the_corpus_sweep_then_another_corpus_then_
     finish_sweep("kind-wn", 0.001, 0.4)
     lr, choice = lc.chosen_lr(kind)
     assert lr == 0.0003 and choice["source"] == "sweep at 500 sentences (dev F1)"
+
+
+def test_a_main_cell_trained_at_a_sweep_rate_stands_for_that_sweep_point(lc, tmp_path, monkeypatch):
+    monkeypatch.setattr(lc, "RESULTS", tmp_path)
+    sweep = {lr: lc.Cell("conll2003", "gen-list", 500, lr) for lr in (0.0003, 0.001, 0.003)}
+    main = lc.result_path(lc.Cell("conll2003", "gen-list", 500))
+    main.write_text(json.dumps({"learning_rate": 0.001, "train": {"best_dev_f1": 0.9}, "test": {}}))
+    lr, choice = lc.chosen_lr(lc.Cell("conll2003", "gen-list", 2000))
+    assert choice["source"].startswith("default")  # a main cell alone is no sweep
+    lc.result_path(sweep[0.0003]).write_text(json.dumps({"train": {"best_dev_f1": 0.5}}))
+    lc.result_path(sweep[0.003]).write_text(json.dumps({"train": {"best_dev_f1": 0.6}}))
+    main.write_text(json.dumps({"learning_rate": 0.002, "train": {"best_dev_f1": 0.9}, "test": {}}))
+    assert lc.done(sweep[0.001]) is None  # trained at a rate the sweep does not hold
+    assert lc.chosen_lr(lc.Cell("conll2003", "gen-list", 2000))[0] == 0.003
+    main.write_text(json.dumps({"learning_rate": 0.001, "train": {"best_dev_f1": 0.9}, "test": {}}))
+    assert lc.done(sweep[0.001]) == main and lc.done(sweep[0.003]) == lc.result_path(sweep[0.003])
+    lr, choice = lc.chosen_lr(lc.Cell("conll2003", "gen-list", 2000))
+    assert lr == 0.001 and choice["candidates"] == {"0.0003": 0.5, "0.001": 0.9, "0.003": 0.6}
