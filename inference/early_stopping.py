@@ -41,7 +41,14 @@ class DevF1Tracker:
         self.best_f1: float = state.get("best_f1", -1.0)
 
     def due(self, step: int, total: int | None) -> bool:
-        return step % self.every == 0 or (total is not None and step >= total)
+        """Every `every` steps and at the last; a periodic evaluation less than half a period before the last
+        one is skipped (at 624 of 625 it scored nearly the same weights again, ~100 s in a generative run).
+
+        Example: DevF1Tracker(dir, every=104).due(624, 625) -> False; .due(625, 625) -> True
+        """
+        if total is not None and step >= total:
+            return True
+        return step % self.every == 0 and (total is None or total - step >= self.every / 2)
 
     def record(self, step: int, f1: float, seconds: float) -> bool:
         """Add an evaluation; True when it is the new best."""

@@ -14,6 +14,7 @@ from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
 def test_tracker_keeps_the_best_across_a_restart_and_counts_patience(tmp_path):
     tracker = DevF1Tracker(tmp_path, every=2, patience=2)
     assert tracker.due(2, 9) and not tracker.due(3, 9) and tracker.due(9, 9)
+    assert DevF1Tracker(tmp_path, every=104).due(520, 625) and not DevF1Tracker(tmp_path, every=104).due(624, 625)
     assert tracker.record(2, 0.4, 1.0) and not tracker.record(4, 0.3, 1.0)
     again = DevF1Tracker(tmp_path, every=2, patience=2)  # a resumed run reads the history back
     assert (again.best_step, again.best_f1) == (2, 0.4) and not again.exhausted()
