@@ -300,17 +300,9 @@ def dev_f1_options(data: dict, total: int) -> dict:
     return dict(eval_f1_data=str(data["dev_file"]), eval_f1_steps=eval_every(total), early_stopping_patience=PATIENCE)
 
 
-def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision: str) -> dict:
-    from instruct_ner.sft.artifact import ARTIFACT_FILE
-    from instruct_ner.sft.train_tagger import TaggerConfig
-
-    from instruct_ner.training import train_tagger
-
+def tagger_options(spec: dict, data: dict, lr: float, output_dir: Path, precision: str) -> dict:
+    """The `TaggerConfig` fields of a tagger cell (a system's spec over the shared recipe)."""
     total = steps_for(data["limit"], data["size"])
-    output_dir = folder / "model"
-    if (output_dir / ARTIFACT_FILE).exists() and (folder / "train.json").exists():
-        return json.loads((folder / "train.json").read_text())
-    checkpoints = sorted(output_dir.glob("checkpoint-*"))
     options = dict(
         data=str(data["train"]),
         limit=data["limit"],
@@ -319,7 +311,7 @@ def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision
         attention=spec.get("attention", "bidirectional"),
         head=spec["head"],
         loss="compound",
-        freeze_backbone=spec.get("freeze_backbone", False),
+        freeze_backbone=spec.get("freeze_backbone"),  # None: the head's own default (bilstm-crf: frozen)
         learning_rate=lr,
         warmup_ratio=0.1,
         max_steps=total,
@@ -328,14 +320,26 @@ def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision
         save_steps=SAVE_EVERY,  # frequent checkpoints: a cell cut off by `timeout` loses little
         logging_steps=10,
         output_dir=str(output_dir),
-        resume="latest" if checkpoints else None,
+        resume="latest" if sorted(output_dir.glob("checkpoint-*")) else None,
         **dev_f1_options(data, total),
     )
     if data["reader"]:
         options.update(format="csv", id_column="id")
+    return options
+
+
+def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision: str) -> dict:
+    from instruct_ner.sft.artifact import ARTIFACT_FILE
+    from instruct_ner.sft.train_tagger import TaggerConfig
+
+    from instruct_ner.training import train_tagger
+
+    output_dir = folder / "model"
+    if (output_dir / ARTIFACT_FILE).exists() and (folder / "train.json").exists():
+        return json.loads((folder / "train.json").read_text())
     with Stopwatch(folder) as watch:
-        results = train_tagger(TaggerConfig(**options))
-    return write_train_summary(folder, results, total, watch, lr)
+        results = train_tagger(TaggerConfig(**tagger_options(spec, data, lr, output_dir, precision)))
+    return write_train_summary(folder, results, steps_for(data["limit"], data["size"]), watch, lr)
 
 
 def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: str, template: str) -> dict:

@@ -115,3 +115,15 @@ def test_a_main_cell_trained_at_a_sweep_rate_stands_for_that_sweep_point(lc, tmp
     assert lc.done(sweep[0.001]) == main and lc.done(sweep[0.003]) == lc.result_path(sweep[0.003])
     lr, choice = lc.chosen_lr(lc.Cell("conll2003", "gen-list", 2000))
     assert lr == 0.001 and choice["candidates"] == {"0.0003": 0.5, "0.001": 0.9, "0.003": 0.6}
+
+
+def test_every_tagger_system_builds_a_valid_config(lc, tmp_path, monkeypatch):
+    """The bilstm-crf cell once crashed at start: it was handed freeze_backbone=False, which that head refuses."""
+    from instruct_ner.sft.train_tagger import TaggerConfig
+
+    monkeypatch.setattr(lc, "minilm_path", lambda: str(tmp_path / "minilm"))
+    data = {"train": tmp_path / "train.txt", "limit": 500, "size": 500, "dev_file": tmp_path / "dev.txt", "reader": ()}
+    for system, spec in lc.SYSTEMS.items():
+        if spec["kind"] == "tagger":
+            config = TaggerConfig(**lc.tagger_options(spec, data, 1e-3, tmp_path / system, "fp32"))
+            assert bool(config.freeze_backbone) == (system in ("tagger-frozen-crf", "tagger-bilstm-crf")), system
