@@ -1,13 +1,15 @@
 """Learning curves: every system trained on 500 / 2,000 / 5,000 / all training sentences, dev-F1 early
 stopping, scored on full test sets; resumable cell by cell.
 
-A cell is `corpus/system/size` (a learning-rate sweep cell adds `/lr=X`). Each finished cell is written
-to `benchmarks/results/learning_curve/<corpus>__<system>__<size>[__lr=X].json` and skipped on re-run;
+A cell is `corpus/system/size` (a learning-rate sweep cell adds `/lr=X`; a cell trained for other than
+`EPOCHS[size]` epochs adds `/epochs=N`). Each finished cell is written to
+`benchmarks/results/learning_curve/<corpus>__<system>__<size>[__lr=X|__epochs=N].json` and skipped on re-run;
 a cell cut off midway resumes from its training checkpoints and its partial test output.
 
     python benchmarks/learning_curve.py --list                     # the grid and what is done
     python benchmarks/learning_curve.py --cell conll2003/tagger-bidirectional/500
     python benchmarks/learning_curve.py --cell conll2003/gen-list/500/lr=1e-3   # one sweep cell (dev F1 only)
+    python benchmarks/learning_curve.py --cell conll2003/gen-list/5000/epochs=2  # a longer run (EXTRA_CELLS)
     python benchmarks/learning_curve.py --all                      # every cell not done (sweeps first)
     python benchmarks/learning_curve.py --report                   # figures + Markdown table
 
@@ -24,10 +26,10 @@ BiLSTM-CRF), `minilm` (MiniLM-L6 BERT through `train-tagger --model`, `make benc
 `few-shot` (3 examples from the training split; size 0: no training; the long `ner-list` instruction, whose
 label definitions help where nothing is trained).
 
-Training: fp32, batch 8, `EPOCHS[size]` epochs, dev-F1 (micro entity F1 on the dev sentences) every
-`eval_every` steps with patience 3 evaluations, best weights kept: the trainers' own `--eval_f1_steps`
-(`instruct_ner/training.py`), as a user runs them. Each system's learning rate is chosen on dev at the
-smallest size from its sweep cells (`LR_SWEEP`); a corpus without a sweep of its own takes the winner of
+Training: fp32, batch 8, `EPOCHS[size]` epochs (or the cell's `epochs=N`), dev-F1 (micro entity F1 on the
+dev sentences) every `eval_every` steps with patience 3 evaluations, best weights kept: the trainers' own
+`--eval_f1_steps` (`instruct_ner/training.py`), as a user runs them. Each system's learning rate is chosen
+on dev at the smallest size from its sweep cells (`LR_SWEEP`); a corpus without a sweep of its own takes the winner of
 the same system's sweep on another corpus (CoNLL-2003 first), else the system's default; the choice and the
 dev F1 of every candidate go into the cell's JSON. Test predictions go through the CLI
 (`instruct-ner generate` / `tag`, subprocesses) so a cell measures what a user runs.
@@ -133,10 +135,17 @@ class Cell:
     system: str
     size: int | str
     lr: float | None = None  # a sweep cell: dev F1 only
+    epochs: int | None = None  # None: EPOCHS[size]
 
     @property
     def name(self) -> str:
-        return f"{self.corpus}/{self.system}/{self.size}" + (f"/lr={self.lr:g}" if self.lr is not None else "")
+        suffix = f"/lr={self.lr:g}" if self.lr is not None else f"/epochs={self.epochs}" if self.epochs else ""
+        return f"{self.corpus}/{self.system}/{self.size}{suffix}"
+
+    @property
+    def label(self) -> str:
+        """The system as reports name it: a longer run is a curve of its own."""
+        return self.system + (f" ({self.epochs} epochs)" if self.epochs else "")
 
     def file_stem(self, test_limit: int | None = None) -> str:
         stem = self.name.replace("/", "__")
@@ -145,14 +154,28 @@ class Cell:
     @staticmethod
     def parse(text: str) -> Cell:
         parts = text.strip("/").split("/")
-        if len(parts) not in (3, 4) or parts[0] not in CORPORA or parts[1] not in SYSTEMS:
+        extra = parts[3] if len(parts) == 4 else "lr=" if len(parts) == 3 else ""
+        if (
+            len(parts) not in (3, 4)
+            or parts[0] not in CORPORA
+            or parts[1] not in SYSTEMS
+            or not extra.startswith(("lr=", "epochs="))
+        ):
             raise SystemExit(
-                f"--cell {text!r}: expected corpus/system/size[/lr=X] with corpus in {list(CORPORA)}, "
-                f"system in {list(SYSTEMS)}"
+                f"--cell {text!r}: expected corpus/system/size[/lr=X or /epochs=N] with corpus in "
+                f"{list(CORPORA)}, system in {list(SYSTEMS)}"
             )
-        size = parts[2] if parts[2] == "all" else int(parts[2])
-        lr = float(parts[3].removeprefix("lr=")) if len(parts) == 4 else None
-        return Cell(parts[0], parts[1], size, lr)
+        key, _, value = extra.partition("=")
+        try:
+            size = parts[2] if parts[2] == "all" else int(parts[2])
+            if key == "epochs":
+                return Cell(parts[0], parts[1], size, epochs=int(value))
+            return Cell(parts[0], parts[1], size, float(value) if value else None)
+        except ValueError as error:
+            raise SystemExit(f"--cell {text!r}: {error}") from None
+
+
+EXTRA_CELLS = ("conll2003/gen-list/5000/epochs=2",)  # one epoch at 5,000 ended still improving (dev F1 0.88)
 
 
 def grid(sweeps: bool = True) -> list[Cell]:
@@ -165,7 +188,7 @@ def grid(sweeps: bool = True) -> list[Cell]:
             if sweeps:
                 cells += [Cell(corpus.name, system, corpus.sizes[0], lr) for lr in LR_SWEEP[spec["kind"]]]
             cells += [Cell(corpus.name, system, size) for size in corpus.sizes]
-    return cells
+    return cells + [Cell.parse(name) for name in EXTRA_CELLS]
 
 
 def result_path(cell: Cell, test_limit: int | None = None) -> Path:
@@ -256,8 +279,8 @@ def minilm_path() -> str:
 # ------------------------------------------------------------------------------------------ training
 
 
-def steps_for(size_count: int, size) -> int:
-    return max(1, math.ceil(size_count / BATCH) * EPOCHS.get(size, 1))
+def steps_for(size_count: int, size, epochs: int | None = None) -> int:
+    return max(1, math.ceil(size_count / BATCH) * (epochs or EPOCHS.get(size, 1)))
 
 
 def eval_every(total: int) -> int:
@@ -302,7 +325,7 @@ def dev_f1_options(data: dict, total: int) -> dict:
 
 def tagger_options(spec: dict, data: dict, lr: float, output_dir: Path, precision: str) -> dict:
     """The `TaggerConfig` fields of a tagger cell (a system's spec over the shared recipe)."""
-    total = steps_for(data["limit"], data["size"])
+    total = steps_for(data["limit"], data["size"], data["epochs"])
     options = dict(
         data=str(data["train"]),
         limit=data["limit"],
@@ -339,7 +362,7 @@ def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision
         return json.loads((folder / "train.json").read_text())
     with Stopwatch(folder) as watch:
         results = train_tagger(TaggerConfig(**tagger_options(spec, data, lr, output_dir, precision)))
-    return write_train_summary(folder, results, steps_for(data["limit"], data["size"]), watch, lr)
+    return write_train_summary(folder, results, steps_for(data["limit"], data["size"], data["epochs"]), watch, lr)
 
 
 def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: str, template: str) -> dict:
@@ -347,7 +370,7 @@ def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: s
 
     from instruct_ner.training import train
 
-    total = steps_for(data["limit"], data["size"])
+    total = steps_for(data["limit"], data["size"], data["epochs"])
     output_dir = folder / "model"
     if (folder / "train.json").exists():
         return json.loads((folder / "train.json").read_text())
@@ -461,7 +484,9 @@ def chosen_lr(cell: Cell) -> tuple[float, dict]:
 
 def reuse_sweep(cell: Cell, lr: float, lr_choice: dict, folder: Path) -> None:
     """At the sweep's size, the winning sweep cell already trained this cell's model: copy it, train nothing."""
-    if cell.lr is not None or not lr_choice["source"].startswith("sweep") or (folder / "train.json").exists():
+    if cell.lr is not None or cell.epochs or not lr_choice["source"].startswith("sweep"):
+        return  # a sweep cell itself, a longer run than the sweep's, or no sweep behind the choice
+    if (folder / "train.json").exists():
         return
     sweep = RUNS / Cell(cell.corpus, cell.system, cell.size, lr).file_stem()
     if (sweep / "train.json").exists():
@@ -478,14 +503,16 @@ def run_cell(cell: Cell, precision: str = "fp32", test_limit: int | None = None)
     folder = RUNS / cell.file_stem()
     folder.mkdir(parents=True, exist_ok=True)
     data = split_data(corpus, cell.size, folder)
-    data["size"] = cell.size
+    data["size"], data["epochs"] = cell.size, cell.epochs
     started = time.perf_counter()
     lr, lr_choice = (cell.lr, {"source": "sweep cell"}) if cell.lr is not None else chosen_lr(cell)
     result = {
         "cell": cell.name,
         "corpus": cell.corpus,
         "system": cell.system,
+        "label": cell.label,
         "size": cell.size,
+        "epochs": cell.epochs or EPOCHS.get(cell.size, 1),
         "train_sentences": 0 if spec["kind"] == "prompt" else data["limit"],
         "dev_sentences": len(data["dev"]),
         "learning_rate": lr,
@@ -533,6 +560,11 @@ def load_results() -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
 
 
+def label_of(result: dict) -> str:
+    """`Cell.label` of a result (results written before labels existed: the system)."""
+    return result.get("label", result["system"])
+
+
 def f1_of(result: dict) -> float:
     return result["test"]["scores"]["micro"]["f1"]
 
@@ -544,14 +576,14 @@ def markdown(results: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(
-        (r for r in results if "test" in r), key=lambda r: (r["corpus"], r["system"], r["train_sentences"])
+        (r for r in results if "test" in r), key=lambda r: (r["corpus"], label_of(r), r["train_sentences"])
     ):
         micro, train, test = r["test"]["scores"]["micro"], r.get("train", {}), r["test"]
         subset = " (subset)" if test["test_is_subset"] else " (full)"
         parse = test["scores"].get("parse")  # generate's parse diagnostics, summed by `score` (taggers have none)
         bad = "-" if parse is None else str(sum(parse.get(k, 0) for k in ("hallucinated", "malformed", "truncated")))
         rows.append(
-            f"| {r['corpus']} | {r['system']} | {r['train_sentences']} | {r.get('learning_rate') or '-'} | "
+            f"| {r['corpus']} | {label_of(r)} | {r['train_sentences']} | {r.get('learning_rate') or '-'} | "
             f"{train.get('steps', '-')} ({train.get('best_step', '-')}) | {train.get('train_seconds', 0):.0f} | "
             f"{test['test_sentences']}{subset} | {micro['precision']:.4f} | {micro['recall']:.4f} | "
             f"**{micro['f1']:.4f}** | {test['sentences_per_second']:.2f} | {bad} |"
@@ -561,7 +593,12 @@ def markdown(results: list[dict]) -> str:
     swept = {(r["corpus"], r["system"]) for r in sweeps.values()}
     for r in results:  # a main cell that did a sweep point's training (`same_training`) stands for it
         kind, size = SYSTEMS[r["system"]]["kind"], CORPORA[r["corpus"]].sizes[0]
-        if (r["corpus"], r["system"]) not in swept or "test" not in r or r["size"] != size:
+        if (
+            (r["corpus"], r["system"]) not in swept
+            or "test" not in r
+            or r["size"] != size
+            or label_of(r) != r["system"]
+        ):
             continue
         if r.get("learning_rate") in LR_SWEEP.get(kind, ()):
             name = Cell(r["corpus"], r["system"], size, r["learning_rate"]).name
@@ -595,7 +632,7 @@ def winners(results: list[dict]) -> list[str]:
     for (corpus, size), group in sorted(groups.items(), key=lambda item: (item[0][0], size_key(item[0][1]))):
         ranked = sorted(group, key=f1_of, reverse=True)
         described = [
-            f"{r['system']} {f1_of(r):.3f} ({r.get('train', {}).get('train_seconds', 0) / 60:.0f} min, "
+            f"{label_of(r)} {f1_of(r):.3f} ({r.get('train', {}).get('train_seconds', 0) / 60:.0f} min, "
             f"{r['test']['sentences_per_second']:.1f}/s{', subset' if r['test']['test_is_subset'] else ''})"
             for r in ranked
         ]
@@ -622,7 +659,7 @@ def details(results: list[dict]) -> list[str]:
                 "{precision:.2f} / {recall:.2f} / {f1:.2f}".format(**per_type[t]) if t in per_type else "-"
                 for t in types
             ]
-            lines.append(f"| {r['system']} | " + " | ".join(values) + " |")
+            lines.append(f"| {label_of(r)} | " + " | ".join(values) + " |")
         analysed = [r for r in cells if "errors" in r["test"]]
         if analysed:
             kinds = list(analysed[0]["test"]["errors"])
@@ -631,7 +668,8 @@ def details(results: list[dict]) -> list[str]:
             lines.append("| system | " + " | ".join(kinds) + " |")
             lines.append("|---" * (len(kinds) + 1) + "|")
             for r in analysed:
-                lines.append(f"| {r['system']} | " + " | ".join(str(r["test"]["errors"][k]) for k in kinds) + " |")
+                counts = " | ".join(str(r["test"]["errors"][k]) for k in kinds)
+                lines.append(f"| {label_of(r)} | {counts} |")
     return lines
 
 
@@ -653,13 +691,15 @@ def figures(results: list[dict], out: Path) -> list[Path]:
         FigureCanvasAgg(figure)
         for k, corpus in enumerate(corpora):
             axes = figure.add_subplot(1, max(1, len(corpora)), k + 1)
+            here = [r for r in scored if r["corpus"] == corpus]
             for system, spec in SYSTEMS.items():
-                points = sorted((x_of(r), f1_of(r)) for r in scored if r["corpus"] == corpus and r["system"] == system)
-                if points and spec["kind"] == "prompt":  # nothing trained: a level, not a point on the x axis
-                    style = ":" if spec["few_shot"] == 0 else "--"
-                    axes.axhline(points[-1][1], linestyle=style, color="grey", label=system)
-                elif points:
-                    axes.plot(*zip(*points), marker="o", label=system)
+                for label in sorted({label_of(r) for r in here if r["system"] == system}, key=len):
+                    points = sorted((x_of(r), f1_of(r)) for r in here if label_of(r) == label)
+                    if spec["kind"] == "prompt":  # nothing trained: a level, not a point on the x axis
+                        style = ":" if spec["few_shot"] == 0 else "--"
+                        axes.axhline(points[-1][1], linestyle=style, color="grey", label=label)
+                    else:
+                        axes.plot(*zip(*points), marker="o", label=label)
             axes.set_xscale("log")  # sizes grow 4x and 2.5x; minutes span two orders of magnitude
             axes.xaxis.set_major_formatter(ScalarFormatter())
             axes.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a log axis overlap
@@ -701,7 +741,7 @@ def estimate(cell: Cell) -> str:
         count = (
             {"all": {"conll2003": 14041}.get(cell.corpus, 0)}.get(cell.size, cell.size) if cell.size != "all" else 0
         )
-        steps = steps_for(count, cell.size) if count else None
+        steps = steps_for(count, cell.size, cell.epochs) if count else None
     seconds = None
     if measured and steps is not None:
         per_step = sum(r["train"]["train_seconds"] / r["train"]["steps"] for r in measured) / len(measured)

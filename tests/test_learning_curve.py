@@ -40,10 +40,19 @@ def result(system, size, f1, types=None, errors=None):
 
 
 def test_cell_names_round_trip(lc):
-    for text in ("conll2003/gen-list/500", "kind-wn/minilm/all", "conll2003/tagger-causal/500/lr=0.003"):
+    for text in (
+        "conll2003/gen-list/500",
+        "kind-wn/minilm/all",
+        "conll2003/tagger-causal/500/lr=0.003",
+        "conll2003/gen-list/5000/epochs=2",
+    ):
         assert lc.Cell.parse(text).name == text
-    with pytest.raises(SystemExit):
-        lc.Cell.parse("nowhere/gen-list/500")
+    for bad in ("nowhere/gen-list/500", "conll2003/gen-list/500/lr=fast", "conll2003/gen-list/500/steps=3"):
+        with pytest.raises(SystemExit):
+            lc.Cell.parse(bad)
+    longer = lc.Cell.parse("conll2003/gen-list/5000/epochs=2")
+    assert (longer.epochs, longer.lr, longer.label) == (2, None, "gen-list (2 epochs)")
+    assert lc.steps_for(5000, 5000, longer.epochs) == 2 * lc.steps_for(5000, 5000)
 
 
 def test_the_report_ranks_systems_per_size_and_details_the_largest(lc):
@@ -62,6 +71,10 @@ def test_the_report_ranks_systems_per_size_and_details_the_largest(lc):
     assert "| gen-list | 0.70 / 0.70 / 0.70 | 0.90 / 0.90 / 0.90 |" in table  # LOC, PER columns
     assert "| minilm | - | 0.85 / 0.85 / 0.85 |" in table
     assert "| gen-list | 8 | 2 |" in table  # only analysed cells in the error table
+    longer = result("gen-list", 2000, 0.83) | {"label": "gen-list (2 epochs)"}  # a longer run is a row of its own
+    ranked = [line for line in lc.winners([*results, longer]) if line.startswith("- conll2003, 2000")]
+    assert ranked[0].startswith("- conll2003, 2000 sentences: gen-list (2 epochs) 0.830")
+    assert "> gen-list 0.800" in ranked[0]
 
 
 def test_a_main_cell_reuses_the_winning_sweep_model_only(lc, tmp_path, monkeypatch):
@@ -122,7 +135,8 @@ def test_every_tagger_system_builds_a_valid_config(lc, tmp_path, monkeypatch):
     from instruct_ner.sft.train_tagger import TaggerConfig
 
     monkeypatch.setattr(lc, "minilm_path", lambda: str(tmp_path / "minilm"))
-    data = {"train": tmp_path / "train.txt", "limit": 500, "size": 500, "dev_file": tmp_path / "dev.txt", "reader": ()}
+    data = {"train": tmp_path / "train.txt", "dev_file": tmp_path / "dev.txt", "reader": ()}
+    data.update(limit=500, size=500, epochs=None)
     for system, spec in lc.SYSTEMS.items():
         if spec["kind"] == "tagger":
             config = TaggerConfig(**lc.tagger_options(spec, data, 1e-3, tmp_path / system, "fp32"))
