@@ -383,7 +383,7 @@ def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: s
         warmup_ratio=0.1,
         max_steps=total,
         per_device_train_batch_size=BATCH,
-        max_length=384,
+        max_length=1024,  # whole e-mails (longest 879 tokens with the prompt); batches pad to their longest only
         save_steps=SAVE_EVERY,  # frequent checkpoints: a cell cut off by `timeout` loses little
         save_total_limit=1,
         logging_steps=10,

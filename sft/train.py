@@ -115,7 +115,7 @@ def training_pairs(config: TrainConfig) -> tuple[list[dict], list[dict], PromptB
         }
         options = replace_config(config, **{k: v for k, v in from_records.items() if v and k not in given})
     builder = builder_from_options(options, examples)
-    pairs = [builder.build(example) for example in examples]
+    pairs = [{**builder.build(example), "source": example.source} for example in examples]
     for record, pair, example in zip(records, pairs, examples):
         for key in ("prompt", "messages", "response"):
             if key in record and record[key] != pair.get(key):
@@ -145,6 +145,49 @@ def to_prompt_completion(pair: dict) -> dict:
     if "messages" in pair:
         return {"prompt": pair["messages"], "completion": [{"role": "assistant", "content": pair["response"]}]}
     return {"prompt": pair["prompt"], "completion": pair["response"]}
+
+
+def sequence_lengths(pairs: list[dict], tokenizer) -> list[tuple[int, int]]:
+    """(prompt tokens, prompt + response tokens) of each pair as TRL's `SFTTrainer` builds the training
+    sequence before cutting it to `max_length`: plain text gets the EOS token appended to the response; chat
+    pairs go through the tokenizer's chat template (the prompt with the generation prompt)."""
+    lengths = []
+    for pair in pairs:
+        record = to_prompt_completion(pair)
+        if "messages" in pair:
+            prompt = tokenizer.apply_chat_template(record["prompt"], add_generation_prompt=True, return_dict=True)
+            whole = tokenizer.apply_chat_template(record["prompt"] + record["completion"], return_dict=True)
+        else:
+            prompt = tokenizer(record["prompt"])
+            whole = tokenizer(record["prompt"] + record["completion"] + tokenizer.eos_token)
+        lengths.append((len(prompt["input_ids"]), len(whole["input_ids"])))
+    return lengths
+
+
+def report_overlong(pairs: list[dict], tokenizer, max_length: int | None) -> int:
+    """Warn (on stderr) about the training examples longer than `max_length` tokens, which the trainer cuts:
+    how many, the longest, the first few by source, and how many lose their whole response (the trainer
+    then drops them). Returns how many are cut. Nothing is reported when nothing is cut (or no max_length).
+    """
+    if max_length is None:
+        return 0
+    over = [
+        (whole, prompt >= max_length, pair.get("source") or f"example {i + 1}")
+        for i, (pair, (prompt, whole)) in enumerate(zip(pairs, sequence_lengths(pairs, tokenizer)))
+        if whole > max_length
+    ]
+    if over:
+        longest = max(whole for whole, _, _ in over)
+        dropped = sum(gone for _, gone, _ in over)
+        names = ", ".join(source for _, _, source in over[:3]) + (", ..." if len(over) > 3 else "")
+        print(
+            f"warning: {len(over)} of {len(pairs)} training examples are longer than max_length={max_length} "
+            f"tokens (longest {longest}; {names}): the trainer cuts their ends, so their responses are learned in "
+            f"part{f' and {dropped} with no response left are dropped' if dropped else ''}; "
+            f"--max_length {longest} keeps them whole",
+            file=sys.stderr,
+        )
+    return len(over)
 
 
 def prepare_model(config: TrainConfig, model_path: str):
@@ -292,6 +335,7 @@ def run_training(config: TrainConfig, callbacks=None):
         file=sys.stderr,
     )
     tokenizer = load_tokenizer(model_path, config.trust_remote_code)
+    cut = report_overlong(pairs, tokenizer, None if config.padding_free and not config.packing else config.max_length)
     model = prepare_model(config, model_path)
     train_dataset = datasets.Dataset.from_list([to_prompt_completion(p) for p in pairs])
     eval_dataset = datasets.Dataset.from_list([to_prompt_completion(p) for p in dev]) if dev else None
@@ -323,6 +367,7 @@ def run_training(config: TrainConfig, callbacks=None):
         "losses": [entry["loss"] for entry in trainer.state.log_history if "loss" in entry],
         "eval_losses": [entry["eval_loss"] for entry in trainer.state.log_history if "eval_loss" in entry],
         "precision": precision,
+        "examples_over_max_length": cut,
     }
     if dev:
         results["final_eval_loss"] = final_eval_loss

@@ -241,3 +241,61 @@ def test_warmup_ratio_reaches_the_scheduler(tiny_llama, conll_file, tmp_path):
     assert rates[0] < rates[1] == pytest.approx(1e-2) and rates[1] > rates[2] > rates[3]
     with pytest.raises(ConfigError, match=r"warmup_ratio must be in \[0, 1\)"):
         config_for(tiny_llama, conll_file, tmp_path, warmup_ratio=1.0)
+
+
+def trl_sequences(tiny_llama, pairs, tmp_path, max_length):
+    """The training rows TRL's own SFTTrainer builds from `pairs` (the reference for our length count)."""
+    import datasets
+    from transformers import AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    trainer = SFTTrainer(
+        model=str(tiny_llama),
+        args=SFTConfig(
+            output_dir=str(tmp_path / "t"),
+            completion_only_loss=True,
+            report_to="none",
+            use_cpu=True,
+            max_length=max_length,
+        ),
+        train_dataset=datasets.Dataset.from_list([to_prompt_completion(p) for p in pairs]),
+        processing_class=AutoTokenizer.from_pretrained(tiny_llama),
+    )
+    return list(trainer.train_dataset)
+
+
+@pytest.mark.parametrize("style", ["instruction", "chat"])
+def test_sequence_lengths_are_those_trl_trains_on(tiny_llama, conll_file, tmp_path, style):
+    from transformers import AutoTokenizer
+
+    pairs, _, _ = training_pairs(config_for(tiny_llama, conll_file, tmp_path, style=style))
+    rows = trl_sequences(tiny_llama, pairs, tmp_path, max_length=None)
+    expected = [
+        (row["labels"].index(next(t for t in row["labels"] if t != -100)), len(row["input_ids"])) for row in rows
+    ]
+    assert train_module.sequence_lengths(pairs, AutoTokenizer.from_pretrained(tiny_llama)) == expected
+
+
+def test_examples_cut_by_max_length_are_counted_and_named(tiny_llama, conll_file, tmp_path, capsys):
+    """Regression: TRL cut over-long examples (147 of 240 of our large e-mails at the recipe's 512 tokens) and
+    dropped those with no response left, without a word. Now the count, the longest and the sources are told,
+    and the counts agree with what TRL's own trainer does to the same pairs."""
+    from transformers import AutoTokenizer
+
+    pairs, _, _ = training_pairs(config_for(tiny_llama, conll_file, tmp_path))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    lengths = train_module.sequence_lengths(pairs, tokenizer)
+    longest = max(n for _, n in lengths)
+    assert train_module.report_overlong(pairs, tokenizer, longest) == 0 and capsys.readouterr().err == ""
+    # the shortest example's length: some are cut; the longest prompt: that example loses its whole response
+    for limit in (min(n for _, n in lengths), max(p for p, _ in lengths)):
+        kept = trl_sequences(tiny_llama, pairs, tmp_path, max_length=limit)
+        assert max(len(row["input_ids"]) for row in kept) <= limit
+        cut = train_module.report_overlong(pairs, tokenizer, limit)
+        assert cut == sum(n > limit for _, n in lengths) > 0
+        err = capsys.readouterr().err
+        assert f"{cut} of {len(pairs)} training examples are longer than max_length={limit}" in err
+        assert f"longest {longest}" in err and pairs[[n for _, n in lengths].index(longest)]["source"] in err
+        dropped = len(pairs) - len(kept)
+        assert (f"and {dropped} with no response left are dropped" in err) == (dropped > 0)
+    assert dropped > 0  # the second limit did drop one, and the warning said so
