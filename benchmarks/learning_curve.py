@@ -26,8 +26,9 @@ BiLSTM-CRF), `minilm` (MiniLM-L6 BERT through `train-tagger --model`, `make benc
 `few-shot` (3 examples from the training split; size 0: no training; the long `ner-list` instruction, whose
 label definitions help where nothing is trained).
 
-Training: fp32, batch 8, `EPOCHS[size]` epochs (or the cell's `epochs=N`), dev-F1 (micro entity F1 on the
-dev sentences) every `eval_every` steps with patience 3 evaluations, best weights kept: the trainers' own
+Training: fp32, batch 8 (the e-mails' generative cells: 4 micro-batches of 2), `EPOCHS[size]` epochs (or the
+cell's `epochs=N`), dev-F1 (micro entity F1 on the dev sentences) every `eval_every` steps with patience 3
+evaluations, best weights kept: the trainers' own
 `--eval_f1_steps` (`instruct_ner/training.py`), as a user runs them. Each system's learning rate is chosen
 on dev at the smallest size from its sweep cells (`LR_SWEEP`); a corpus without a sweep of its own takes the winner of
 the same system's sweep on another corpus (CoNLL-2003 first), else the system's default; the choice and the
@@ -72,6 +73,8 @@ class Corpus:
     sizes: tuple
     dev: Path | None = None  # None: the last DEV_SENTENCES of the training file
     reader: tuple = ()  # extra reader flags for the CLI (e.g. --format csv --id_column id)
+    # generative cells: examples per forward pass; gradient accumulation keeps BATCH examples per optimizer step
+    micro_batch: int | None = None  # None: BATCH
 
 
 CORPORA = {
@@ -101,6 +104,7 @@ CORPORA = {
         (60, 120, "all"),
         ROOT / "data/emails_it_large/dev.csv",
         ("--format", "csv", "--id_column", "id"),
+        micro_batch=2,  # 8 whole e-mails (up to 879 tokens) in one fp32 batch took all of 24 GiB
     ),
 }
 
@@ -256,6 +260,7 @@ def split_data(corpus: Corpus, size, folder: Path) -> dict:
         "dev_file": write_records(RUNS / corpus.name / "dev.jsonl", dev),
         "test": corpus.test,
         "reader": list(corpus.reader) if train_path.suffix == ".csv" else [],
+        "micro_batch": corpus.micro_batch or BATCH,
     }
 
 
@@ -382,7 +387,8 @@ def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: s
         learning_rate=lr,
         warmup_ratio=0.1,
         max_steps=total,
-        per_device_train_batch_size=BATCH,
+        per_device_train_batch_size=data["micro_batch"],
+        gradient_accumulation_steps=BATCH // data["micro_batch"],
         max_length=1024,  # whole e-mails (longest 879 tokens with the prompt); batches pad to their longest only
         save_steps=SAVE_EVERY,  # frequent checkpoints: a cell cut off by `timeout` loses little
         save_total_limit=1,
@@ -519,6 +525,7 @@ def run_cell(cell: Cell, precision: str = "fp32", test_limit: int | None = None)
         "learning_rate_choice": lr_choice,
         "precision": precision,
         "batch": BATCH,
+        **({"micro_batch": data["micro_batch"]} if spec["kind"] == "gen" and data["micro_batch"] != BATCH else {}),
         "command": f"python benchmarks/learning_curve.py --cell {cell.name}"
         + (f" --test_limit {test_limit}" if test_limit else ""),
         "machine": machine(),
