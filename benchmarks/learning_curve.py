@@ -75,6 +75,7 @@ class Corpus:
     reader: tuple = ()  # extra reader flags for the CLI (e.g. --format csv --id_column id)
     # generative cells: examples per forward pass; gradient accumulation keeps BATCH examples per optimizer step
     micro_batch: int | None = None  # None: BATCH
+    unit: str = "sentences"  # what one training record is, in the report
 
 
 CORPORA = {
@@ -104,6 +105,7 @@ CORPORA = {
         (60, 120, "all"),
         ROOT / "data/emails_it_large/dev.csv",
         ("--format", "csv", "--id_column", "id"),
+        unit="e-mails",
         micro_batch=2,  # 8 whole e-mails (up to 879 tokens) in one fp32 batch took all of 24 GiB
     ),
 }
@@ -643,8 +645,12 @@ def winners(results: list[dict]) -> list[str]:
             f"{r['test']['sentences_per_second']:.1f}/s{', subset' if r['test']['test_is_subset'] else ''})"
             for r in ranked
         ]
-        lines.append(f"- {corpus}, {size} sentences: " + " > ".join(described))
+        lines.append(f"- {corpus}, {size} {unit_of(corpus)}: " + " > ".join(described))
     return lines
+
+
+def unit_of(corpus: str) -> str:
+    return CORPORA[corpus].unit if corpus in CORPORA else "sentences"
 
 
 def details(results: list[dict]) -> list[str]:
@@ -657,7 +663,7 @@ def details(results: list[dict]) -> list[str]:
         largest = max(r["train_sentences"] for r in scored)
         cells = sorted((r for r in scored if r["train_sentences"] == largest), key=f1_of, reverse=True)
         types = sorted({t for r in cells for t in r["test"]["scores"]["per_type"]})
-        lines += ["", f"{corpus}, {largest} training sentences: P / R / F1 per type", ""]
+        lines += ["", f"{corpus}, {largest} training {unit_of(corpus)}: P / R / F1 per type", ""]
         lines.append("| system | " + " | ".join(types) + " |")
         lines.append("|---" * (len(types) + 1) + "|")
         for r in cells:
@@ -670,7 +676,9 @@ def details(results: list[dict]) -> list[str]:
         analysed = [r for r in cells if "errors" in r["test"]]
         if analysed:
             kinds = list(analysed[0]["test"]["errors"])
-            title = f"{corpus}, {largest} training sentences: errors over entity spans (`instruct-ner compare`)"
+            title = (
+                f"{corpus}, {largest} training {unit_of(corpus)}: errors over entity spans (`instruct-ner compare`)"
+            )
             lines += ["", title, ""]
             lines.append("| system | " + " | ".join(kinds) + " |")
             lines.append("|---" * (len(kinds) + 1) + "|")
