@@ -147,6 +147,11 @@ def to_prompt_completion(pair: dict) -> dict:
     return {"prompt": pair["prompt"], "completion": pair["response"]}
 
 
+def trainer_max_length(config: TrainConfig) -> int | None:
+    """The cut TRL applies: none when padding-free without packing (TRL refuses a max_length there)."""
+    return None if config.padding_free and not config.packing else config.max_length
+
+
 def sequence_lengths(pairs: list[dict], tokenizer) -> list[tuple[int, int]]:
     """(prompt tokens, prompt + response tokens) of each pair as TRL's `SFTTrainer` builds the training
     sequence before cutting it to `max_length`: plain text gets the EOS token appended to the response; chat
@@ -237,8 +242,7 @@ def sft_config(config: TrainConfig, has_eval: bool, precision: str):
         per_device_train_batch_size=config.per_device_train_batch_size,
         per_device_eval_batch_size=config.per_device_train_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
-        # TRL enforces no max_length when padding-free without packing (it refuses one): the inputs are not cut.
-        max_length=None if config.padding_free and not config.packing else config.max_length,
+        max_length=trainer_max_length(config),
         packing=config.packing,
         # Padding-free: the batch flattened into one row, position_ids restarting at each example; transformers
         # builds a block-diagonal causal mask from them for sdpa/eager, so it is exact on CPU too.
@@ -335,7 +339,7 @@ def run_training(config: TrainConfig, callbacks=None):
         file=sys.stderr,
     )
     tokenizer = load_tokenizer(model_path, config.trust_remote_code)
-    cut = report_overlong(pairs, tokenizer, None if config.padding_free and not config.packing else config.max_length)
+    cut = report_overlong(pairs, tokenizer, trainer_max_length(config))
     model = prepare_model(config, model_path)
     train_dataset = datasets.Dataset.from_list([to_prompt_completion(p) for p in pairs])
     eval_dataset = datasets.Dataset.from_list([to_prompt_completion(p) for p in dev]) if dev else None
