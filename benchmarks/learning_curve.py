@@ -1,14 +1,16 @@
 """Learning curves: every system trained on 500 / 2,000 / 5,000 / all training sentences, dev-F1 early
 stopping, scored on full test sets; resumable cell by cell.
 
-A cell is `corpus/system/size` (a learning-rate sweep cell adds `/lr=X`; a cell trained for other than
-`EPOCHS[size]` epochs adds `/epochs=N`). Each finished cell is written to
-`benchmarks/results/learning_curve/<corpus>__<system>__<size>[__lr=X|__epochs=N].json` and skipped on re-run;
+A cell is `corpus/system/size` (a learning-rate sweep cell adds `/lr=X`; a tagger's head/loss sweep cell adds
+`/head=linear` or `/loss=ce`; a cell trained for other than `EPOCHS[size]` epochs adds `/epochs=N`). Each finished
+cell is written to `benchmarks/results/learning_curve/<corpus>__<system>__<size>[__<that suffix>].json` and skipped
+on re-run;
 a cell cut off midway resumes from its training checkpoints and its partial test output.
 
     python benchmarks/learning_curve.py --list                     # the grid and what is done
     python benchmarks/learning_curve.py --cell conll2003/tagger-bidirectional/500
     python benchmarks/learning_curve.py --cell conll2003/gen-list/500/lr=1e-3   # one sweep cell (dev F1 only)
+    python benchmarks/learning_curve.py --cell conll2003/tagger-bidirectional/500/head=linear  # head sweep (dev F1)
     python benchmarks/learning_curve.py --cell conll2003/gen-list/5000/epochs=2  # a longer run (EXTRA_CELLS)
     python benchmarks/learning_curve.py --all                      # every cell not done (sweeps first)
     python benchmarks/learning_curve.py --report                   # figures + Markdown table
@@ -32,7 +34,10 @@ evaluations, best weights kept: the trainers' own
 `--eval_f1_steps` (`instruct_ner/training.py`), as a user runs them. Each system's learning rate is chosen
 on dev at the smallest size from its sweep cells (`LR_SWEEP`); a corpus without a sweep of its own takes the winner of
 the same system's sweep on another corpus (CoNLL-2003 first), else the system's default; the choice and the
-dev F1 of every candidate go into the cell's JSON. Test predictions go through the CLI
+dev F1 of every candidate go into the cell's JSON. Then, at the chosen rate, the head/loss sweep (`VARIANTS`, the
+bidirectional tagger only: it carries `train-tagger`'s defaults) trains a linear head with cross-entropy and a CRF
+head on its own NLL against the default CRF + compound loss; it informs `train-tagger`'s defaults and the report,
+while the tagger systems keep their CRF heads (what their names say). Test predictions go through the CLI
 (`instruct-ner generate` / `tag`, subprocesses) so a cell measures what a user runs.
 
 `--test_limit N` scores on the first N test sentences: the cell is then named `...__testN` and marked as a
@@ -126,6 +131,10 @@ LR_SWEEP = {
     "gen": (3e-4, 1e-3, 3e-3),
     "tagger": (3e-4, 1e-3, 3e-3),
 }
+# The tagger's head/loss sweep, each against the default CRF head + compound loss at the chosen learning rate
+# (a plain token classifier; a CRF trained on its NLL alone). Only the bidirectional tagger: train-tagger's defaults.
+VARIANTS = {"head=linear": {"head": "linear", "loss": "ce"}, "loss=ce": {"loss": "ce"}}
+VARIANT_SYSTEMS = ("tagger-bidirectional",)
 EPOCHS = {60: 4, 120: 3, 500: 3, 2000: 2, 5000: 1, "all": 1}
 BATCH = 8
 PATIENCE = 3
@@ -142,11 +151,25 @@ class Cell:
     size: int | str
     lr: float | None = None  # a sweep cell: dev F1 only
     epochs: int | None = None  # None: EPOCHS[size]
+    variant: str | None = None  # a head/loss sweep cell (a key of VARIANTS): dev F1 only
 
     @property
     def name(self) -> str:
-        suffix = f"/lr={self.lr:g}" if self.lr is not None else f"/epochs={self.epochs}" if self.epochs else ""
+        suffix = (
+            f"/lr={self.lr:g}"
+            if self.lr is not None
+            else f"/epochs={self.epochs}"
+            if self.epochs
+            else f"/{self.variant}"
+            if self.variant
+            else ""
+        )
         return f"{self.corpus}/{self.system}/{self.size}{suffix}"
+
+    @property
+    def sweep(self) -> bool:
+        """A sweep cell: trained and scored on dev only, never on test."""
+        return self.lr is not None or self.variant is not None
 
     @property
     def label(self) -> str:
@@ -155,7 +178,7 @@ class Cell:
 
     def file_stem(self, test_limit: int | None = None) -> str:
         stem = self.name.replace("/", "__")
-        return stem + (f"__test{test_limit}" if test_limit and self.lr is None else "")
+        return stem + (f"__test{test_limit}" if test_limit and not self.sweep else "")
 
     @staticmethod
     def parse(text: str) -> Cell:
@@ -165,15 +188,17 @@ class Cell:
             len(parts) not in (3, 4)
             or parts[0] not in CORPORA
             or parts[1] not in SYSTEMS
-            or not extra.startswith(("lr=", "epochs="))
+            or not (extra.startswith(("lr=", "epochs=")) or extra in VARIANTS and parts[1] in VARIANT_SYSTEMS)
         ):
             raise SystemExit(
-                f"--cell {text!r}: expected corpus/system/size[/lr=X or /epochs=N] with corpus in "
-                f"{list(CORPORA)}, system in {list(SYSTEMS)}"
+                f"--cell {text!r}: expected corpus/system/size[/lr=X, /epochs=N or, for {VARIANT_SYSTEMS[0]}, "
+                f"/{' or /'.join(VARIANTS)}] with corpus in {list(CORPORA)}, system in {list(SYSTEMS)}"
             )
         key, _, value = extra.partition("=")
         try:
             size = parts[2] if parts[2] == "all" else int(parts[2])
+            if extra in VARIANTS:
+                return Cell(parts[0], parts[1], size, variant=extra)
             if key == "epochs":
                 return Cell(parts[0], parts[1], size, epochs=int(value))
             return Cell(parts[0], parts[1], size, float(value) if value else None)
@@ -193,6 +218,8 @@ def grid(sweeps: bool = True) -> list[Cell]:
                 continue
             if sweeps:
                 cells += [Cell(corpus.name, system, corpus.sizes[0], lr) for lr in LR_SWEEP[spec["kind"]]]
+                if system in VARIANT_SYSTEMS:
+                    cells += [Cell(corpus.name, system, corpus.sizes[0], variant=v) for v in VARIANTS]
             cells += [Cell(corpus.name, system, size) for size in corpus.sizes]
     return cells + [Cell.parse(name) for name in EXTRA_CELLS]
 
@@ -340,7 +367,7 @@ def tagger_options(spec: dict, data: dict, lr: float, output_dir: Path, precisio
         precision=precision,
         attention=spec.get("attention", "bidirectional"),
         head=spec["head"],
-        loss="compound",
+        loss=spec.get("loss", "compound"),
         freeze_backbone=spec.get("freeze_backbone"),  # None: the head's own default (bilstm-crf: frozen)
         learning_rate=lr,
         warmup_ratio=0.1,
@@ -492,7 +519,7 @@ def chosen_lr(cell: Cell) -> tuple[float, dict]:
 
 def reuse_sweep(cell: Cell, lr: float, lr_choice: dict, folder: Path) -> None:
     """At the sweep's size, the winning sweep cell already trained this cell's model: copy it, train nothing."""
-    if cell.lr is not None or cell.epochs or not lr_choice["source"].startswith("sweep"):
+    if cell.sweep or cell.epochs or not lr_choice["source"].startswith("sweep"):
         return  # a sweep cell itself, a longer run than the sweep's, or no sweep behind the choice
     if (folder / "train.json").exists():
         return
@@ -508,6 +535,7 @@ def run_cell(cell: Cell, precision: str = "fp32", test_limit: int | None = None)
         print(f"{cell.name}: done ({path.relative_to(ROOT)})", file=sys.stderr)
         return json.loads(path.read_text())
     spec, corpus = SYSTEMS[cell.system], CORPORA[cell.corpus]
+    spec = {**spec, **VARIANTS.get(cell.variant, {})}
     folder = RUNS / cell.file_stem()
     folder.mkdir(parents=True, exist_ok=True)
     data = split_data(corpus, cell.size, folder)
@@ -525,6 +553,7 @@ def run_cell(cell: Cell, precision: str = "fp32", test_limit: int | None = None)
         "dev_sentences": len(data["dev"]),
         "learning_rate": lr,
         "learning_rate_choice": lr_choice,
+        **({"head": spec["head"], "loss": spec.get("loss", "compound")} if spec["kind"] == "tagger" else {}),
         "precision": precision,
         "batch": BATCH,
         **({"micro_batch": data["micro_batch"]} if spec["kind"] == "gen" and data["micro_batch"] != BATCH else {}),
@@ -543,7 +572,7 @@ def run_cell(cell: Cell, precision: str = "fp32", test_limit: int | None = None)
     else:
         template = f"ner-list.{corpus.language}"  # prompting keeps the label definitions (issue 13)
         result["template"] = template
-    if cell.lr is None:
+    if not cell.sweep:
         result["test"] = test_cell(cell, spec, data, folder, precision, test_limit, template)
     result["wall_seconds"] = time.perf_counter() - started
     result["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -599,7 +628,7 @@ def markdown(results: list[dict]) -> str:
         )
     rows += winners(results) + details(results)
     sweeps = {r["cell"]: r for r in results if "test" not in r}
-    swept = {(r["corpus"], r["system"]) for r in sweeps.values()}
+    swept = {(r["corpus"], r["system"]) for r in sweeps.values() if Cell.parse(r["cell"]).lr is not None}
     for r in results:  # a main cell that did a sweep point's training (`same_training`) stands for it
         kind, size = SYSTEMS[r["system"]]["kind"], CORPORA[r["corpus"]].sizes[0]
         if (
@@ -616,14 +645,19 @@ def markdown(results: list[dict]) -> str:
     if sweeps:
         rows += [
             "",
-            "Learning-rate sweep (dev F1, best step):",
+            "Sweeps at the smallest size (dev F1, best step): learning rates with each system's head and loss; "
+            "then `head=linear` (cross-entropy) and `loss=ce` (CRF NLL alone) at the chosen rate, against the CRF "
+            "head + compound loss:",
             "",
-            "| cell | dev F1 | best step | steps |",
-            "|---|---|---|---|",
+            "| cell | lr | dev F1 | best step | steps |",
+            "|---|---|---|---|---|",
         ]
         for r in sorted(sweeps, key=lambda r: r["cell"]):
             train = r["train"]
-            rows.append(f"| {r['cell']} | {train['best_dev_f1']:.4f} | {train['best_step']} | {train['steps']} |")
+            lr = r.get("learning_rate") or train["learning_rate"]
+            rows.append(
+                f"| {r['cell']} | {lr:g} | {train['best_dev_f1']:.4f} | {train['best_step']} | {train['steps']} |"
+            )
     return "\n".join(rows) + "\n"
 
 
@@ -761,7 +795,7 @@ def estimate(cell: Cell) -> str:
     if measured and steps is not None:
         per_step = sum(r["train"]["train_seconds"] / r["train"]["steps"] for r in measured) / len(measured)
         seconds = steps * per_step
-    if tested and cell.lr is None:
+    if tested and not cell.sweep:
         speed = sum(r["test"]["sentences_per_second"] for r in tested) / len(tested)
         test_sentences = {"conll2003": 3453, "emails-it": 80}.get(corpus.name)
         if test_sentences and seconds is not None:
@@ -773,7 +807,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout` cuts a cell: timers and files are kept
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--cell", action="append", help="corpus/system/size[/lr=X] (repeatable)")
+    action.add_argument("--cell", action="append", help="corpus/system/size[/lr=X|/epochs=N|/head=linear|/loss=ce]")
     action.add_argument("--all", action="store_true", help="every cell not done yet (sweep cells first)")
     action.add_argument("--list", action="store_true", help="show the grid and each cell's status")
     action.add_argument("--report", action="store_true", help="figures + Markdown table from the saved cells")
@@ -806,8 +840,8 @@ def main(argv: list[str] | None = None) -> int:
         print("figures: " + ", ".join(str(p) for p in paths))
         return 0
     todo = [Cell.parse(c) for c in args.cell] if args.cell else [c for c in cells if not done(c)]
-    if args.all:  # sweeps before the cells that use their choice
-        todo.sort(key=lambda c: c.lr is None)
+    if args.all:  # learning-rate sweeps, then head/loss sweeps (at the chosen rate), then the cells that use them
+        todo.sort(key=lambda c: (c.lr is None, not c.variant))
     for cell in todo:
         print(f"\n=== {cell.name}", file=sys.stderr, flush=True)
         run_cell(cell, args.precision, args.test_limit)

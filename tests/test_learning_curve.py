@@ -45,9 +45,18 @@ def test_cell_names_round_trip(lc):
         "kind-wn/minilm/all",
         "conll2003/tagger-causal/500/lr=0.003",
         "conll2003/gen-list/5000/epochs=2",
+        "conll2003/tagger-bidirectional/500/head=linear",
+        "kind-wn/tagger-bidirectional/500/loss=ce",
     ):
         assert lc.Cell.parse(text).name == text
-    for bad in ("nowhere/gen-list/500", "conll2003/gen-list/500/lr=fast", "conll2003/gen-list/500/steps=3"):
+    for bad in (
+        "nowhere/gen-list/500",
+        "conll2003/gen-list/500/lr=fast",
+        "conll2003/gen-list/500/steps=3",
+        "conll2003/gen-list/500/head=linear",  # a generative model has no head to sweep
+        "conll2003/tagger-bidirectional/500/head=lstm",
+        "conll2003/tagger-causal/500/head=linear",  # the sweep is the bidirectional tagger's (train-tagger's defaults)
+    ):
         with pytest.raises(SystemExit):
             lc.Cell.parse(bad)
     longer = lc.Cell.parse("conll2003/gen-list/5000/epochs=2")
@@ -141,3 +150,51 @@ def test_every_tagger_system_builds_a_valid_config(lc, tmp_path, monkeypatch):
         if spec["kind"] == "tagger":
             config = TaggerConfig(**lc.tagger_options(spec, data, 1e-3, tmp_path / system, "fp32"))
             assert bool(config.freeze_backbone) == (system in ("tagger-frozen-crf", "tagger-bilstm-crf")), system
+
+
+def test_head_and_loss_sweep_cells_train_their_variant_on_dev_only_after_the_learning_rate(lc, tmp_path):
+    from instruct_ner.sft.train_tagger import TaggerConfig
+
+    cells = [c for c in lc.grid() if c.corpus == "conll2003" and c.system == "tagger-bidirectional"]
+    variants = [c for c in cells if c.variant]
+    assert [c.name for c in variants] == [
+        "conll2003/tagger-bidirectional/500/head=linear",
+        "conll2003/tagger-bidirectional/500/loss=ce",
+    ]
+    assert all(c.sweep and c.lr is None for c in variants) and not lc.Cell.parse("conll2003/gen-list/500").sweep
+    assert variants[0].file_stem(test_limit=300) == "conll2003__tagger-bidirectional__500__head=linear"
+    assert not [c for c in lc.grid() if c.variant and c.system != "tagger-bidirectional"]
+    todo = sorted(cells, key=lambda c: (c.lr is None, not c.variant))  # main()'s --all order
+    assert [bool(c.lr) for c in todo[:3]] == [True] * 3 and all(c.variant for c in todo[3:5])
+    assert not any(c.sweep for c in todo[5:])
+
+    data = {"train": tmp_path / "train.txt", "dev_file": tmp_path / "dev.txt", "reader": ()}
+    data.update(limit=500, size=500, epochs=None)
+    heads = {}
+    for variant in (None, *lc.VARIANTS):
+        spec = {**lc.SYSTEMS["tagger-bidirectional"], **lc.VARIANTS.get(variant, {})}
+        config = TaggerConfig(**lc.tagger_options(spec, data, 1e-3, tmp_path / str(variant), "fp32"))
+        heads[variant] = (config.head, config.loss, config.attention)
+    assert heads == {
+        None: ("crf", "compound", "bidirectional"),
+        "head=linear": ("linear", "ce", "bidirectional"),
+        "loss=ce": ("crf", "ce", "bidirectional"),
+    }
+
+
+def test_the_sweep_table_lists_head_and_loss_cells_with_their_rate(lc):
+    main = result("tagger-bidirectional", 500, 0.6) | {"size": 500, "learning_rate": 0.003}
+    main["train"] |= {"best_dev_f1": 0.66, "learning_rate": 0.003}
+    lr_cell = {
+        "cell": "conll2003/tagger-bidirectional/500/lr=0.001",
+        "corpus": "conll2003",
+        "system": "tagger-bidirectional",
+        "learning_rate": 0.001,
+        "train": {"best_dev_f1": 0.64, "best_step": 124, "steps": 189},
+    }
+    linear = lr_cell | {"cell": "conll2003/tagger-bidirectional/500/head=linear", "learning_rate": 0.003}
+    linear["train"] = {"best_dev_f1": 0.61, "best_step": 186, "steps": 189}
+    table = lc.markdown([main, lr_cell, linear])
+    assert "| conll2003/tagger-bidirectional/500/head=linear | 0.003 | 0.6100 | 186 | 189 |" in table
+    assert "| conll2003/tagger-bidirectional/500/lr=0.001 | 0.001 | 0.6400 | 124 | 189 |" in table
+    assert "| conll2003/tagger-bidirectional/500/lr=0.003 (its main cell) | 0.003 | 0.6600 | 10 | 10 |" in table
