@@ -747,8 +747,9 @@ def figures(results: list[dict], out: Path) -> list[Path]:
                     if spec["kind"] == "prompt":  # nothing trained: a level, not a point on the x axis
                         style = ":" if spec["few_shot"] == 0 else "--"
                         axes.axhline(points[-1][1], linestyle=style, color="grey", label=label)
-                    else:
-                        axes.plot(*zip(*points), marker="o", label=label)
+                    else:  # one colour per system in every panel; a longer run of it dashed
+                        color, style = f"C{list(SYSTEMS).index(system) % 10}", "-" if label == system else "--"
+                        axes.plot(*zip(*points), marker="o", label=label, color=color, linestyle=style)
             axes.set_xscale("log")  # sizes grow 4x and 2.5x; minutes span two orders of magnitude
             axes.xaxis.set_major_formatter(ScalarFormatter())
             axes.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a log axis overlap
