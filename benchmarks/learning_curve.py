@@ -840,7 +840,10 @@ def main(argv: list[str] | None = None) -> int:
         print(table)
         print("figures: " + ", ".join(str(p) for p in paths))
         return 0
-    todo = [Cell.parse(c) for c in args.cell] if args.cell else [c for c in cells if not done(c)]
+    try:
+        todo = [Cell.parse(c) for c in args.cell] if args.cell else [c for c in cells if not done(c)]
+    except SystemExit as error:  # a bad --cell: one line and exit 2, like every other bad argument
+        parser.error(str(error))
     if args.all:  # learning-rate sweeps, then head/loss sweeps (at the chosen rate), then the cells that use them
         todo.sort(key=lambda c: (c.lr is None, not c.variant))
     for cell in todo:

@@ -198,3 +198,10 @@ def test_the_sweep_table_lists_head_and_loss_cells_with_their_rate(lc):
     assert "| conll2003/tagger-bidirectional/500/head=linear | 0.003 | 0.6100 | 186 | 189 |" in table
     assert "| conll2003/tagger-bidirectional/500/lr=0.001 | 0.001 | 0.6400 | 124 | 189 |" in table
     assert "| conll2003/tagger-bidirectional/500/lr=0.003 (its main cell) | 0.003 | 0.6600 | 10 | 10 |" in table
+
+
+def test_a_bad_cell_on_the_command_line_is_one_line_and_exit_2(lc, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        lc.main(["--cell", "conll2003/gen-list/500/head=linear"])
+    assert stopped.value.code == 2
+    assert "--cell 'conll2003/gen-list/500/head=linear': expected" in capsys.readouterr().err
