@@ -190,7 +190,7 @@ class Cell:
             or parts[1] not in SYSTEMS
             or not (extra.startswith(("lr=", "epochs=")) or extra in VARIANTS and parts[1] in VARIANT_SYSTEMS)
         ):
-            raise SystemExit(
+            raise ValueError(
                 f"--cell {text!r}: expected corpus/system/size[/lr=X, /epochs=N or, for {VARIANT_SYSTEMS[0]}, "
                 f"/{' or /'.join(VARIANTS)}] with corpus in {list(CORPORA)}, system in {list(SYSTEMS)}"
             )
@@ -203,7 +203,7 @@ class Cell:
                 return Cell(parts[0], parts[1], size, epochs=int(value))
             return Cell(parts[0], parts[1], size, float(value) if value else None)
         except ValueError as error:
-            raise SystemExit(f"--cell {text!r}: {error}") from None
+            raise ValueError(f"--cell {text!r}: {error}") from None
 
 
 EXTRA_CELLS = ("conll2003/gen-list/5000/epochs=2",)  # one epoch at 5,000 ended still improving (dev F1 0.88)
@@ -842,7 +842,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         todo = [Cell.parse(c) for c in args.cell] if args.cell else [c for c in cells if not done(c)]
-    except SystemExit as error:  # a bad --cell: one line and exit 2, like every other bad argument
+    except ValueError as error:  # a bad --cell: one line and exit 2, like every other bad argument
         parser.error(str(error))
     if args.all:  # learning-rate sweeps, then head/loss sweeps (at the chosen rate), then the cells that use them
         todo.sort(key=lambda c: (c.lr is None, not c.variant))

@@ -57,7 +57,7 @@ def test_cell_names_round_trip(lc):
         "conll2003/tagger-bidirectional/500/head=lstm",
         "conll2003/tagger-causal/500/head=linear",  # the sweep is the bidirectional tagger's (train-tagger's defaults)
     ):
-        with pytest.raises(SystemExit):
+        with pytest.raises(ValueError, match="--cell"):
             lc.Cell.parse(bad)
     longer = lc.Cell.parse("conll2003/gen-list/5000/epochs=2")
     assert (longer.epochs, longer.lr, longer.label) == (2, None, "gen-list (2 epochs)")
