@@ -627,13 +627,15 @@ def markdown(results: list[dict]) -> str:
             f"**{micro['f1']:.4f}** | {test['sentences_per_second']:.2f} | {bad} |"
         )
     rows += winners(results) + details(results)
-    sweeps = {r["cell"]: r for r in results if "test" not in r}
+    # a sweep point is a sweep cell's result (tested too when it was once a main cell, then superseded)
+    sweeps = {r["cell"]: r for r in results if "test" not in r or Cell.parse(r["cell"]).lr is not None}
     swept = {(r["corpus"], r["system"]) for r in sweeps.values() if Cell.parse(r["cell"]).lr is not None}
     for r in results:  # a main cell that did a sweep point's training (`same_training`) stands for it
         kind, size = SYSTEMS[r["system"]]["kind"], CORPORA[r["corpus"]].sizes[0]
         if (
             (r["corpus"], r["system"]) not in swept
             or "test" not in r
+            or Cell.parse(r["cell"]).lr is not None
             or r["size"] != size
             or label_of(r) != r["system"]
         ):
@@ -670,7 +672,7 @@ def winners(results: list[dict]) -> list[str]:
     lines = ["", "Best system per corpus and training size (test micro F1; train minutes, test sentences/s):", ""]
     groups: dict[tuple, list[dict]] = {}
     for r in results:
-        if "test" in r:
+        if "test" in r and Cell.parse(r["cell"]).lr is None:  # main cells only, not a tested sweep point
             groups.setdefault((r["corpus"], r["train_sentences"]), []).append(r)
     for (corpus, size), group in sorted(groups.items(), key=lambda item: (item[0][0], size_key(item[0][1]))):
         ranked = sorted(group, key=f1_of, reverse=True)

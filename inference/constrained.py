@@ -13,8 +13,10 @@ What is allowed (`RowConstraint`, one per prompt; `ConstraintFactory` builds the
   The rare `| 2` occurrence suffix of `EntityListFormat.to_str` is never produced: a line always names
   the first occurrence from the cursor.
 - `inline`: the input text copied byte for byte, with `[` inserted at a word start and ` | LABEL]` at a
-  later word end of the same entity; entity text never contains `[`, `]`, `|` or a newline (which the
-  inline format's reader could not read back). One leading space is allowed.
+  later word end of the same entity; entity text never contains a newline (which the inline format's
+  reader could not read back). The format's escapes are written: outside entities `[` as `\\[` and `\\` as
+  `\\\\` (always doubled: the reader takes `\\\\` as one backslash wherever it stands); inside them each of
+  `\\`, `[`, `]`, `|` with a backslash before it. One leading space is allowed.
 - End of sequence (the model's eos / end-of-turn tokens) only where the automaton accepts: after a complete
   label, or after `none`. For the instruction style `\\n###` after a complete line also ends the row.
 
@@ -51,14 +53,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from instruct_ner.prompts.formats import SPECIAL
+
 _LEAF = 256  # trie-node key holding the ids of the tokens that end at that node
-_FORBIDDEN_INLINE = frozenset(b"[]|\n")
+_FORBIDDEN_LABEL = frozenset(b"[]|\n")  # a label with one of these could not be read back from an inline bracket
+_SPECIAL = frozenset(SPECIAL.encode())  # what the inline format escapes inside an entity
+_BACKSLASH, _OPEN = 0x5C, 0x5B
 _SEP = b" | "
 _NONE = b"none"
 _INF = 1 << 30
 
 LINE, SPAN, SEP, LABEL, NONE, END, START = range(7)  # entity-list thread kinds
-OUT, ENT, ISEP, ILABEL, ISTART = range(5)  # inline thread kinds
+OUT, ENT, ISEP, ILABEL, ISTART, OESC, EESC = range(7)  # inline thread kinds (OESC/EESC: after an escape's `\\`)
 
 
 # --- the vocabulary ---------------------------------------------------------------------------------------
@@ -259,19 +265,32 @@ class RowConstraint:
     def _prepare_inline(self, data: bytes, n: int) -> None:
         last = len(data.rstrip())
         self.last = last
-        # fewest tokens that copy data[p:] (trailing whitespace optional)
-        copy = [_INF] * (n + 1)
-        for p in range(n, -1, -1):
-            if p >= last:
-                copy[p] = 0
+        # the rest of the text as written outside entities (`[` and `\\` escaped), and where each byte lands
+        written, at = bytearray(), []
+        for b in data:
+            at.append(len(written))
+            if b in (_OPEN, _BACKSLASH):
+                written.append(_BACKSLASH)
+            written.append(b)
+        at.append(len(written))
+        written, written_last = bytes(written), at[last]
+        # fewest tokens that copy it from each position (trailing whitespace optional)
+        wcopy = [_INF] * (len(written) + 1)
+        for q in range(len(written), -1, -1):
+            if q >= written_last:
+                wcopy[q] = 0
                 continue
-            copy[p] = 1 + min((copy[q] for _, q in self.trie.prefixes(data, p)), default=_INF - 1)
-        self.copy = copy
-        # nearest word end e > p with no forbidden byte in data[p:e]
+            wcopy[q] = 1 + min((wcopy[r] for _, r in self.trie.prefixes(written, q)), default=_INF - 1)
+        self.copy = [wcopy[at[p]] for p in range(n + 1)]
+        # bytes an entity's text takes from p on: one per byte plus one per escape
+        self.special_before = [0] * (n + 1)
+        for p, b in enumerate(data):
+            self.special_before[p + 1] = self.special_before[p] + (b in _SPECIAL)
+        # nearest word end e > p with no newline in data[p:e]
         self.ent_after = [_INF] * (n + 2)
         nxt = _INF
         for p in range(n - 1, -1, -1):
-            if data[p] in _FORBIDDEN_INLINE:
+            if data[p] == 0x0A:
                 nxt = _INF
             elif self.is_end[p + 1]:
                 nxt = p + 1
@@ -290,7 +309,13 @@ class RowConstraint:
             if kind == ENT:
                 s, p = th[1], th[2]
                 e = p if (p > s and self.is_end[p]) else self.ent_after[p]
-                return _INF if e >= _INF else e - p + self.close_cost + self.copy[e]
+                if e >= _INF:
+                    return _INF
+                return e - p + self.special_before[e] - self.special_before[p] + self.close_cost + self.copy[e]
+            if kind == OESC:
+                return 1 + self.copy[th[1] + 1]
+            if kind == EESC:
+                return 1 + self._thread_cost((ENT, th[1], th[2] + 1))
             if kind == ISEP:
                 return len(_SEP) - th[2] + self.f.labels.rest[0] + 1 + self.copy[th[1]]
             return self.f.labels.rest[th[2]] + 1 + self.copy[th[1]]
@@ -343,16 +368,31 @@ class RowConstraint:
                     out.add((OUT, 0))
             elif kind == OUT:
                 p = th[1]
-                if p < self.n and data[p] == b:
-                    out.add((OUT, p + 1))
-                if b == 0x5B and p < self.n and self.is_start[p]:  # "["
+                if p < self.n:
+                    if data[p] in (_OPEN, _BACKSLASH):
+                        if b == _BACKSLASH:
+                            out.add((OESC, p))
+                    elif data[p] == b:
+                        out.add((OUT, p + 1))
+                if b == _OPEN and p < self.n and self.is_start[p]:
                     out.add((ENT, p, p))
+            elif kind == OESC:
+                if data[th[1]] == b:
+                    out.add((OUT, th[1] + 1))
             elif kind == ENT:
                 s, p = th[1], th[2]
-                if p < self.n and data[p] == b and b not in _FORBIDDEN_INLINE:
-                    out.add((ENT, s, p + 1))
+                if p < self.n and data[p] != 0x0A:
+                    if data[p] in _SPECIAL:
+                        if b == _BACKSLASH:
+                            out.add((EESC, s, p))
+                    elif data[p] == b:
+                        out.add((ENT, s, p + 1))
                 if b == _SEP[0] and p > s and self.is_end[p]:
                     out.add((ISEP, p, 1))
+            elif kind == EESC:
+                s, p = th[1], th[2]
+                if data[p] == b:
+                    out.add((ENT, s, p + 1))
             elif kind == ISEP:
                 e, k = th[1], th[2]
                 if b == _SEP[k]:
@@ -432,12 +472,16 @@ class RowConstraint:
                         candidates.add(0x20)
                     elif kind == OUT:
                         if th[1] < self.n:
-                            candidates.add(data[th[1]])
-                        candidates.add(0x5B)
+                            candidates.add(_BACKSLASH if data[th[1]] in (_OPEN, _BACKSLASH) else data[th[1]])
+                        candidates.add(_OPEN)
                     elif kind == ENT:
                         if th[2] < self.n:
-                            candidates.add(data[th[2]])
+                            candidates.add(_BACKSLASH if data[th[2]] in _SPECIAL else data[th[2]])
                         candidates.add(_SEP[0])
+                    elif kind == OESC:
+                        candidates.add(data[th[1]])
+                    elif kind == EESC:
+                        candidates.add(data[th[2]])
                     elif kind == ISEP:
                         candidates.add(_SEP[th[2]])
                     else:
@@ -521,16 +565,12 @@ class ConstraintFactory:
             raise ValueError("constrained decoding needs the label set")
         self.trie = token_trie(tokenizer)
         self.response_format = response_format
-        usable = [label for label in labels if not set(label.encode()) & _FORBIDDEN_INLINE]
+        usable = [label for label in labels if not set(label.encode()) & _FORBIDDEN_LABEL]
         self.labels = LabelTrie(usable or labels)
         self.eos = frozenset(eos_ids)
         self.end_string = end_string.encode("utf-8") if response_format == "entity_list" else b""
 
-    def row(self, example) -> RowConstraint | None:
-        """The constraint for one Example (its text and word offsets); None for an inline row whose text has
-        a character the inline format escapes (`[`, `]`, `|`, `\\`): the automaton copies text byte for byte
-        and does not write escapes, so such a row (rare: none in the shipped samples) decodes unconstrained."""
-        if self.response_format == "inline" and any(c in example.text for c in "[]|\\"):
-            return None
+    def row(self, example) -> RowConstraint:
+        """The constraint for one Example (its text and word offsets)."""
         squeeze = self.response_format == "entity_list"
         return RowConstraint(self, RowText.from_example(example.text, example.offsets, squeeze))

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from instruct_ner.prompts.formats import escapable
+
 
 @dataclass
 class Generated:
@@ -75,7 +77,9 @@ class Generator:
         return len(text.split())
 
 
-def length_bound(text_tokens: int, response_format: str, words: int | None = None, label_tokens: int = 2) -> int:
+def length_bound(
+    text_tokens: int, response_format: str, words: int | None = None, label_tokens: int = 2, escapes: int = 0
+) -> int:
     """Most tokens a complete response can need, from what the format writes (not a multiple of the input).
 
     Entities are non-overlapping pieces of the text, so their text takes at most the text's own tokens
@@ -83,14 +87,15 @@ def length_bound(text_tokens: int, response_format: str, words: int | None = Non
     the newline, and one token because a span tokenised alone can split differently from inside the text
     (inline: `[`, ` |`, the label, `]`, and the same one). Lines: a text of `words` words has at most
     (words + 1) // 2 + 1 entities in all of CoNLL-2003 and KIND (45,000 sentences; one more for margin);
-    without `words`, every token counts as a word.
+    without `words`, every token counts as a word. Inline: each character the format escapes (`escapes`,
+    `prompts.formats.escapable`) adds its backslash, two tokens at most (the backslash, and the token it splits).
 
     Example: length_bound(22, "entity_list", words=14) -> 22 + 5 * 9 = 67
     Example: length_bound(22, "inline", words=14) -> 22 + 6 * 9 = 76
     """
     lines = ((text_tokens if words is None else words) + 1) // 2 + 2
     per_line = label_tokens + 3 if response_format == "entity_list" else label_tokens + 4
-    return text_tokens + per_line * lines
+    return text_tokens + per_line * lines + (2 * escapes if response_format == "inline" else 0)
 
 
 def _squash(text: str) -> str:
@@ -223,7 +228,13 @@ class HFGenerator(Generator):
         if self._label_tokens is None:
             self._label_tokens = max(self.text_length(" " + label) for label in labels)
         words = len(example.tokens) if example.tokens else None
-        return length_bound(self.text_length(example.text), self.options.response_format, words, self._label_tokens)
+        return length_bound(
+            self.text_length(example.text),
+            self.options.response_format,
+            words,
+            self._label_tokens,
+            escapable(example.text),
+        )
 
     def constraint_factory(self):
         from instruct_ner.inference.constrained import ConstraintFactory
@@ -319,9 +330,6 @@ class HFGenerator(Generator):
                 chosen.append(self.tokenizer.pad_token_id)
                 continue
             constraint = constraints[row]
-            if constraint is None:  # a row its format cannot constrain (see ConstraintFactory.row)
-                chosen.append(int(logits[b].argmax()))
-                continue
             # tokens left, this one included; the next state must finish in what is left after the end token
             budget = limits[row] - len(new[row]) - 2
             token = next((t for t in top[b] if constraint.allows(t, budget) is not None), None)

@@ -24,6 +24,7 @@ from pathlib import Path
 from instruct_ner.inference.decoding import DecodeOptions, Generated, Generator, length_bound
 from instruct_ner.inference.parser import parse_response
 from instruct_ner.prompts.examples import DataError, Example, labels_of, tags_to_spans
+from instruct_ner.prompts.formats import escapable
 from instruct_ner.prompts.jsonl import iter_jsonl
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import PromptBuilder
@@ -186,7 +187,7 @@ class GenerativePredictor(Predictor):
         limits = [
             min(
                 options.max_new_tokens or math.inf,
-                length_bound(generator.text_length(e.text), builder.response_format),
+                length_bound(generator.text_length(e.text), builder.response_format, escapes=escapable(e.text)),
             )
             for e in examples
         ]

@@ -53,7 +53,7 @@ class ReadMentions:
     mentions: list[Mention] = field(default_factory=list)
     malformed: int = 0
     truncated: int = 0
-    no_entity_marker: bool = False
+    no_entity_marker: bool = False  # the response says there is no entity (`none`; inline: the bare text)
     lines: int = 0
 
 
@@ -113,6 +113,11 @@ SPECIAL = "\\[]|"
 # an entity at a `[`: escaped or plain characters (no newline), ` | `, a label, `]`
 INLINE_ENTITY = re.compile(r"\[((?:\\[\\\[\]|]|[^\\\[\]|\n])+?) \| ([^\[\]|\n]+?)\]")
 UNESCAPE = re.compile(r"\\([\\\[\]|])")
+
+
+def escapable(text: str) -> int:
+    """How many characters of a text the inline format may escape. Example: escapable("AT|T [x]") -> 3"""
+    return sum(c in SPECIAL for c in text)
 
 
 def escape_entity(text: str) -> str:
@@ -188,6 +193,8 @@ class InlineFormat:
         if text is None or "[" not in text:
             read.malformed += stray  # a bracketed stretch that is not `[text | LABEL]`
         pin = _plain_to_text_map(plain, text) if text is not None else None
+        # the text copied back without a bracket is this format's way of saying "no entity"
+        read.no_entity_marker = not found and not unclosed and not stray and pin is not None
         line_starts = [m.start() for m in re.finditer(r"^", response, flags=re.MULTILINE)]
         for match, start, end, inner in found:
             line = bisect.bisect_right(line_starts, match.start())

@@ -9,6 +9,7 @@ from instruct_ner.inference.constrained import ConstraintFactory
 from instruct_ner.inference.decoding import DecodeOptions, HFGenerator, length_bound
 from instruct_ner.inference.parser import parse_response
 from instruct_ner.prompts.examples import Example, join_tokens
+from instruct_ner.prompts.formats import escapable
 from instruct_ner.prompts.templates import PromptBuilder, load_template
 
 LABELS = ["LOC", "MISC", "ORG", "PER"]
@@ -175,6 +176,26 @@ def test_inline_copies_the_text_and_inserts_markers_at_word_bounds(tokenizer):
     assert walk(tokenizer, factory.row(example(text)), "[Peter | PERSON]") == "ERS"
 
 
+def test_inline_writes_the_format_escapes(tokenizer):
+    """An e-mail signature `Mario Rossi | ACME S.r.l.` (11 of our 80 test e-mails have one) and the other characters
+    the format escapes: the constraint accepts `InlineFormat.to_str`'s escaped response, which reads back to
+    the text, and rejects the unescaped characters that the reader would take as markup."""
+    from instruct_ner.prompts.formats import InlineFormat
+
+    factory = ConstraintFactory(tokenizer, "inline", LABELS, [tokenizer.eos_token_id])
+    words = ["Mario", "Rossi", "|", "AT|T", "[x]", "a\\b", "."]
+    gold = example(" ".join(words), ["B-PER", "I-PER", "O", "B-ORG", "O", "B-MISC", "O"])
+    response = InlineFormat().to_str(gold)
+    assert response == "[Mario Rossi | PER] | [AT\\|T | ORG] \\[x] [a\\\\b | MISC] ."
+    assert walk(tokenizer, (c := factory.row(gold)), response) is None and c.accepting()
+    assert parse_response(response, gold, LABELS, "inline").pred_tags == gold.tags
+    plain = "Mario Rossi | AT|T \\[x] a\\\\b ."  # no entity: the text with `[` and `\\` escaped
+    assert walk(tokenizer, (c := factory.row(gold)), plain) is None and c.accepting()
+    assert walk(tokenizer, factory.row(gold), "Mario Rossi | AT|T [x]") is not None  # a `[` that is text, unescaped
+    assert walk(tokenizer, factory.row(gold), "Mario Rossi | [AT|") is not None  # a `|` inside an entity, unescaped
+    assert walk(tokenizer, factory.row(gold), "Mario Rossi | AT|T \\[x] a\\b") is not None  # `\\` not doubled
+
+
 def test_multibyte_characters_split_across_byte_tokens(tokenizer):
     """`’` is three bytes; the tokenizer spells `dell’Ufficio` with a token that is that character alone."""
     factory = ConstraintFactory(tokenizer, "entity_list", ["ORG"], [tokenizer.eos_token_id])
@@ -203,13 +224,16 @@ LABEL_SETS = st.lists(
     style=st.sampled_from(["instruction", "chat"]),
     spacing=st.sampled_from([" ", " ", "  ", "\n"]),
     tight=st.booleans(),
+    specials=st.booleans(),
 )
 def test_constrained_output_always_parses_and_ends_before_its_bound(
-    model_and_tokenizer, texts, labels, response_format, style, spacing, tight
+    model_and_tokenizer, texts, labels, response_format, style, spacing, tight, specials
 ):
     model, tokenizer = model_and_tokenizer
     examples = []
     for words in texts:
+        if specials and response_format == "inline":  # the characters the inline format escapes
+            words = [w.replace("X", "|").replace("Y", "[").replace("Z", "]").replace("c", "\\") for w in words]
         text, offsets = join_tokens(words)
         if spacing != " ":
             text = spacing.join(words)
@@ -225,9 +249,14 @@ def test_constrained_output_always_parses_and_ends_before_its_bound(
     generator = HFGenerator(
         model, tokenizer, style, share_prefix=False, options=DecodeOptions(response_format, labels, constrain=True)
     )
-    limits = [(8 if tight else length_bound(generator.text_length(e.text), response_format)) for e in examples]
-    if response_format == "inline":  # the bound must allow copying the text at all
-        limits = [max(limit, generator.text_length(e.text) + 2) for limit, e in zip(limits, examples)]
+    limits = [
+        (8 if tight else length_bound(generator.text_length(e.text), response_format, escapes=escapable(e.text)))
+        for e in examples
+    ]
+    if response_format == "inline":  # the bound must allow copying the text (and its escapes) at all
+        limits = [
+            max(limit, generator.text_length(e.text) + 2 * escapable(e.text) + 2) for limit, e in zip(limits, examples)
+        ]
     for generated, e, limit in zip(generator.generate(prompts, limits, examples), examples, limits):
         diagnostics = parse_response(generated.text, e, labels, response_format).diagnostics
         assert diagnostics.hallucinated == diagnostics.malformed == diagnostics.unknown_label == 0, generated.text
@@ -280,7 +309,8 @@ def test_a_constrained_row_finishes_its_line_when_the_budget_runs_out(tokenizer)
 @pytest.mark.parametrize("response_format", ["entity_list", "inline"])
 def test_every_gold_response_is_allowed(tokenizer, response_format):
     """Completeness against an independent source: the gold responses of CoNLL-2003 test (first 1000) and of
-    the Italian e-mails (texts with newlines, `€`, `’`), tokenised as the tokenizer splits them, all pass."""
+    the Italian e-mails (texts with newlines, `€`, `’`; the large set's signatures with `|`), tokenised as the
+    tokenizer splits them, all pass."""
     from conftest import DATA
     from instruct_ner.prompts.examples import labels_of
     from instruct_ner.prompts.formats import get_format
@@ -288,12 +318,11 @@ def test_every_gold_response_is_allowed(tokenizer, response_format):
 
     conll, _ = load_examples(SHARED_DATA / "conll2003" / "test.txt")
     emails, _ = load_examples(DATA / "emails_it" / "test.csv", ReaderOptions(id_column="id"))
-    for examples in (conll[:1000], emails):
+    large, _ = load_examples(DATA / "emails_it_large" / "test.csv", ReaderOptions(id_column="id"))
+    assert any("|" in e.text for e in large)
+    for examples in (conll[:1000], emails, large):
         factory = ConstraintFactory(tokenizer, response_format, labels_of(e.tags for e in examples), [0])
         for e in examples:
             response = get_format(response_format).to_str(e)
             constraint = factory.row(e)
-            if constraint is None:  # inline text with characters the format escapes: decoded unconstrained
-                assert response_format == "inline" and any(c in e.text for c in "[]|\\")
-                continue
             assert walk(tokenizer, constraint, response, budget=10**6) is None and constraint.accepting(), response

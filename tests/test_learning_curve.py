@@ -205,3 +205,31 @@ def test_a_bad_cell_on_the_command_line_is_one_line_and_exit_2(lc, capsys):
         lc.main(["--cell", "conll2003/gen-list/500/head=linear"])
     assert stopped.value.code == 2
     assert "--cell 'conll2003/gen-list/500/head=linear': expected" in capsys.readouterr().err
+
+
+def test_the_sweep_table_names_a_main_cell_only_where_it_did_the_sweep_points_training(lc):
+    """A main cell trained at a swept rate stands for that sweep point; a superseded main cell kept as a tested
+    sweep point (the e-mails' causal tagger at 1e-3, whose own sweep then chose 3e-3) is a plain sweep point."""
+
+    def trained(cell, lr, dev, tested=True):
+        parsed = lc.Cell.parse(cell)
+        r = result(parsed.system, parsed.size, 0.9) | {"cell": cell, "size": parsed.size, "learning_rate": lr}
+        r["train"] |= {"best_dev_f1": dev, "learning_rate": lr}
+        if not tested:
+            del r["test"]
+        return r
+
+    results = [
+        trained("conll2003/tagger-causal/500", 0.003, 0.98),  # the main cell, at its sweep's winner
+        trained("conll2003/tagger-causal/500/lr=0.003", 0.003, 0.98, tested=False),
+        trained("conll2003/tagger-causal/500/lr=0.001", 0.001, 0.92),  # the old main cell, kept as a sweep point
+        trained("conll2003/tagger-bidirectional/500", 0.001, 0.90),  # did the lr=0.001 sweep point's training
+        trained("conll2003/tagger-bidirectional/500/lr=0.003", 0.003, 0.85, tested=False),
+    ]
+    rows = [line for line in lc.markdown(results).split("\n") if line.startswith("| conll2003/")]
+    assert "| conll2003/tagger-causal/500/lr=0.001 | 0.001 | 0.9200 | 10 | 10 |" in rows
+    assert "| conll2003/tagger-causal/500/lr=0.003 | 0.003 | 0.9800 | 10 | 10 |" in rows
+    assert "| conll2003/tagger-bidirectional/500/lr=0.001 (its main cell) | 0.001 | 0.9000 | 10 | 10 |" in rows
+    assert not any("tagger-causal" in row and "its main cell" in row for row in rows)
+    ranked = next(line for line in lc.winners(results) if line.startswith("- conll2003, 500"))
+    assert ranked.count("tagger-causal") == 1  # the tested sweep point is not ranked beside its main cell

@@ -144,6 +144,17 @@ def test_inline_unclosed_bracket_without_the_token_limit_is_malformed():
     assert d.truncated == 0 and d.malformed == 1 and d.entities == 1
 
 
+def test_inline_text_copied_without_brackets_says_no_entity():
+    # 663 of 3,453 CoNLL-2003 test responses of the 5,000-sentence inline model were counted "unreadable" for this
+    d = diagnostics("Results of the second round .", "Results of the second round .", fmt="inline")
+    assert d.no_entity_marker and d.malformed == 0 and d.entities == 0
+
+
+def test_inline_prose_without_brackets_is_not_a_no_entity_answer():
+    d = diagnostics("There are no entities in this sentence.", "Results of the second round .", fmt="inline")
+    assert not d.no_entity_marker and d.entities == 0
+
+
 def test_inline_unknown_label_is_counted():
     d = diagnostics("[EU | THING] rejects", "EU rejects", fmt="inline")
     assert d.unknown_label == 1 and d.entities == 0
