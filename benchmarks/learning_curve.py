@@ -628,14 +628,14 @@ def markdown(results: list[dict]) -> str:
         )
     rows += winners(results) + details(results)
     # a sweep point is a sweep cell's result (tested too when it was once a main cell, then superseded)
-    sweeps = {r["cell"]: r for r in results if "test" not in r or Cell.parse(r["cell"]).lr is not None}
-    swept = {(r["corpus"], r["system"]) for r in sweeps.values() if Cell.parse(r["cell"]).lr is not None}
+    sweeps = {r["cell"]: r for r in results if "test" not in r or is_sweep_point(r)}
+    swept = {(r["corpus"], r["system"]) for r in sweeps.values() if is_sweep_point(r)}
     for r in results:  # a main cell that did a sweep point's training (`same_training`) stands for it
         kind, size = SYSTEMS[r["system"]]["kind"], CORPORA[r["corpus"]].sizes[0]
         if (
             (r["corpus"], r["system"]) not in swept
             or "test" not in r
-            or Cell.parse(r["cell"]).lr is not None
+            or is_sweep_point(r)
             or r["size"] != size
             or label_of(r) != r["system"]
         ):
@@ -667,12 +667,17 @@ def size_key(size) -> float:
     return math.inf if size == "all" else float(size)
 
 
+def is_sweep_point(result: dict) -> bool:
+    """Whether a saved result is a sweep cell's (its name carries `lr=`), whether or not it was tested."""
+    return Cell.parse(result["cell"]).lr is not None
+
+
 def winners(results: list[dict]) -> list[str]:
     """One line per corpus and training size: the best test F1, the runner-up, and what each cost."""
     lines = ["", "Best system per corpus and training size (test micro F1; train minutes, test sentences/s):", ""]
     groups: dict[tuple, list[dict]] = {}
     for r in results:
-        if "test" in r and Cell.parse(r["cell"]).lr is None:  # main cells only, not a tested sweep point
+        if "test" in r and not is_sweep_point(r):  # main cells only, not a tested sweep point
             groups.setdefault((r["corpus"], r["train_sentences"]), []).append(r)
     for (corpus, size), group in sorted(groups.items(), key=lambda item: (item[0][0], size_key(item[0][1]))):
         ranked = sorted(group, key=f1_of, reverse=True)
