@@ -610,8 +610,8 @@ def f1_of(result: dict) -> float:
 def markdown(results: list[dict]) -> str:
     rows = [
         "| corpus | system | train sentences | lr | steps (best) | train s | test sentences | micro P | micro R "
-        "| micro F1 | sentences/s | hallucinated + malformed + truncated |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| micro F1 | sentences/s | hallucinated + malformed + truncated | measured (UTC) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(
         (r for r in results if "test" in r), key=lambda r: (r["corpus"], label_of(r), r["train_sentences"])
@@ -620,11 +620,12 @@ def markdown(results: list[dict]) -> str:
         subset = " (subset)" if test["test_is_subset"] else " (full)"
         parse = test["scores"].get("parse")  # generate's parse diagnostics, summed by `score` (taggers have none)
         bad = "-" if parse is None else str(sum(parse.get(k, 0) for k in ("hallucinated", "malformed", "truncated")))
+        when = r.get("date", "-").removesuffix(" UTC")  # when the cell finished
         rows.append(
             f"| {r['corpus']} | {label_of(r)} | {r['train_sentences']} | {r.get('learning_rate') or '-'} | "
             f"{train.get('steps', '-')} ({train.get('best_step', '-')}) | {train.get('train_seconds', 0):.0f} | "
             f"{test['test_sentences']}{subset} | {micro['precision']:.4f} | {micro['recall']:.4f} | "
-            f"**{micro['f1']:.4f}** | {test['sentences_per_second']:.2f} | {bad} |"
+            f"**{micro['f1']:.4f}** | {test['sentences_per_second']:.2f} | {bad} | {when} |"
         )
     rows += winners(results) + details(results)
     # a sweep point is a sweep cell's result (tested too when it was once a main cell, then superseded)
