@@ -200,6 +200,14 @@ def test_the_sweep_table_lists_head_and_loss_cells_with_their_rate(lc):
     assert "| conll2003/tagger-bidirectional/500/lr=0.003 (its main cell) | 0.003 | 0.6600 | 10 | 10 |" in table
 
 
+def test_the_grid_table_says_when_each_cell_finished(lc):
+    dated = result("minilm", 500, 0.7) | {"date": "2026-11-24 18:26 UTC"}
+    rows = lc.markdown([dated, result("gen-list", 500, 0.6)]).split("\n")
+    assert rows[0].endswith("| measured (UTC) |")
+    assert next(r for r in rows if r.startswith("| conll2003 | minilm |")).endswith("| - | 2026-11-24 18:26 |")
+    assert next(r for r in rows if r.startswith("| conll2003 | gen-list |")).endswith("| - |")  # written before dates
+
+
 def test_a_bad_cell_on_the_command_line_is_one_line_and_exit_2(lc, capsys):
     with pytest.raises(SystemExit) as stopped:
         lc.main(["--cell", "conll2003/gen-list/500/head=linear"])
