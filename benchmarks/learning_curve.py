@@ -696,16 +696,22 @@ def unit_of(corpus: str) -> str:
 
 
 def details(results: list[dict]) -> list[str]:
-    """Per-type P/R/F1 and the error analysis of `compare` at each corpus's largest scored training size."""
+    """Per-type P/R/F1 and the error analysis of `compare` for each corpus at the training size where the most
+    systems were scored (the largest such size: a larger size with only the cheap systems measured would hide the
+    comparison the table is for)."""
     lines: list[str] = []
     for corpus in sorted({r["corpus"] for r in results if "test" in r}):
         scored = [r for r in results if "test" in r and r["corpus"] == corpus and r["train_sentences"]]
         if not scored:
             continue
-        largest = max(r["train_sentences"] for r in scored)
-        cells = sorted((r for r in scored if r["train_sentences"] == largest), key=f1_of, reverse=True)
+        systems = {
+            n: {label_of(r) for r in scored if r["train_sentences"] == n}
+            for n in {r["train_sentences"] for r in scored}
+        }
+        size = max(systems, key=lambda n: (len(systems[n]), n))
+        cells = sorted((r for r in scored if r["train_sentences"] == size), key=f1_of, reverse=True)
         types = sorted({t for r in cells for t in r["test"]["scores"]["per_type"]})
-        lines += ["", f"{corpus}, {largest} training {unit_of(corpus)}: P / R / F1 per type", ""]
+        lines += ["", f"{corpus}, {size} training {unit_of(corpus)}: P / R / F1 per type", ""]
         lines.append("| system | " + " | ".join(types) + " |")
         lines.append("|---" * (len(types) + 1) + "|")
         for r in cells:
@@ -718,9 +724,7 @@ def details(results: list[dict]) -> list[str]:
         analysed = [r for r in cells if "errors" in r["test"]]
         if analysed:
             kinds = list(analysed[0]["test"]["errors"])
-            title = (
-                f"{corpus}, {largest} training {unit_of(corpus)}: errors over entity spans (`instruct-ner compare`)"
-            )
+            title = f"{corpus}, {size} training {unit_of(corpus)}: errors over entity spans (`instruct-ner compare`)"
             lines += ["", title, ""]
             lines.append("| system | " + " | ".join(kinds) + " |")
             lines.append("|---" * (len(kinds) + 1) + "|")

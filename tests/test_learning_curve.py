@@ -80,6 +80,9 @@ def test_the_report_ranks_systems_per_size_and_details_the_largest(lc):
     assert "| gen-list | 0.70 / 0.70 / 0.70 | 0.90 / 0.90 / 0.90 |" in table  # LOC, PER columns
     assert "| minilm | - | 0.85 / 0.85 / 0.85 |" in table
     assert "| gen-list | 8 | 2 |" in table  # only analysed cells in the error table
+    # a larger size with fewer systems measured does not hide the comparison at the size where most ran
+    fewer = [*results, result("tagger-bidirectional", 500, 0.66), result("minilm", 5000, 0.82)]
+    assert "500 training sentences: P / R / F1 per type" in "\n".join(lc.details(fewer))
     longer = result("gen-list", 2000, 0.83) | {"label": "gen-list (2 epochs)"}  # a longer run is a row of its own
     ranked = [line for line in lc.winners([*results, longer]) if line.startswith("- conll2003, 2000")]
     assert ranked[0].startswith("- conll2003, 2000 sentences: gen-list (2 epochs) 0.830")
