@@ -701,7 +701,11 @@ def details(results: list[dict]) -> list[str]:
     comparison the table is for)."""
     lines: list[str] = []
     for corpus in sorted({r["corpus"] for r in results if "test" in r}):
-        scored = [r for r in results if "test" in r and r["corpus"] == corpus and r["train_sentences"]]
+        scored = [  # main cells only: a tested sweep point (a superseded main cell) is not a system of its own
+            r
+            for r in results
+            if "test" in r and r["corpus"] == corpus and r["train_sentences"] and not is_sweep_point(r)
+        ]
         if not scored:
             continue
         systems = {

@@ -83,6 +83,8 @@ def test_the_report_ranks_systems_per_size_and_details_the_largest(lc):
     # a larger size with fewer systems measured does not hide the comparison at the size where most ran
     fewer = [*results, result("tagger-bidirectional", 500, 0.66), result("minilm", 5000, 0.82)]
     assert "500 training sentences: P / R / F1 per type" in "\n".join(lc.details(fewer))
+    superseded = result("gen-list", 2000, 0.5, {"PER": 0.5}) | {"cell": "conll2003/gen-list/2000/lr=0.003"}
+    assert "\n".join(lc.details([*results, superseded])).count("| gen-list |") == 2  # once per table, not twice
     longer = result("gen-list", 2000, 0.83) | {"label": "gen-list (2 epochs)"}  # a longer run is a row of its own
     ranked = [line for line in lc.winners([*results, longer]) if line.startswith("- conll2003, 2000")]
     assert ranked[0].startswith("- conll2003, 2000 sentences: gen-list (2 epochs) 0.830")
