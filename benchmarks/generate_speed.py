@@ -6,7 +6,7 @@ guard; batch size 8 also without the shared prefix, and 32 also without the guar
 the first batch size. F1 is reported too, as a check that batching
 and prefix sharing do not change the output much (greedy decoding; bf16 rounding can flip a rare token).
 
-    instruct-ner train --config sft/recipes/smollm2-conll2003-cpu.yaml
+    instruct-ner train --config sft/recipes/smollm2-conll2003-cpu.yaml --template ner-list-compact.en
     .venv/bin/python benchmarks/generate_speed.py --adapter runs/smollm2-conll2003 --limit 500 \\
         --batch_sizes 1 8 32 --out benchmarks/results/generate_speed.json
 """

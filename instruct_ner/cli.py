@@ -24,7 +24,7 @@ SUBCOMMANDS = {
         "instruct_ner.training:train_main",
         "LoRA SFT of a causal LM on instruction/response pairs (TRL SFTTrainer)",
     ),
-    "generate": ("instruct_ner.inference.generate", "batched generation of entity lists, parsed into tags (JSONL)"),
+    "generate": ("instruct_ner.inference.generate", "batched generation, responses parsed into tags (JSONL)"),
     "train-tagger": (
         "instruct_ner.training:tagger_main",
         "train the token classifier (causal/bidirectional Llama, LoRA, CRF)",

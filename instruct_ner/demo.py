@@ -33,7 +33,7 @@ SAMPLES = {
         "train": "conll_en/train.txt",
         "test": "conll_en/test.txt",
         "zero_shot_template": "ner-list.en",  # label definitions help an untrained model
-        "template": "ner-list-compact.en",  # label names only: fine-tuning learns the rest, at half the tokens
+        "template": "ner-list-compact.en",  # names only; the list, not the recipes' inline: faster to generate
         "zero_shot_limit": 16,  # an untrained model often decodes to its token limit: a glimpse is enough
         "train_limit": 144,
         "batch": 4,
