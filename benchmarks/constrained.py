@@ -3,7 +3,8 @@
 Cells (each under ~8 minutes on a 2-core CPU; run them one by one under the bench lock, or all at once):
 
 - `adapter`: trains a small LoRA adapter with the CPU recipe (`sft/recipes/smollm2-conll2003-cpu.yaml`,
-  in the entity-list format `ner-list-compact.en`, fp32, `--train_limit` sentences) unless `--adapter DIR` is given or it exists already;
+  in the entity-list format `ner-list-compact.en`, fp32, `--train_limit` sentences) unless `--adapter DIR` is
+  given or it exists already;
 - `conll`: that adapter on the first `--limit` CoNLL-2003 test sentences: constrained, unconstrained
   (runaway guard on, as before), unconstrained without batch compaction (finished rows stay in the
   batch), and unconstrained with the previous release's `model.generate` decoding (`model-generate`);
