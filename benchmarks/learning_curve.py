@@ -2,7 +2,7 @@
 stopping, scored on full test sets; resumable cell by cell.
 
 A cell is `corpus/system/size` (a learning-rate sweep cell adds `/lr=X`; a tagger's head/loss sweep cell adds
-`/head=linear` or `/loss=ce`; a cell trained for other than `EPOCHS[size]` epochs adds `/epochs=N`). Each finished
+`/head=linear` or `/loss=ce`; a cell trained for other than its default epochs adds `/epochs=N`). Each finished
 cell is written to `benchmarks/results/learning_curve/<corpus>__<system>__<size>[__<that suffix>].json` and skipped
 on re-run;
 a cell cut off midway resumes from its training checkpoints and its partial test output.
@@ -28,9 +28,9 @@ BiLSTM-CRF), `minilm` (MiniLM-L6 BERT through `train-tagger --model`, `make benc
 `few-shot` (3 examples from the training split; size 0: no training; the long `ner-list` instruction, whose
 label definitions help where nothing is trained).
 
-Training: fp32, batch 8 (the e-mails' generative cells: 4 micro-batches of 2), `EPOCHS[size]` epochs (or the
-cell's `epochs=N`), dev-F1 (micro entity F1 on the dev sentences) every `eval_every` steps with patience 3
-evaluations, best weights kept: the trainers' own
+Training: fp32, batch 8 (the e-mails' generative cells: 4 micro-batches of 2), `EPOCHS[size]` epochs (`all`:
+those of the smallest listed size that holds the whole split; or the cell's `epochs=N`), dev-F1 (micro entity F1
+on the dev sentences) every `eval_every` steps with patience 3 evaluations, best weights kept: the trainers' own
 `--eval_f1_steps` (`instruct_ner/training.py`), as a user runs them. Each system's learning rate is chosen
 on dev at the smallest size from its sweep cells (`LR_SWEEP`); a corpus without a sweep of its own takes the winner of
 the same system's sweep on another corpus (CoNLL-2003 first), else the system's default; the choice and the
@@ -150,7 +150,7 @@ class Cell:
     system: str
     size: int | str
     lr: float | None = None  # a sweep cell: dev F1 only
-    epochs: int | None = None  # None: EPOCHS[size]
+    epochs: int | None = None  # None: default_epochs(size, ...)
     variant: str | None = None  # a head/loss sweep cell (a key of VARIANTS): dev F1 only
 
     @property
@@ -313,8 +313,19 @@ def minilm_path() -> str:
 # ------------------------------------------------------------------------------------------ training
 
 
-def steps_for(size_count: int, size, epochs: int | None = None) -> int:
-    return max(1, math.ceil(size_count / BATCH) * (epochs or EPOCHS.get(size, 1)))
+def default_epochs(size, count: int) -> int:
+    """`EPOCHS[size]`; for `all`, the epochs of the smallest listed size that holds all `count` sentences, so that a
+    small corpus's whole split trains as long as a subset of its size would (e-mails: 240 -> 3, CoNLL-2003: 1).
+
+    Example: default_epochs("all", 240) == 3 and default_epochs("all", 14041) == 1
+    """
+    if size != "all":
+        return EPOCHS[size]
+    return next((EPOCHS[n] for n in sorted(k for k in EPOCHS if k != "all") if n >= count), EPOCHS["all"])
+
+
+def steps_for(size_count: int, epochs: int) -> int:
+    return max(1, math.ceil(size_count / BATCH) * epochs)
 
 
 def eval_every(total: int) -> int:
@@ -359,7 +370,7 @@ def dev_f1_options(data: dict, total: int) -> dict:
 
 def tagger_options(spec: dict, data: dict, lr: float, output_dir: Path, precision: str) -> dict:
     """The `TaggerConfig` fields of a tagger cell (a system's spec over the shared recipe)."""
-    total = steps_for(data["limit"], data["size"], data["epochs"])
+    total = steps_for(data["limit"], data["epochs"])
     options = dict(
         data=str(data["train"]),
         limit=data["limit"],
@@ -396,7 +407,7 @@ def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision
         return json.loads((folder / "train.json").read_text())
     with Stopwatch(folder) as watch:
         results = train_tagger(TaggerConfig(**tagger_options(spec, data, lr, output_dir, precision)))
-    return write_train_summary(folder, results, steps_for(data["limit"], data["size"], data["epochs"]), watch, lr)
+    return write_train_summary(folder, results, steps_for(data["limit"], data["epochs"]), watch, lr)
 
 
 def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: str, template: str) -> dict:
@@ -404,7 +415,7 @@ def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: s
 
     from instruct_ner.training import train
 
-    total = steps_for(data["limit"], data["size"], data["epochs"])
+    total = steps_for(data["limit"], data["epochs"])
     output_dir = folder / "model"
     if (folder / "train.json").exists():
         return json.loads((folder / "train.json").read_text())
@@ -539,7 +550,7 @@ def run_cell(cell: Cell, precision: str = "fp32", test_limit: int | None = None)
     folder = RUNS / cell.file_stem()
     folder.mkdir(parents=True, exist_ok=True)
     data = split_data(corpus, cell.size, folder)
-    data["size"], data["epochs"] = cell.size, cell.epochs
+    data["size"], data["epochs"] = cell.size, cell.epochs or default_epochs(cell.size, data["limit"])
     started = time.perf_counter()
     lr, lr_choice = (cell.lr, {"source": "sweep cell"}) if cell.lr is not None else chosen_lr(cell)
     result = {
@@ -548,7 +559,7 @@ def run_cell(cell: Cell, precision: str = "fp32", test_limit: int | None = None)
         "system": cell.system,
         "label": cell.label,
         "size": cell.size,
-        "epochs": cell.epochs or EPOCHS.get(cell.size, 1),
+        "epochs": data["epochs"],
         "train_sentences": 0 if spec["kind"] == "prompt" else data["limit"],
         "dev_sentences": len(data["dev"]),
         "learning_rate": lr,
@@ -807,7 +818,7 @@ def estimate(cell: Cell) -> str:
         count = (
             {"all": {"conll2003": 14041}.get(cell.corpus, 0)}.get(cell.size, cell.size) if cell.size != "all" else 0
         )
-        steps = steps_for(count, cell.size, cell.epochs) if count else None
+        steps = steps_for(count, cell.epochs or default_epochs(cell.size, count)) if count else None
     seconds = None
     if measured and steps is not None:
         per_step = sum(r["train"]["train_seconds"] / r["train"]["steps"] for r in measured) / len(measured)

@@ -59,6 +59,9 @@ class TrainConfig(ModelOptions, LoopOptions, LoraOptions, DevF1Options, PromptOp
     eval_data: str | None = field(
         default=None, metadata={"help": "dev data for the evaluation loss (read whole; a dataset's eval_split)"}
     )
+    eval_limit: int | None = field(
+        default=None, metadata={"help": "compute the dev loss on the first N records of eval_data only (default: all)"}
+    )
     eval_fraction: float = field(
         default=0.0, metadata={"help": "hold out this fraction of the training data as dev data when no eval_data"}
     )
@@ -85,6 +88,10 @@ class TrainConfig(ModelOptions, LoopOptions, LoraOptions, DevF1Options, PromptOp
             raise ConfigError("train needs --data (a prepare JSONL or a data source)")
         if not 0 <= self.eval_fraction < 1:
             raise ConfigError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        if self.eval_limit is not None and (isinstance(self.eval_limit, bool) or self.eval_limit < 1):
+            raise ConfigError(f"eval_limit must be at least 1, got {self.eval_limit}")
+        if self.eval_limit is not None and not self.eval_data:
+            raise ConfigError("eval_limit needs --eval_data (it caps the dev records of the loss)")
         self.check_loop()
         self.check_lora()
         self.check_dev_f1()
@@ -125,7 +132,9 @@ def training_pairs(config: TrainConfig) -> tuple[list[dict], list[dict], PromptB
                     "options that prepare used"
                 )
     if config.eval_data:
-        dev_examples, report = load_examples(config.eval_data, config.dev_reader_options(config.eval_data))
+        dev_examples, report = load_examples(
+            config.eval_data, config.dev_reader_options(config.eval_data, config.eval_limit)
+        )
         if report.n_skipped:
             print(report.summary(), file=sys.stderr)
         dev = [builder.build(example) for example in dev_examples]

@@ -131,6 +131,8 @@ def test_train_cli_saves_the_adapter_with_the_best_dev_f1(tiny_llama, conll_file
             ["--eval_f1_steps", "5", "--eval_f1_data", "x.txt", "--eval_f1_limit", "0"],
             "eval_f1_limit must be at least 1",
         ),
+        (["--eval_limit", "10"], "eval_limit needs --eval_data"),
+        (["--eval_data", "x.txt", "--eval_limit", "0"], "eval_limit must be at least 1"),
     ],
 )
 def test_dev_f1_options_are_checked_before_anything_loads(options, message, capsys, tmp_path):
@@ -152,6 +154,19 @@ def test_limit_caps_the_training_records_and_eval_f1_limit_the_dev_set(conll_fil
     assert len(everything) > 1
     config.eval_f1_limit = 1
     assert [e.tokens for e in dev_examples(config)] == [everything[0].tokens]
+
+
+def test_eval_limit_caps_the_dev_loss_records_and_not_the_training_ones(conll_file):
+    from instruct_ner.sft.train import TrainConfig, training_pairs
+
+    everything, _ = load_examples(conll_file)
+    assert len(everything) > 1
+    config = TrainConfig(data=str(conll_file), eval_data=str(conll_file))
+    pairs, dev, _ = training_pairs(config)
+    assert len(pairs) == len(dev) == len(everything)
+    config.eval_limit = 1
+    capped_pairs, capped_dev, _ = training_pairs(config)
+    assert capped_pairs == pairs and capped_dev == dev[:1]
 
 
 def test_a_hugging_face_dev_set_is_read_from_its_own_split(tmp_path):

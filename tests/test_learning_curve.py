@@ -61,7 +61,15 @@ def test_cell_names_round_trip(lc):
             lc.Cell.parse(bad)
     longer = lc.Cell.parse("conll2003/gen-list/5000/epochs=2")
     assert (longer.epochs, longer.lr, longer.label) == (2, None, "gen-list (2 epochs)")
-    assert lc.steps_for(5000, 5000, longer.epochs) == 2 * lc.steps_for(5000, 5000)
+    assert lc.steps_for(5000, longer.epochs) == 2 * lc.steps_for(5000, lc.default_epochs(5000, 5000))
+
+
+def test_a_whole_small_split_trains_as_long_as_a_subset_of_its_size(lc):
+    # the e-mails' `all` is 240 records: one epoch would give it fewer steps than the 120-record cell's 3 epochs
+    assert lc.default_epochs("all", 240) == lc.default_epochs(500, 500) == 3
+    assert lc.steps_for(240, lc.default_epochs("all", 240)) > lc.steps_for(120, lc.default_epochs(120, 120))
+    assert lc.default_epochs("all", 4847) == lc.default_epochs(5000, 5000) == 1  # KIND-ADG's whole pool
+    assert lc.default_epochs("all", 14041) == 1  # CoNLL-2003: past every listed size
 
 
 def test_the_report_ranks_systems_per_size_and_details_the_largest(lc):
@@ -150,7 +158,7 @@ def test_every_tagger_system_builds_a_valid_config(lc, tmp_path, monkeypatch):
 
     monkeypatch.setattr(lc, "minilm_path", lambda: str(tmp_path / "minilm"))
     data = {"train": tmp_path / "train.txt", "dev_file": tmp_path / "dev.txt", "reader": ()}
-    data.update(limit=500, size=500, epochs=None)
+    data.update(limit=500, size=500, epochs=3)
     for system, spec in lc.SYSTEMS.items():
         if spec["kind"] == "tagger":
             config = TaggerConfig(**lc.tagger_options(spec, data, 1e-3, tmp_path / system, "fp32"))
@@ -174,7 +182,7 @@ def test_head_and_loss_sweep_cells_train_their_variant_on_dev_only_after_the_lea
     assert not any(c.sweep for c in todo[5:])
 
     data = {"train": tmp_path / "train.txt", "dev_file": tmp_path / "dev.txt", "reader": ()}
-    data.update(limit=500, size=500, epochs=None)
+    data.update(limit=500, size=500, epochs=3)
     heads = {}
     for variant in (None, *lc.VARIANTS):
         spec = {**lc.SYSTEMS["tagger-bidirectional"], **lc.VARIANTS.get(variant, {})}
