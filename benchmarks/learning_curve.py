@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import importlib.util
 import json
 import math
@@ -269,6 +270,14 @@ def write_records(path: Path, examples) -> Path:
     if not path.exists():
         write_jsonl(path, (e.to_record() for e in examples))
     return path
+
+
+@functools.cache
+def pool_size(corpus_name: str) -> int:
+    """Training sentences a corpus offers (KIND: its training file less the dev sentences set aside)."""
+    corpus = CORPORA[corpus_name]
+    count = len(read(corpus.train, corpus))
+    return count if corpus.dev is not None else count - DEV_SENTENCES
 
 
 def split_data(corpus: Corpus, size, folder: Path) -> dict:
@@ -598,8 +607,11 @@ def machine() -> str:
 
     if torch.cuda.is_available():
         return f"GPU {torch.cuda.get_device_name(0)}"
+    from instruct_ner.sft.models import cpu_native_bf16
+
     cpu = platform.processor() or platform.machine()
-    return f"CPU {cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    bf16 = "native bf16" if cpu_native_bf16()[0] else "no native bf16"  # cells run fp32; speeds differ across kinds
+    return f"CPU {cpu}, {os.cpu_count()} cores, {bf16}, torch threads {torch.get_num_threads()}"
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -808,17 +820,18 @@ def figures(results: list[dict], out: Path) -> list[Path]:
 
 
 def estimate(cell: Cell) -> str:
-    """A rough CPU cost of a cell from the measured speeds of finished cells of the same system."""
+    """A rough CPU cost of a cell from the measured speeds of finished cells of the same system (on the same corpus
+    where there are some: a step of whole e-mails costs several of news sentences)."""
     corpus, spec = CORPORA[cell.corpus], SYSTEMS[cell.system]
-    measured = [r for r in load_results() if r["system"] == cell.system and "train" in r and r["train"].get("steps")]
-    tested = [r for r in load_results() if r["system"] == cell.system and "test" in r]
+    same = [r for r in load_results() if r["system"] == cell.system]
+    same = [r for r in same if r["corpus"] == cell.corpus] or same
+    measured = [r for r in same if "train" in r and r["train"].get("steps")]
+    tested = [r for r in same if "test" in r]
     if spec["kind"] == "prompt":
         steps = 0
     else:
-        count = (
-            {"all": {"conll2003": 14041}.get(cell.corpus, 0)}.get(cell.size, cell.size) if cell.size != "all" else 0
-        )
-        steps = steps_for(count, cell.epochs or default_epochs(cell.size, count)) if count else None
+        count = pool_size(cell.corpus) if cell.size == "all" else min(int(cell.size), pool_size(cell.corpus))
+        steps = steps_for(count, cell.epochs or default_epochs(cell.size, count))
     seconds = None
     if measured and steps is not None:
         per_step = sum(r["train"]["train_seconds"] / r["train"]["steps"] for r in measured) / len(measured)

@@ -53,6 +53,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as output_dir:
             config = TrainConfig(
                 data=args.data,
+                template="ner-list.en",  # what the recorded figures trained (train's default of their date)
                 limit=args.steps * args.batch,
                 precision=precision,
                 max_steps=args.steps,

@@ -30,6 +30,7 @@ from instruct_ner.inference.predictor import (
 from instruct_ner.prompts.examples import Entity, Example
 from instruct_ner.prompts.jsonl import write_jsonl
 from instruct_ner.prompts.readers import ReaderOptions
+from instruct_ner.prompts.templates import PROMPTING_TEMPLATE
 from instruct_ner.prompts.tokenize import tokenize_with_offsets
 
 
@@ -61,7 +62,7 @@ class NER:
         cls,
         labels: list[str],
         model: str | None = None,
-        template: str = "ner-list.en",
+        template: str = PROMPTING_TEMPLATE,
         style: str = "chat",
         precision: str = "auto",
         definitions: dict[str, str] | None = None,

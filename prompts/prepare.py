@@ -18,13 +18,20 @@ from dataclasses import dataclass, field
 from instruct_ner.prompts.examples import Example
 from instruct_ner.prompts.jsonl import check_output, write_jsonl
 from instruct_ner.prompts.readers import ReaderOptions, ReadReport, load_examples
-from instruct_ner.prompts.templates import PromptBuilder, PromptOptions, builder_from_options
+from instruct_ner.prompts.templates import (
+    TRAINING_TEMPLATE,
+    PromptBuilder,
+    PromptOptions,
+    builder_from_options,
+    template_field,
+)
 
 from instruct_ner.config import ConfigError, parse_config
 
 
 @dataclass
 class PrepareConfig(PromptOptions, ReaderOptions):
+    template: str = template_field(TRAINING_TEMPLATE)  # pairs are for training
     data: str | None = field(default=None, metadata={"help": "file, folder or hub id to read (required)"})
     out: str | None = field(default=None, metadata={"help": "output JSONL file (required)"})
 

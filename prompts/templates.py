@@ -262,17 +262,27 @@ def few_shot_examples(examples: list[Example], count: int, response_format: str)
     return [{"text": e.text, "response": fmt.to_str(e)} for e in chosen]
 
 
-@dataclass
-class PromptOptions:
-    """How prompts are built; shared by `prepare`, `train` and `generate`."""
+PROMPTING_TEMPLATE = "ner-list.en"  # `generate` without an adapter: label definitions help an untrained model
+TRAINING_TEMPLATE = "ner-inline-compact.en"  # `prepare`, `train`: above the list at every learning-curve point
 
-    template: str = field(
-        default="ner-list.en",
+
+def template_field(default: str):
+    """The `template` option with its default: prompting and training defaults differ (see above)."""
+    return field(
+        default=default,
         metadata={
-            "help": "shipped template name (ner-list.en, ner-list.it, ner-inline.en, ner-inline.it; "
-            "latest version unless .vN is given) or a path to your own .jinja file"
+            "help": f"shipped template name (default {default}; ner-list, ner-inline, ner-list-compact, "
+            "ner-inline-compact, each .en or .it; latest version unless .vN is given) or your own .jinja file"
         },
     )
+
+
+@dataclass
+class PromptOptions:
+    """How prompts are built; shared by `prepare`, `train` and `generate` (the first two default to
+    `TRAINING_TEMPLATE`)."""
+
+    template: str = template_field(PROMPTING_TEMPLATE)
     style: str = field(
         default="instruction",
         metadata={

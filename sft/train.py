@@ -29,7 +29,13 @@ from pathlib import Path
 
 from instruct_ner.prompts.jsonl import read_records
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
-from instruct_ner.prompts.templates import PromptBuilder, PromptOptions, builder_from_options
+from instruct_ner.prompts.templates import (
+    TRAINING_TEMPLATE,
+    PromptBuilder,
+    PromptOptions,
+    builder_from_options,
+    template_field,
+)
 from instruct_ner.sft.artifact import Artifact
 from instruct_ner.sft.models import (
     is_quantized,
@@ -53,6 +59,7 @@ from instruct_ner.config import ConfigError, fields_set, replace_config
 
 @dataclass
 class TrainConfig(ModelOptions, LoopOptions, LoraOptions, DevF1Options, PromptOptions, ReaderOptions):
+    template: str = template_field(TRAINING_TEMPLATE)
     data: str | None = field(
         default=None, metadata={"help": "training data: a prepare JSONL, or any source prepare reads (required)"}
     )

@@ -29,7 +29,7 @@ def chain(capsys, tmp_path, data, *prepare_options):
 def test_prepare_parse_score_chain_on_a_small_file(capsys, tmp_path):
     data = tmp_path / "a.txt"
     data.write_text("EU B-ORG\nrejects O\nGerman B-MISC\n\nPeter B-PER\nBlair I-PER\n\nNothing O\n")
-    out, scores, pairs, parsed = chain(capsys, tmp_path, data)
+    out, scores, pairs, parsed = chain(capsys, tmp_path, data, "--template", "ner-list.en")
     assert "micro F1 = 1.0000" in out and scores["micro"]["f1"] == 1.0
     records = [json.loads(line) for line in parsed.read_text().splitlines()]
     assert len(records) == 3  # records in = records out
@@ -48,7 +48,11 @@ def test_prepare_parse_score_chain_on_a_small_file(capsys, tmp_path):
 @needs_shared_data
 @pytest.mark.parametrize(
     ("data", "options"),
-    [("conll2003/test.txt", []), ("kind/ADG_dev.tsv", ["--template", "ner-inline.it", "--style", "chat"])],
+    [
+        ("conll2003/test.txt", []),  # prepare's default: ner-inline-compact.en
+        ("conll2003/test.txt", ["--template", "ner-list.en"]),
+        ("kind/ADG_dev.tsv", ["--template", "ner-inline.it", "--style", "chat"]),
+    ],
 )
 def test_chain_on_real_corpora_gives_f1_one(capsys, tmp_path, data, options):
     out, scores, _, _ = chain(capsys, tmp_path, SHARED_DATA / data, *options)

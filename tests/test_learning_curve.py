@@ -72,6 +72,14 @@ def test_a_whole_small_split_trains_as_long_as_a_subset_of_its_size(lc):
     assert lc.default_epochs("all", 14041) == 1  # CoNLL-2003: past every listed size
 
 
+def test_the_e_mails_whole_split_is_every_e_mail_of_the_training_file(lc):
+    import csv
+
+    with open(ROOT / "data/emails_it_large/train.csv", encoding="utf-8", newline="") as handle:
+        e_mails = {row["id"] for row in csv.DictReader(handle)}
+    assert lc.pool_size("emails-it") == len(e_mails) == 240
+
+
 def test_the_report_ranks_systems_per_size_and_details_the_largest(lc):
     results = [
         result("minilm", 500, 0.68),

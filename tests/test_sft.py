@@ -34,7 +34,8 @@ def test_a_few_steps_change_lora_weights_only(tiny_llama, conll_file, tmp_path):
             base_name = name.replace("base_model.model.", "").replace(".base_layer", "")
             assert torch.equal(value, base[base_name]), name
     saved = json.loads((tmp_path / "adapter" / "instruct_ner.json").read_text())
-    assert saved["prompt"]["template"] == "ner-list.en.v1" and saved["labels"] == ["LOC", "MISC", "ORG", "PER"]
+    assert saved["prompt"]["template"] == "ner-inline-compact.en.v1"  # train's default
+    assert saved["labels"] == ["LOC", "MISC", "ORG", "PER"]
     assert "{#- instruct-ner" in saved["prompt"]["template_source"]
     assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
 
@@ -46,7 +47,7 @@ def test_labels_mask_everything_but_the_response(tiny_llama, conll_file, tmp_pat
 
     config = config_for(tiny_llama, conll_file, tmp_path)
     pairs, _, _ = training_pairs(config)
-    assert pairs[0]["response"] == "EU | ORG\nGerman | MISC"
+    assert pairs[0]["response"] == "[EU | ORG] rejects [German | MISC] call"  # train's default: the inline format
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
     trainer = SFTTrainer(
         model=str(tiny_llama),
@@ -57,13 +58,13 @@ def test_labels_mask_everything_but_the_response(tiny_llama, conll_file, tmp_pat
     batch = trainer.data_collator([trainer.train_dataset[0]])
     labels = batch["labels"][0]
     learned = labels[labels != -100]
-    assert tokenizer.decode(learned) == "EU | ORG\nGerman | MISC<|im_end|>"
+    assert tokenizer.decode(learned) == "[EU | ORG] rejects [German | MISC] call<|im_end|>"
     prompt_length = (labels == -100).sum().item()
     assert tokenizer.decode(batch["input_ids"][0][:prompt_length]) == pairs[0]["prompt"]
 
 
 def test_chat_style_masks_system_and_user_turns(tiny_llama, conll_file, tmp_path):
-    config = config_for(tiny_llama, conll_file, tmp_path, style="chat")
+    config = config_for(tiny_llama, conll_file, tmp_path, style="chat", template="ner-list.en")
     pairs, _, _ = training_pairs(config)
     record = to_prompt_completion(pairs[0])
     assert [m["role"] for m in record["prompt"]] == ["system", "user"]
@@ -211,19 +212,38 @@ def test_packing_and_merged_export(tiny_llama, conll_file, tmp_path):
 
 
 def test_an_explicit_template_wins_over_the_prepared_records(conll_file, tmp_path, no_model_loading):
-    """`--template ner-list.en` is the default value, but given explicitly it is not replaced by the records'."""
+    """`--template ner-inline-compact.en` is train's default value, but given explicitly it is not replaced by the
+    records'."""
+    from instruct_ner.prompts.templates import TRAINING_TEMPLATE
+
+    from instruct_ner.cli import main
+
+    assert TRAINING_TEMPLATE == "ner-inline-compact.en"
+    pairs = tmp_path / "pairs.jsonl"
+    main(["prepare", "--data", str(conll_file), "--out", str(pairs), "--template", "ner-list.en"])
+    implicit = parse_config(TrainConfig, ["--data", str(pairs)])
+    assert training_pairs(implicit)[2].template.name == "ner-list.en.v1"
+    explicit = parse_config(TrainConfig, ["--data", str(pairs), "--template", "ner-inline-compact.en"])
+    before = dataclasses.asdict(explicit)
+    with pytest.raises(ConfigError, match="differs from what template ner-inline-compact.en.v1"):
+        training_pairs(explicit)
+    training_pairs(implicit)
+    assert dataclasses.asdict(explicit) == before and implicit.template == TRAINING_TEMPLATE  # configs not mutated
+
+
+def test_training_defaults_to_the_inline_format_and_prompting_to_the_list(conll_file, tmp_path):
+    """The learning curves' winner is what `prepare` and `train` build unless told; zero-shot `generate` keeps the
+    long list template with label definitions."""
+    from instruct_ner.inference.generate import GenerateConfig
+
     from instruct_ner.cli import main
 
     pairs = tmp_path / "pairs.jsonl"
-    main(["prepare", "--data", str(conll_file), "--out", str(pairs), "--template", "ner-inline.en"])
-    implicit = parse_config(TrainConfig, ["--data", str(pairs)])
-    assert training_pairs(implicit)[2].template.name == "ner-inline.en.v1"
-    explicit = parse_config(TrainConfig, ["--data", str(pairs), "--template", "ner-list.en"])
-    before = dataclasses.asdict(explicit)
-    with pytest.raises(ConfigError, match="differs from what template ner-list.en.v1"):
-        training_pairs(explicit)
-    training_pairs(implicit)
-    assert dataclasses.asdict(explicit) == before and implicit.template == "ner-list.en"  # configs not mutated
+    assert main(["prepare", "--data", str(conll_file), "--out", str(pairs)]) == 0
+    record = json.loads(pairs.read_text(encoding="utf-8").splitlines()[0])
+    assert record["template"] == "ner-inline-compact.en.v1" and record["response"].startswith("[EU | ORG] rejects")
+    assert training_pairs(TrainConfig(data=str(conll_file)))[2].template.name == "ner-inline-compact.en.v1"
+    assert GenerateConfig(data=str(conll_file), out=str(tmp_path / "out.jsonl")).template == "ner-list.en"
 
 
 def test_warmup_ratio_reaches_the_scheduler(tiny_llama, conll_file, tmp_path):
