@@ -280,6 +280,11 @@ def pool_size(corpus_name: str) -> int:
     return count if corpus.dev is not None else count - DEV_SENTENCES
 
 
+def train_count(corpus_name: str, size) -> int:
+    """Training sentences a cell of this size uses: all of the pool, or the first `size` of it."""
+    return pool_size(corpus_name) if size == "all" else min(int(size), pool_size(corpus_name))
+
+
 def split_data(corpus: Corpus, size, folder: Path) -> dict:
     """Training file (+ limit), dev examples and file, the test file, each as the cell uses them."""
     if corpus.dev is not None:
@@ -289,11 +294,9 @@ def split_data(corpus: Corpus, size, folder: Path) -> dict:
         everything = read(corpus.train, corpus)
         dev, pool = everything[-DEV_SENTENCES:], everything[:-DEV_SENTENCES]
         train_path = write_records(RUNS / corpus.name / "train_pool.jsonl", pool)
-    available = len(pool) if pool is not None else len(read(corpus.train, corpus))
-    limit = available if size == "all" else min(int(size), available)
     return {
         "train": train_path,
-        "limit": limit,
+        "limit": train_count(corpus.name, size),
         "dev": dev,
         "dev_file": write_records(RUNS / corpus.name / "dev.jsonl", dev),
         "test": corpus.test,
@@ -830,7 +833,7 @@ def estimate(cell: Cell) -> str:
     if spec["kind"] == "prompt":
         steps = 0
     else:
-        count = pool_size(cell.corpus) if cell.size == "all" else min(int(cell.size), pool_size(cell.corpus))
+        count = train_count(cell.corpus, cell.size)
         steps = steps_for(count, cell.epochs or default_epochs(cell.size, count))
     seconds = None
     if measured and steps is not None:
