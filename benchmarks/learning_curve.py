@@ -362,7 +362,13 @@ class Stopwatch:
 
 
 def write_train_summary(folder: Path, results: dict, total: int, watch, lr: float) -> dict:
-    """A training cell's figures, saved as `train.json` (what marks the training part of a cell done)."""
+    """A training cell's figures, saved as `train.json` (what marks the training part of a cell done).
+
+    Its resume checkpoints go then (the best model stays in `model/`): a grid of ~100 cells would otherwise keep
+    gigabytes that nothing reads.
+    """
+    from instruct_ner.sft.options import prune_checkpoints
+
     summary = {
         "steps": results["steps"],
         "planned_steps": total,
@@ -372,6 +378,7 @@ def write_train_summary(folder: Path, results: dict, total: int, watch, lr: floa
         **{key: results[key] for key in ("best_step", "best_dev_f1", "dev_history", "eval_seconds")},
     }
     (folder / "train.json").write_text(json.dumps(summary, indent=2))
+    prune_checkpoints(folder / "model", keep=0)
     return summary
 
 
@@ -398,6 +405,7 @@ def tagger_options(spec: dict, data: dict, lr: float, output_dir: Path, precisio
         per_device_train_batch_size=BATCH,
         max_length=256,
         save_steps=SAVE_EVERY,  # frequent checkpoints: a cell cut off by `timeout` loses little
+        save_total_limit=1,
         logging_steps=10,
         output_dir=str(output_dir),
         resume="latest" if sorted(output_dir.glob("checkpoint-*")) else None,

@@ -1,8 +1,9 @@
 """The options `train` and `train-tagger` share, declared once: the model (`ModelOptions`, also used by
 `generate` and `tag`; `PrecisionOption` also by `demo`), the optimisation loop (`LoopOptions`), the
 LoRA adapter (`LoraOptions`) and dev-F1 model selection (`DevF1Options`, carried out by
-`instruct_ner.training`, which can score generations), plus the two helpers built on them: `lora_config` and
-`resume_checkpoint` (the checkpoint lookup for `--resume`).
+`instruct_ner.training`, which can score generations), plus the helpers built on them: `lora_config`,
+`resume_checkpoint` (the checkpoint lookup for `--resume`) and `prune_checkpoints` (`--save_total_limit` for the
+tagger's own loop; TRL's Trainer prunes its own).
 
 This module loads no model and reads no data.
 """
@@ -54,6 +55,9 @@ class LoopOptions:
     max_steps: int = field(default=-1, metadata={"help": "optimizer steps; -1 = use num_train_epochs"})
     per_device_train_batch_size: int = field(default=8, metadata={"help": "batch size per device"})
     save_steps: int = field(default=100, metadata={"help": "save a checkpoint every N steps"})
+    save_total_limit: int | None = field(
+        default=2, metadata={"help": "checkpoints kept, the newest; older checkpoint-N folders are deleted"}
+    )
     logging_steps: int = field(default=10, metadata={"help": "log the loss every N steps"})
     seed: int = field(default=42, metadata={"help": "random seed (data order, initialisation, dev split)"})
     resume: str | None = field(
@@ -63,6 +67,9 @@ class LoopOptions:
     def check_loop(self) -> None:
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        limit = self.save_total_limit
+        if limit is not None and (isinstance(limit, bool) or limit < 1):
+            raise ConfigError(f"save_total_limit must be at least 1, got {limit}")
 
 
 @dataclass
@@ -154,10 +161,10 @@ def resume_checkpoint(resume: str | None, output_dir: str | Path, marker: str | 
     if not resume:
         return None
     if resume == "latest":
-        checkpoints = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-        if not checkpoints:
+        saved = checkpoints(output_dir)
+        if not saved:
             raise ConfigError(f"--resume latest: no checkpoint-* folder in {output_dir}")
-        folder = max(checkpoints, key=lambda p: int(p.name.split("-")[-1]))
+        folder = saved[-1]
     else:
         folder = Path(resume)
         if not folder.is_dir():
@@ -165,3 +172,23 @@ def resume_checkpoint(resume: str | None, output_dir: str | Path, marker: str | 
     if marker and not (folder / marker).exists():
         raise ConfigError(f"--resume {folder}: not a checkpoint of this kind (no {marker})")
     return str(folder)
+
+
+def checkpoints(output_dir: str | Path) -> list[Path]:
+    """The checkpoint-N folders in output_dir, oldest (lowest N) first.
+
+    Example: folders checkpoint-10, checkpoint-9 and checkpoint-x -> [checkpoint-9, checkpoint-10]
+    """
+    found = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-", 1)[1]))
+
+
+def prune_checkpoints(output_dir: str | Path, keep: int | None) -> list[Path]:
+    """Delete all but the newest `keep` checkpoint-N folders (None: keep all); returns the deleted ones."""
+    import shutil
+
+    saved = checkpoints(output_dir)
+    doomed = saved[: max(len(saved) - keep, 0)] if keep is not None else []
+    for folder in doomed:
+        shutil.rmtree(folder)
+    return doomed

@@ -15,8 +15,9 @@ frozen, under a linear, CRF or BiLSTM-CRF head, trained on word-level IOB2 label
   refused), each window is wrapped in [CLS] ... [SEP], and LoRA targets their own projection names.
 
 The training loop is ours (AdamW, cosine schedule with warm-up, gradient clipping, checkpoints with
-optimizer state, resume), since the model is not a Hugging Face `PreTrainedModel`. `instruct-ner tag`
-(inference/tag.py) loads what `save_tagger` writes; the folder's description is `sft/artifact.py`'s.
+optimizer state, the newest `save_total_limit` kept, resume), since the model is not a Hugging Face
+`PreTrainedModel`. `instruct-ner tag` (inference/tag.py) loads what `save_tagger` writes; the folder's
+description is `sft/artifact.py`'s.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 import torch
 from instruct_ner.prompts.examples import Example, iob1_to_iob2
 from instruct_ner.sft.crf import CRF, constrained_decode
+from instruct_ner.sft.options import prune_checkpoints
 from torch import nn
 
 HEADS = ("linear", "crf", "bilstm-crf")
@@ -591,6 +593,7 @@ def train_loop(
                 },
                 checkpoint / TRAINING_STATE,
             )
+            prune_checkpoints(output_dir, config.save_total_limit)  # only after the new one is complete
     seconds = time.perf_counter() - started
     ends = [*epoch_started[1:], time.perf_counter()]
     epoch_seconds = [end - begin for begin, end in zip(epoch_started, ends)]

@@ -79,7 +79,6 @@ class TrainConfig(ModelOptions, LoopOptions, LoraOptions, DevF1Options, PromptOp
     packing: bool = field(default=False, metadata={"help": "pack several examples into one sequence"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory"})
     eval_steps: int = field(default=50, metadata={"help": "evaluate the dev loss every N steps"})
-    save_total_limit: int = field(default=2, metadata={"help": "checkpoints kept"})
     merge: bool = field(default=False, metadata={"help": "also export the base model with the adapter merged in"})
     group_by_length: bool = field(default=True, metadata={"help": "batch examples of similar length (less padding)"})
     padding_free: bool = field(

@@ -262,3 +262,16 @@ def test_the_sweep_table_names_a_main_cell_only_where_it_did_the_sweep_points_tr
     assert not any("tagger-causal" in row and "its main cell" in row for row in rows)
     ranked = next(line for line in lc.winners(results) if line.startswith("- conll2003, 500"))
     assert ranked.count("tagger-causal") == 1  # the tested sweep point is not ranked beside its main cell
+
+
+def test_a_finished_training_keeps_its_best_model_and_drops_its_resume_checkpoints(lc, tmp_path):
+    model = tmp_path / "model"
+    for step in (10, 20):
+        (model / f"checkpoint-{step}").mkdir(parents=True)
+        (model / f"checkpoint-{step}" / "training_state.pt").write_bytes(b"state")
+    (model / "head.pt").write_bytes(b"best weights")
+    results = {"steps": 20, "seconds": 5.0, "best_step": 10, "best_dev_f1": 0.5, "dev_history": [], "eval_seconds": 1}
+    watch = type("Watch", (), {"total": 6.0})()
+    summary = lc.write_train_summary(tmp_path, results, 20, watch, 1e-3)
+    assert json.loads((tmp_path / "train.json").read_text()) == summary and summary["best_step"] == 10
+    assert sorted(p.name for p in model.iterdir()) == ["head.pt"]

@@ -168,20 +168,23 @@ def test_texts_longer_than_the_context_are_windowed_with_a_warning(tiny_llama):
 
 
 def test_tagger_resume_equals_an_uninterrupted_run(tiny_llama, conll_file, tmp_path):
-    def stop_at_3(step):
-        if step == 3:
+    def stop_at_4(step):
+        if step == 4:
             raise KeyboardInterrupt
 
-    common = dict(max_steps=5, save_steps=2, head="crf", loss="compound", learning_rate=5e-3)
+    common = dict(max_steps=5, head="crf", loss="compound", learning_rate=5e-3)
     common.update(dropout=0.0, lora_dropout=0.0)  # no random draws, so that losses compare exactly
     full, full_model, _ = train_tagger(tagger_config(tiny_llama, conll_file, tmp_path / "full", **common))
+    common.update(save_steps=1, save_total_limit=2)  # checkpoints of steps 1, 2, 3; the two newest are kept
     with pytest.raises(KeyboardInterrupt):
-        train_tagger(tagger_config(tiny_llama, conll_file, tmp_path / "cut", **common), step_callback=stop_at_3)
+        train_tagger(tagger_config(tiny_llama, conll_file, tmp_path / "cut", **common), step_callback=stop_at_4)
+    kept = sorted(p.name for p in (tmp_path / "cut" / "tagger").glob("checkpoint-*"))
+    assert kept == ["checkpoint-2", "checkpoint-3"]
     taken = []
     resumed, resumed_model, _ = train_tagger(
         tagger_config(tiny_llama, conll_file, tmp_path / "cut", resume="latest", **common), step_callback=taken.append
     )
-    assert taken == [3, 4, 5]  # only what was left after the checkpoint of step 2
+    assert taken == [4, 5]  # only what was left after the checkpoint of step 3
     # The same losses and weights as the run that was never stopped (optimizer, schedule and data order restored).
     assert resumed["losses"] == pytest.approx(full["losses"], rel=1e-4) and len(full["losses"]) == 5
     expected, got = full_model.state_dict(), resumed_model.state_dict()
@@ -193,6 +196,11 @@ def test_bilstm_crf_freezes_the_backbone_unless_told_otherwise(conll_file):
     assert TaggerConfig(data=str(conll_file), head="crf").freeze_backbone is False
     with pytest.raises(ConfigError, match="bilstm-crf reads a frozen backbone"):
         parse_config(TaggerConfig, ["--data", str(conll_file), "--head", "bilstm-crf", "--freeze_backbone", "false"])
+
+
+def test_save_total_limit_must_keep_at_least_one_checkpoint(conll_file):
+    with pytest.raises(ConfigError, match="save_total_limit must be at least 1"):
+        TaggerConfig(data=str(conll_file), save_total_limit=0)
 
 
 def test_compound_loss_needs_a_crf_head(conll_file):
