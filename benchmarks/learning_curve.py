@@ -389,6 +389,8 @@ def dev_f1_options(data: dict, total: int) -> dict:
 
 def tagger_options(spec: dict, data: dict, lr: float, output_dir: Path, precision: str) -> dict:
     """The `TaggerConfig` fields of a tagger cell (a system's spec over the shared recipe)."""
+    from instruct_ner.sft.options import checkpoints
+
     total = steps_for(data["limit"], data["epochs"])
     options = dict(
         data=str(data["train"]),
@@ -408,7 +410,7 @@ def tagger_options(spec: dict, data: dict, lr: float, output_dir: Path, precisio
         save_total_limit=1,
         logging_steps=10,
         output_dir=str(output_dir),
-        resume="latest" if sorted(output_dir.glob("checkpoint-*")) else None,
+        resume="latest" if checkpoints(output_dir) else None,
         **dev_f1_options(data, total),
     )
     if data["reader"]:
@@ -431,6 +433,7 @@ def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision
 
 
 def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: str, template: str) -> dict:
+    from instruct_ner.sft.options import checkpoints
     from instruct_ner.sft.train import TrainConfig
 
     from instruct_ner.training import train
@@ -454,7 +457,7 @@ def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: s
         save_total_limit=1,
         logging_steps=10,
         output_dir=str(output_dir),
-        resume="latest" if sorted(output_dir.glob("checkpoint-*")) else None,
+        resume="latest" if checkpoints(output_dir) else None,
         **dev_f1_options(data, total),
     )
     if data["reader"]:
