@@ -6,7 +6,7 @@ Every token has a character span (`offsets`) in `text`, so an entity can always 
 token span and as character offsets.
 
 This module does not read files (see `prompts.readers`) and does not render prompts
-(see `prompts.templates`). It knows IOB2, and converts IOB1 into it; it does not know IOBES.
+(see `prompts.templates`). It knows IOB2 and converts IOB1 and BIOES/BILOU into it; it writes IOB2 only.
 """
 
 from __future__ import annotations
@@ -252,6 +252,28 @@ def iob1_to_iob2(tags: list[str]) -> list[str]:
         converted.append(tag)
         previous = tag
     return converted
+
+
+BIOES_PREFIX = re.compile(r"^[ESLU]-")  # the prefixes BIOES (S-, E-) and BILOU (U-, L-) add to B-/I-/O
+
+
+def is_bioes(tags: list[str]) -> bool:
+    """Whether tags use BIOES/IOBES (S- single, E- end) or BILOU (U- unit, L- last) prefixes, which IOB2 never does.
+
+    Example: is_bioes(["S-PER", "O", "B-LOC", "E-LOC"]) -> True; is_bioes(["B-PER", "I-PER"]) -> False
+    """
+    return any(BIOES_PREFIX.match(tag) for tag in tags)
+
+
+def bioes_to_iob2(tags: list[str]) -> list[str]:
+    """Convert BIOES/IOBES or BILOU tags to IOB2: S-/U- (a one-word entity) become B-, E-/L- (its end) become I-.
+
+    Example: bioes_to_iob2(["S-PER", "O", "B-LOC", "I-LOC", "E-LOC", "U-ORG"]) ->
+    ["B-PER", "O", "B-LOC", "I-LOC", "I-LOC", "B-ORG"]
+    """
+    return [
+        {"S": "B", "U": "B", "E": "I", "L": "I"}[tag[0]] + tag[1:] if BIOES_PREFIX.match(tag) else tag for tag in tags
+    ]
 
 
 def labels_of(tag_sequences) -> list[str]:

@@ -17,11 +17,12 @@ Formats:
   consecutive rows with the same id key form one text.
 - jsonl: records written by `instruct-ner prepare` (or any stage): `id`, `tokens`, `tags`, ...
 
-Tags (every format): an `I-` tag that does not continue an entity of its type (at a sentence start, after
-`O` or after another type) is read the way conlleval and seqeval read it, as the start of an entity,
-and repaired to `B-`; each repair is counted and listed with its file:line (`ReadReport.repairs`).
-`repair_tags=False` refuses such a sentence instead (strict IOB2). Entity types must be single words
-without `|`, `[` or `]` (they are written into responses).
+Tags (every format): BIOES/IOBES (`S-`, `E-`) and BILOU (`U-`, `L-`) tags are detected per sentence and
+converted to IOB2 (`S-`/`U-` -> `B-`, `E-`/`L-` -> `I-`; counted as `converted_bioes`). An `I-` tag that
+does not continue an entity of its type (at a sentence start, after `O` or after another type) is read the
+way conlleval and seqeval read it, as the start of an entity, and repaired to `B-`; each repair is counted
+and listed with its file:line (`ReadReport.repairs`). `repair_tags=False` refuses such a sentence instead
+(strict IOB2). Entity types must be single words without `|`, `[` or `]` (they are written into responses).
 
 Text files are read as UTF-8 (a BOM is stripped; other encodings are an error naming the line) and split
 on `\n` only, so U+2028 or U+0085 inside a text is kept as text.
@@ -46,8 +47,10 @@ from instruct_ner.prompts.examples import (
     TAG_PATTERN,
     DataError,
     Example,
+    bioes_to_iob2,
     iob1_to_iob2,
     iob2_error,
+    is_bioes,
     is_iob1,
     labels_of,
     snap_span,
@@ -129,8 +132,9 @@ class ReaderOptions:
     scheme: str = field(
         default="auto",
         metadata={
-            "help": "tag scheme of column files; auto detects IOB1 and converts it to IOB2",
-            "choices": ["auto", "iob1", "iob2"],
+            "help": "tag scheme; auto detects IOB1 (column files) and BIOES/IOBES/BILOU tags (S-/E-, U-/L-, any "
+            "format) and converts them to IOB2",
+            "choices": ["auto", "iob1", "iob2", "bioes"],
         },
     )
     repair_tags: bool = field(
@@ -246,26 +250,36 @@ def check_label(label: str, where: str) -> str:
 def checked_tags(tags: list[str], where_of, options: ReaderOptions, report: ReadReport) -> list[str]:
     """IOB2 tags after the conlleval repair (I- opening an entity -> B-), or DataError at the first bad tag.
 
-    `where_of(i)` names token i (file:line or row). With `options.repair_tags` false an I- that opens an
-    entity is an error (strict IOB2); otherwise each repair is counted and listed in the report.
+    `where_of(i)` names token i (file:line or row). BIOES/BILOU tags are converted first (scheme auto or
+    bioes; counted per sentence as `converted_bioes`). With `options.repair_tags` false an I- (or E-/L-) that
+    opens an entity is an error (strict IOB2); otherwise each repair is counted and listed in the report.
     Example: checked_tags(["O", "I-PER"], str, ReaderOptions(), report) -> ["O", "B-PER"]
     """
+    original = tags
+    if options.scheme in ("auto", "bioes") and is_bioes(tags):
+        tags = bioes_to_iob2(tags)
+        report.notes["converted_bioes"] += 1
     for i, tag in enumerate(tags):
         if not TAG_PATTERN.match(tag):
-            raise DataError(where_of(i), f"invalid tag {tag!r}; expected O, B-TYPE or I-TYPE", "invalid_tag")
+            hint = " (BIOES/BILOU tags: --scheme auto or bioes)" if is_bioes([tag]) else ""
+            expected = "O, B-TYPE or I-TYPE" if options.scheme != "bioes" else "O or B-, I-, E-, S-TYPE"
+            raise DataError(where_of(i), f"invalid tag {tag!r}; expected {expected}{hint}", "invalid_tag")
         if tag != "O":
             check_label(tag[2:], where_of(i))
     if not options.repair_tags:
         if (error := iob2_error(tags)) is not None:
-            raise DataError(where_of(error[0]), error[1], "invalid_sequence")
+            position, message = error
+            if original[position] != tags[position]:
+                message += f" (read from {original[position]})"
+            raise DataError(where_of(position), message, "invalid_sequence")
         return tags
     repaired = iob1_to_iob2(tags)
     for i, (before, after) in enumerate(zip(tags, repaired)):
         if before != after:
-            previous = tags[i - 1] if i else None
+            previous = original[i - 1] if i else None
             context = "starts an entity" if previous == "O" else f"follows {previous}"
             context = "starts the sentence" if i == 0 else context
-            report.repair(where_of(i), f"{before} {context}: read as {after}")
+            report.repair(where_of(i), f"{original[i]} {context}: read as {after}")
     return repaired
 
 
@@ -642,7 +656,7 @@ def _csv_long(path: Path, header, rows, options: ReaderOptions, policy: _Policy)
         _require(path, header, "sentence_id")
     _require(path, header, *id_columns, options.word_column, options.tag_column)
     values = [row[options.tag_column].strip() for _, _, row in rows]
-    bio = any(re.match(r"^[BI]-", value) for value in values)
+    bio = any(re.match(r"^[BIESLU]-", value) for value in values)  # B-/I- tags (or BIOES/BILOU), else plain groups
     named = " ".join(id_columns)
     groups: list[tuple[tuple[str, ...], list[tuple[int, int, dict]]]] = []
     seen: dict[tuple[str, ...], int] = {}

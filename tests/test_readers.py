@@ -44,6 +44,23 @@ def test_conll_iob1_is_detected_and_converted(tmp_path):
     assert report.notes["converted_iob1"] == 2
 
 
+def test_conll_bioes_and_bilou_are_detected_and_converted(tmp_path):
+    path = write(tmp_path / "bioes.txt", "John S-PER\nlives O\nin O\nNew B-LOC\nYork E-LOC\n\nRome U-LOC\nFC L-ORG\n")
+    examples, report = load(path)
+    assert examples[0].tags == ["B-PER", "O", "O", "B-LOC", "I-LOC"]
+    assert examples[1].tags == ["B-LOC", "B-ORG"]  # L-ORG opens nothing: repaired, and the repair names the tag read
+    assert report.notes["converted_bioes"] == 2
+    assert report.repairs == [f"{path}:8: L-ORG follows U-LOC: read as B-ORG"]
+
+
+def test_conll_bioes_errors_name_the_tag_in_the_file(tmp_path):
+    path = write(tmp_path / "bioes.txt", "a O\nYork E-LOC\n")
+    with pytest.raises(DataError, match=rf"{path}:2: I-LOC starts an entity; expected B-LOC or O \(read from E-LOC\)"):
+        load(path, repair_tags=False)
+    with pytest.raises(DataError, match=rf"{path}:2: invalid tag 'E-LOC'; .* --scheme auto or bioes"):
+        load(path, scheme="iob2")
+
+
 def test_conll_wrong_column_count_names_file_and_line(tmp_path):
     path = write(tmp_path / "bad.txt", "EU NNP B-ORG\nrejects O\n")
     with pytest.raises(DataError, match=rf"{path}:2: expected 3 columns as on line 1, found 2"):
@@ -216,6 +233,14 @@ def test_csv_long_bio_tags_and_custom_columns(tmp_path):
     path = write(tmp_path / "long.csv", "doc;token;tag\na;Banca;B-ORG\na;Intesa;I-ORG\na;paga;O\na;300;B-MONEY\n")
     (example,), _ = load(path, id_column="doc", word_column="token", tag_column="tag")
     assert example.tags == ["B-ORG", "I-ORG", "O", "B-MONEY"] and example.text == "Banca Intesa paga 300"
+
+
+def test_csv_long_bioes_tags(tmp_path):
+    path = write(
+        tmp_path / "long.csv", "sentence_id,word,entity_group\n1,Mario,S-PER\n1,a,O\n1,Banca,B-ORG\n1,Sella,E-ORG\n"
+    )
+    (example,), report = load(path)
+    assert example.tags == ["B-PER", "O", "B-ORG", "I-ORG"] and report.notes["converted_bioes"] == 1
 
 
 def test_csv_long_invalid_sequence_names_the_row(tmp_path):
