@@ -6,7 +6,8 @@ bad sentence or row is skipped instead, and the report counts it by reason. Noth
 
 Formats:
 - conll: `token ... tag` per line (space- or tab-separated, token first, tag last), blank line between
-  sentences, `-DOCSTART-` lines ignored. IOB1 is detected per file and converted to IOB2.
+  sentences, `-DOCSTART-` lines ignored, `#` comment lines before a sentence (CoNLL-U, MultiCoNER) skipped
+  and counted. IOB1 is detected per file and converted to IOB2.
 - hf: a dataset shaped like `eriktks/conll2003` (`tokens`, `ner_tags` as ClassLabel ids or strings), by hub
   name, a `save_to_disk` folder, or a local json/jsonl/csv/parquet file.
 - csv, wide layout: one row per text plus an entities column holding a JSON (or Python-literal) list of
@@ -66,6 +67,7 @@ MAX_REPORTED_ERRORS = 5
 MAX_LISTED_REPAIRS = 20
 MAX_CSV_CELL = 16 * 1024 * 1024  # characters; larger cells are refused with their row
 LABEL_PATTERN = re.compile(r"^[^\s|\[\]]+$")
+_TAG_LIKE = re.compile(r"^(?:O|[BIESLU]-\S+)$")  # a tag of any scheme readers accept (checked_tags validates it)
 DOCUMENT_ID_COLUMNS = ("document_id", "doc_id", "email_id", "text_id", "id")
 SENTENCE_ID_COLUMNS = ("sentence_id",)
 
@@ -328,6 +330,15 @@ def read_conll(path: str | Path, options: ReaderOptions, policy: _Policy) -> Ite
         yield Example(f"{path.stem}-{index}", tokens, tags, source=f"{path}:{first_line}")
 
 
+def is_comment_line(line: str) -> bool:
+    """A `#` line before a sentence whose last field is no tag: CoNLL-U (`# sent_id = 3`), MultiCoNER (`# id ...`).
+
+    A token `#` with its tag (`# O`, `#\tB-MISC`) is a token, not a comment.
+    Example: is_comment_line("# id 4ab2 domain=en") -> True; is_comment_line("#\tO") -> False
+    """
+    return line.startswith("#") and not _TAG_LIKE.match(line.split()[-1])
+
+
 def _conll_sentences(path: Path, policy: _Policy) -> Iterator[tuple[int, tuple[int, list[str], list[str]]]]:
     """(sentence index, (first line number, tokens, tags)) for every well-formed sentence of the file."""
     columns_seen: tuple[int, int] | None = None  # (column count, line where it was first seen)
@@ -350,6 +361,9 @@ def _conll_sentences(path: Path, policy: _Policy) -> Iterator[tuple[int, tuple[i
         if not line.strip() or line.startswith("-DOCSTART-"):
             if (sentence := flush()) is not None:
                 yield sentence
+            continue
+        if not tokens and error is None and is_comment_line(line):
+            policy.report.notes["comment_lines"] += 1
             continue
         if not tokens and error is None:
             first_line = line_number

@@ -61,6 +61,16 @@ def test_conll_bioes_errors_name_the_tag_in_the_file(tmp_path):
         load(path, scheme="iob2")
 
 
+def test_conll_comment_lines_before_a_sentence_are_skipped_and_counted(tmp_path):
+    multiconer = "# id 0f6c domain=en\nanna _ _ B-PER\n# _ _ O\n\n# id 77a1 domain=en\nrome _ _ B-LOC\n"
+    examples, report = load(write(tmp_path / "en_dev.conll", multiconer))
+    assert [(e.tokens, e.tags) for e in examples] == [(["anna", "#"], ["B-PER", "O"]), (["rome"], ["B-LOC"])]
+    assert report.notes["comment_lines"] == 2 and examples[1].source.endswith(":6")
+    conllu = "# sent_id = 1\n# text = # Milano\n#\tO\nMilano\tB-LOC\n"  # the token "#" opens the sentence
+    (example,), report = load(write(tmp_path / "u.tsv", conllu))
+    assert example.tokens == ["#", "Milano"] and report.notes["comment_lines"] == 2
+
+
 def test_conll_wrong_column_count_names_file_and_line(tmp_path):
     path = write(tmp_path / "bad.txt", "EU NNP B-ORG\nrejects O\n")
     with pytest.raises(DataError, match=rf"{path}:2: expected 3 columns as on line 1, found 2"):
