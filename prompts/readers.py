@@ -7,7 +7,7 @@ bad sentence or row is skipped instead, and the report counts it by reason. Noth
 Formats:
 - conll: `token ... tag` per line (space- or tab-separated, token first, tag last), blank line between
   sentences, `-DOCSTART-` lines ignored, `#` comment lines before a sentence (CoNLL-U, MultiCoNER) skipped
-  and counted. IOB1 is detected per file and converted to IOB2.
+  and counted. IOB1 and IO are detected per file and converted to IOB2.
 - hf: a dataset shaped like `eriktks/conll2003` (`tokens`, `ner_tags` as ClassLabel ids or strings), by hub
   name, a `save_to_disk` folder, or a local json/jsonl/csv/parquet file.
 - csv, wide layout: one row per text plus an entities column holding a JSON (or Python-literal) list of
@@ -19,7 +19,10 @@ Formats:
 - jsonl: records written by `instruct-ner prepare` (or any stage): `id`, `tokens`, `tags`, ...
 
 Tags (every format): BIOES/IOBES (`S-`, `E-`) and BILOU (`U-`, `L-`) tags are detected per sentence and
-converted to IOB2 (`S-`/`U-` -> `B-`, `E-`/`L-` -> `I-`; counted as `converted_bioes`). An `I-` tag that
+converted to IOB2 (`S-`/`U-` -> `B-`, `E-`/`L-` -> `I-`; counted as `converted_bioes`). IO tags (plain types
+such as `location-GPE` beside `O`, no prefix anywhere in the source; Few-NERD) are converted per source: the
+words of one run of a type form one entity, so two adjacent entities of one type merge, as IO cannot tell them
+apart. An `I-` tag that
 does not continue an entity of its type (at a sentence start, after `O` or after another type) is read the
 way conlleval and seqeval read it, as the start of an entity, and repaired to `B-`; each repair is counted
 and listed with its file:line (`ReadReport.repairs`). `repair_tags=False` refuses such a sentence instead
@@ -68,6 +71,8 @@ MAX_LISTED_REPAIRS = 20
 MAX_CSV_CELL = 16 * 1024 * 1024  # characters; larger cells are refused with their row
 LABEL_PATTERN = re.compile(r"^[^\s|\[\]]+$")
 _TAG_LIKE = re.compile(r"^(?:O|[BIESLU]-\S+)$")  # a tag of any scheme readers accept (checked_tags validates it)
+_PREFIXED = re.compile(r"^[BIESLU]-")
+SCHEMES = ("auto", "iob1", "iob2", "bioes", "io")
 DOCUMENT_ID_COLUMNS = ("document_id", "doc_id", "email_id", "text_id", "id")
 SENTENCE_ID_COLUMNS = ("sentence_id",)
 
@@ -134,9 +139,9 @@ class ReaderOptions:
     scheme: str = field(
         default="auto",
         metadata={
-            "help": "tag scheme; auto detects IOB1 (column files) and BIOES/IOBES/BILOU tags (S-/E-, U-/L-, any "
-            "format) and converts them to IOB2",
-            "choices": ["auto", "iob1", "iob2", "bioes"],
+            "help": "tag scheme; auto detects IOB1, IO (plain types such as PER next to O, no prefixes in the whole "
+            "source) and BIOES/IOBES/BILOU tags (S-/E-, U-/L-) and converts them to IOB2",
+            "choices": list(SCHEMES),
         },
     )
     repair_tags: bool = field(
@@ -311,23 +316,48 @@ def detect_format(source: str | Path, fmt: str = "auto") -> str:
 
 
 def read_conll(path: str | Path, options: ReaderOptions, policy: _Policy) -> Iterator[Example]:
-    """CoNLL-style column files. IOB1 is detected over the whole file (options.scheme="auto") and converted."""
+    """CoNLL-style column files. IOB1 and IO are detected over the whole file (options.scheme="auto") and converted."""
     path = Path(path)
     sentences = list(_conll_sentences(path, policy))
-    scheme = options.scheme
-    if scheme == "auto":
-        scheme = "iob1" if is_iob1([tags for _, (_, _, tags) in sentences]) else "iob2"
-        if scheme == "iob1":
-            policy.report.notes["converted_iob1"] += len(sentences)
+    scheme = source_scheme([tags for _, (_, _, tags) in sentences], options.scheme, policy.report)
     for index, (first_line, tokens, tags) in sentences:
-        if scheme == "iob1":
-            tags = iob1_to_iob2(tags)
+        tags = scheme_to_iob2(tags, scheme)
         try:
             tags = checked_tags(tags, lambda i, first=first_line: f"{path}:{first + i}", options, policy.report)
         except DataError as error:
             policy.handle(error)
             continue
         yield Example(f"{path.stem}-{index}", tokens, tags, source=f"{path}:{first_line}")
+
+
+def source_scheme(tag_sequences: list[list[str]], scheme: str, report: ReadReport, plain_groups: bool = False) -> str:
+    """The tag scheme of a whole file or dataset, counted in the report when it is converted as a whole.
+
+    `scheme` unless it is "auto"; then "io" when no tag anywhere has a B-/I-/E-/S-/L-/U- prefix and some are `O`
+    (Few-NERD; a column of POS tags has no `O` and stays an error), or with `plain_groups` (word/entity-group
+    CSVs) whenever no tag has a prefix; "iob1" when I- opens entities and B- only splits them; else "iob2"
+    (BIOES/BILOU sentences are converted one by one in `checked_tags`).
+    Example: source_scheme([["O", "PER", "PER"]], "auto", report) -> "io"
+    """
+    if scheme == "auto":
+        tags = {tag for sequence in tag_sequences for tag in sequence}
+        if not any(_PREFIXED.match(tag) for tag in tags) and tags - {"O"} and (plain_groups or "O" in tags):
+            scheme = "io"
+        else:
+            scheme = "iob1" if is_iob1(tag_sequences) else "iob2"
+    if scheme in ("io", "iob1"):
+        report.notes[f"converted_{scheme}"] += len(tag_sequences)
+    return scheme
+
+
+def scheme_to_iob2(tags: list[str], scheme: str) -> list[str]:
+    """Tags of a source read in `scheme` as IOB2 (BIOES is left to `checked_tags`, which validates every tag).
+
+    Example: scheme_to_iob2(["PER", "PER", "O"], "io") -> ["B-PER", "I-PER", "O"]
+    """
+    if scheme == "io":
+        return _groups_to_iob2(tags)
+    return iob1_to_iob2(tags) if scheme == "iob1" else tags
 
 
 def is_comment_line(line: str) -> bool:
@@ -420,6 +450,7 @@ def read_hf(name_or_path: str | Path, options: ReaderOptions, policy: _Policy) -
     if inner is None and isinstance(feature, list):
         inner = feature[0]
     names = getattr(inner, "names", None)
+    records = []
     for row, record in enumerate(dataset):
         tokens, ids = record["tokens"], record["ner_tags"]
         try:
@@ -433,6 +464,10 @@ def read_hf(name_or_path: str | Path, options: ReaderOptions, policy: _Policy) -
             message = f"{len(tokens)} tokens but {len(tags)} tags"
             policy.handle(DataError(f"{where} row {row}", message, "length_mismatch"))
             continue
+        records.append((row, record, tokens, tags))
+    scheme = source_scheme([tags for *_, tags in records], options.scheme, policy.report)
+    for row, record, tokens, tags in records:
+        tags = scheme_to_iob2(tags, scheme)
         try:
             tags = checked_tags(tags, lambda i, row=row: f"{where} row {row} token {i}", options, policy.report)
         except DataError as error:
@@ -669,8 +704,6 @@ def _csv_long(path: Path, header, rows, options: ReaderOptions, policy: _Policy)
     if not id_columns:
         _require(path, header, "sentence_id")
     _require(path, header, *id_columns, options.word_column, options.tag_column)
-    values = [row[options.tag_column].strip() for _, _, row in rows]
-    bio = any(re.match(r"^[BIESLU]-", value) for value in values)  # B-/I- tags (or BIOES/BILOU), else plain groups
     named = " ".join(id_columns)
     groups: list[tuple[tuple[str, ...], list[tuple[int, int, dict]]]] = []
     seen: dict[tuple[str, ...], int] = {}
@@ -691,13 +724,8 @@ def _csv_long(path: Path, header, rows, options: ReaderOptions, policy: _Policy)
             )
         seen[key] = row_number
         groups.append((key, [(row_number, line, row)]))
-    tag_sequences = []
-    for _, group in groups:
-        tags = [row[options.tag_column].strip() or "O" for _, _, row in group]
-        tag_sequences.append(tags if bio else _groups_to_iob2(tags))
-    iob1 = bio and options.scheme != "iob2" and (options.scheme == "iob1" or is_iob1(tag_sequences))
-    if iob1:
-        policy.report.notes["converted_iob1"] += len(groups)
+    tag_sequences = [[row[options.tag_column].strip() or "O" for _, _, row in group] for _, group in groups]
+    scheme = source_scheme(tag_sequences, options.scheme, policy.report, plain_groups=True)
     for (key, group), tags in zip(groups, tag_sequences):
         first_row, first_line = group[0][0], group[0][1]
         where = f"{path}:{first_line} (row {first_row})"
@@ -706,8 +734,7 @@ def _csv_long(path: Path, header, rows, options: ReaderOptions, policy: _Policy)
             for (row_number, line, _), word in zip(group, words):
                 if not word:
                     raise DataError(f"{path}:{line} (row {row_number})", "empty word", "empty_word")
-            if iob1:
-                tags = iob1_to_iob2(tags)
+            tags = scheme_to_iob2(tags, scheme)
 
             def where_of(i, group=group):
                 return f"{path}:{group[i][1]} (row {group[i][0]})"

@@ -71,6 +71,27 @@ def test_conll_comment_lines_before_a_sentence_are_skipped_and_counted(tmp_path)
     assert example.tokens == ["#", "Milano"] and report.notes["comment_lines"] == 2
 
 
+def test_conll_io_tags_are_detected_and_converted(tmp_path):
+    fewnerd = (
+        "London\tlocation-GPE\nBridge\tlocation-GPE\nby\tO\nJohn\tperson-artist/author\nRennie\tperson-artist/author\n"
+    )
+    (example,), report = load(write(tmp_path / "supervised.txt", fewnerd))
+    assert example.tags == [
+        "B-location-GPE",
+        "I-location-GPE",
+        "O",
+        "B-person-artist/author",
+        "I-person-artist/author",
+    ]
+    assert report.notes["converted_io"] == 1
+
+
+def test_conll_column_without_tags_is_still_an_error(tmp_path):
+    path = write(tmp_path / "pos.txt", "EU NNP\nrejects VBZ\n")  # no O anywhere: not IO, a file without NER tags
+    with pytest.raises(DataError, match=rf"{path}:1: invalid tag 'NNP'"):
+        load(path)
+
+
 def test_conll_wrong_column_count_names_file_and_line(tmp_path):
     path = write(tmp_path / "bad.txt", "EU NNP B-ORG\nrejects O\n")
     with pytest.raises(DataError, match=rf"{path}:2: expected 3 columns as on line 1, found 2"):
@@ -138,6 +159,30 @@ def test_hf_dataset_folder_with_classlabel_tags(tmp_path):
     assert [e.tags for e in examples] == [["B-ORG", "O"], ["B-PER", "I-PER"]]
     with pytest.raises(DataError, match="no split 'train'; splits are \\['validation'\\]"):
         load(tmp_path / "conll")
+
+
+def test_hf_dataset_with_io_and_bioes_tag_names(tmp_path):
+    import datasets
+
+    def saved(name, names, ner_tags):
+        features = datasets.Features(
+            {
+                "tokens": datasets.Sequence(datasets.Value("string")),
+                "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names)),
+            }
+        )
+        rows = {"tokens": [["Rome", "FC", "won"], ["Totti"]], "ner_tags": ner_tags}
+        datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp_path / name))
+        return tmp_path / name
+
+    io_examples, report = load(saved("fewnerd", ["O", "organization", "person"], [[1, 1, 0], [2]]))  # Few-NERD style
+    assert [e.tags for e in io_examples] == [["B-organization", "I-organization", "O"], ["B-person"]]
+    assert report.notes["converted_io"] == 2
+    bioes = ["O", "B-ORG", "E-ORG", "S-PER"]
+    bioes_examples, report = load(saved("bioes", bioes, [[1, 2, 0], [3]]))
+    assert [e.tags for e in bioes_examples] == [["B-ORG", "I-ORG", "O"], ["B-PER"]] and report.notes[
+        "converted_bioes"
+    ] == 2
 
 
 # ------------------------------------------------------------------------------------------- CSV
