@@ -22,11 +22,11 @@ Tags (every format): BIOES/IOBES (`S-`, `E-`) and BILOU (`U-`, `L-`) tags are de
 converted to IOB2 (`S-`/`U-` -> `B-`, `E-`/`L-` -> `I-`; counted as `converted_bioes`). IO tags (plain types
 such as `location-GPE` beside `O`, no prefix anywhere in the source; Few-NERD) are converted per source: the
 words of one run of a type form one entity, so two adjacent entities of one type merge, as IO cannot tell them
-apart. An `I-` tag that
-does not continue an entity of its type (at a sentence start, after `O` or after another type) is read the
-way conlleval and seqeval read it, as the start of an entity, and repaired to `B-`; each repair is counted
-and listed with its file:line (`ReadReport.repairs`). `repair_tags=False` refuses such a sentence instead
-(strict IOB2). Entity types must be single words without `|`, `[` or `]` (they are written into responses).
+apart. An `I-` tag that does not continue an entity of its type (at a sentence start, after `O` or after
+another type) is read the way conlleval and seqeval read it, as the start of an entity, and repaired to `B-`;
+each repair is counted and listed with its file:line (`ReadReport.repairs`). `repair_tags=False` refuses such
+a sentence instead (strict IOB2). Entity types must be single words without `|`, `[` or `]` (they are
+written into responses).
 
 Text files are read as UTF-8 (a BOM is stripped; other encodings are an error naming the line) and split
 on `\n` only, so U+2028 or U+0085 inside a text is kept as text.
