@@ -269,7 +269,7 @@ def checked_tags(tags: list[str], where_of, options: ReaderOptions, report: Read
     for i, tag in enumerate(tags):
         if not TAG_PATTERN.match(tag):
             hint = " (BIOES/BILOU tags: --scheme auto or bioes)" if is_bioes([tag]) else ""
-            expected = "O, B-TYPE or I-TYPE" if options.scheme != "bioes" else "O or B-, I-, E-, S-TYPE"
+            expected = "O, B-TYPE or I-TYPE" if options.scheme != "bioes" else "O or a B-, I-, E-, S-, L- or U-TYPE"
             raise DataError(where_of(i), f"invalid tag {tag!r}; expected {expected}{hint}", "invalid_tag")
         if tag != "O":
             check_label(tag[2:], where_of(i))
