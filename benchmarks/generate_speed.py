@@ -1,4 +1,4 @@
-"""Generation throughput (sentences/s) of the embedded SmolLM2-135M-Instruct on CPU at several batch sizes.
+"""Generation throughput (sentences/s) of the embedded SmolLM2-135M-Instruct at several batch sizes (CPU or GPU).
 
 All batch sizes decode the same first N CoNLL-2003 test sentences with the same adapter (trained by
 `sft/recipes/smollm2-conll2003-cpu.yaml`), in one run, with the shared-prefix KV cache and the runaway
@@ -59,7 +59,9 @@ def main() -> None:
     predictor = load_predictor(config, builder)  # loaded once, shared by every batch size
     generator = predictor.generator
     results = {
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "machine": f"GPU {torch.cuda.get_device_name(0)}"
+        if torch.cuda.is_available()
+        else f"{platform.machine()}, {torch.get_num_threads()} threads",
         "date": time.strftime("%Y-%m-%d"),
         "sentences": len(records),
         "adapter": args.adapter,

@@ -592,7 +592,8 @@ def run_cell(cell: Cell, precision: str = "fp32", test_limit: int | None = None)
         "batch": BATCH,
         **({"micro_batch": data["micro_batch"]} if spec["kind"] == "gen" and data["micro_batch"] != BATCH else {}),
         "command": f"python benchmarks/learning_curve.py --cell {cell.name}"
-        + (f" --test_limit {test_limit}" if test_limit else ""),
+        + (f" --test_limit {test_limit}" if test_limit else "")
+        + (f" --precision {precision}" if precision != "fp32" else ""),
         "machine": machine(),
     }
     reuse_sweep(cell, lr, lr_choice, folder)
@@ -866,7 +867,11 @@ def main(argv: list[str] | None = None) -> int:
     action.add_argument("--all", action="store_true", help="every cell not done yet (sweep cells first)")
     action.add_argument("--list", action="store_true", help="show the grid and each cell's status")
     action.add_argument("--report", action="store_true", help="figures + Markdown table from the saved cells")
-    parser.add_argument("--precision", default="fp32", help="fp32 on CPU (default); 8bit/bf16 on a GPU")
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        help="fp32 on CPU (default); on a GPU auto (8-bit training, bf16 tagging/generation), 8bit or bf16",
+    )
     parser.add_argument("--test_limit", type=int, default=None, help="score on the first N test sentences (marked)")
     parser.add_argument("--corpus", action="append", help="with --all/--list: only these corpora")
     parser.add_argument("--system", action="append", help="with --all/--list: only these systems")

@@ -42,14 +42,18 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     import torch
 
+    cuda = torch.cuda.is_available()
     results = {
-        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads",
+        "machine": f"GPU {torch.cuda.get_device_name(0)}"
+        if cuda
+        else f"{platform.node()} {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
         "date": time.strftime("%Y-%m-%d"),
         "runs": {},
     }
     for precision in args.precisions:
         timer = StepTimer()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
         with tempfile.TemporaryDirectory() as output_dir:
             config = TrainConfig(
                 data=args.data,
@@ -76,6 +80,7 @@ def main() -> None:
             "last_loss": summary["losses"][-1],
             "wall_seconds_including_load": total,
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+            **({"peak_cuda_gb": torch.cuda.max_memory_allocated() / 1e9} if cuda else {}),
         }
         print(precision, json.dumps(results["runs"][precision]), flush=True)
     if "bf16" in results["runs"]:

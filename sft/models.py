@@ -292,7 +292,10 @@ def load_causal_lm(
     quantization = quantization_config(precision)
     if quantization is not None:
         kwargs["quantization_config"] = quantization
-        kwargs["device_map"] = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
+    if torch.cuda.is_available():  # every precision, not just 8/4-bit: a bf16/fp32 model would stay on the CPU
+        kwargs["device_map"] = {"": 0}
+    elif quantization is not None:
+        kwargs["device_map"] = {"": "cpu"}
     try:
         return model_class.from_pretrained(model, **kwargs)
     except OSError as error:

@@ -122,7 +122,17 @@ class TokenTagger(nn.Module):
         self.classifier = nn.Linear(2 * lstm_hidden if self.lstm is not None else hidden, len(self.tags))
         self.crf = CRF(self.tags) if head != "linear" else None
         weights = class_weights if class_weights is not None else torch.ones(len(self.tags))
-        self.register_buffer("class_weights", weights.float())
+        # The head goes where the backbone takes its inputs (cuda:0 for one loaded with a device_map, as 8-bit
+        # is), so that every batch moved to `self.device` meets the backbone and the head. Only the head
+        # moves: a quantised backbone refuses `.to()`.
+        self.head_modules().to(self.device)
+        self.register_buffer("class_weights", weights.float().to(self.device))
+
+    @property
+    def device(self) -> torch.device:
+        """Where batches go: the device of the backbone's input embeddings (the head is there too)."""
+        embeddings = self.backbone.get_input_embeddings()
+        return embeddings.weight.device if embeddings is not None else next(self.backbone.parameters()).device
 
     def head_modules(self) -> nn.ModuleDict:
         modules = {"classifier": self.classifier}
@@ -278,7 +288,7 @@ def predict(
     for start in range(0, len(order), batch_size):
         batch_ids = order[start : start + batch_size]
         batch = collate([encoded[i] for i in batch_ids], pad_id)
-        device = next(model.classifier.parameters()).device
+        device = model.device
         emissions = model.emissions(
             batch["input_ids"].to(device), batch["attention_mask"].to(device), batch["word_index"].to(device)
         )
@@ -337,7 +347,7 @@ def compute_features(
     """Word features of every window ([1 + words, hidden], slot 0 the padding value; backbone dtype)."""
     was_training = model.training
     model.eval()
-    device = next(model.classifier.parameters()).device
+    device = model.device
     dtype = next(model.backbone.parameters()).dtype
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
     features: list[torch.Tensor | None] = [None] * len(encoded)
@@ -534,7 +544,7 @@ def train_loop(
         step, losses = state["step"], state["losses"]
     rng = random.Random(config.seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    device = next(model.classifier.parameters()).device
+    device = model.device
     use_cache = backbone_is_frozen(model) if feature_cache is None else feature_cache
     features_started = time.perf_counter()
     features = (
