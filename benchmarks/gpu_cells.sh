@@ -5,8 +5,9 @@
 #      bf16 tagging and generation: what a user gets on CUDA), run side by side on the one GPU;
 #   3. generation throughput at batch 1 / 16 / 64 with the inline adapter of step 2 (500 test sentences).
 # Every cell resumes from its checkpoints within one machine's life; logs go to logs/gpu/.
-# Cost measured on one H100 (BENCHMARKS.md, "On a GPU"): at 8-bit an all-data cell takes 20-30 min, mostly its dev-F1
-# generation in 8-bit, so the four need about 1.5 h of the GPU. Usage: bash benchmarks/gpu_cells.sh
+# Cost measured on one H100 (BENCHMARKS.md, "On a GPU"): at 8-bit an all-data tagger cell trains ~17 min, a generative
+# one ~14 min plus six dev-F1 evaluations generating in 8-bit (~5 min each, shared GPU): over an hour for the four.
+# Usage: bash benchmarks/gpu_cells.sh
 set -u
 cd "$(dirname "$0")/.."
 export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
