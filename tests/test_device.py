@@ -1,8 +1,9 @@
 """Placement on a GPU, checked without one: a model loaded on CUDA goes to cuda:0 at every precision, and a
 tagger's head follows its backbone wherever that lives (the `meta` device stands in for cuda:0 here).
 
-Both were bugs first seen on an H100: `train-tagger` stopped at its first batch (head and batches on the CPU, an
-8-bit backbone on cuda:0), and `tag` / `generate` at bf16 ran on the CPU beside an idle GPU."""
+The first bug was seen on an H100: `train-tagger` stopped at its first batch (head and batches on the CPU, an 8-bit
+backbone on cuda:0). The second was found in the code beside it: `tag` / `generate` at bf16 loaded no device map, so
+nothing moved the model off the CPU. Both fixes were then run on the H100 (BENCHMARKS.md, "On a GPU")."""
 
 import pytest
 import torch
