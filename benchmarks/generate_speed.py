@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 import warnings
@@ -30,6 +29,7 @@ from instruct_ner.inference.generate import (  # noqa: E402
 )
 from instruct_ner.inference.predictor import RunOptions  # noqa: E402
 from instruct_ner.inference.score import score_file  # noqa: E402
+from learning_curve import machine  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def main() -> None:
@@ -44,7 +44,6 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/generate_speed.json")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    import torch
 
     config = GenerateConfig(
         data=args.data,
@@ -59,9 +58,7 @@ def main() -> None:
     predictor = load_predictor(config, builder)  # loaded once, shared by every batch size
     generator = predictor.generator
     results = {
-        "machine": f"GPU {torch.cuda.get_device_name(0)}"
-        if torch.cuda.is_available()
-        else f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
         "sentences": len(records),
         "adapter": args.adapter,

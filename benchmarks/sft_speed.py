@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import tempfile
 import time
@@ -20,6 +19,7 @@ import warnings
 from pathlib import Path
 
 from instruct_ner.sft.train import TrainConfig, run_training  # noqa: E402
+from learning_curve import machine  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 from transformers import TrainerCallback  # noqa: E402
 
 
@@ -44,9 +44,7 @@ def main() -> None:
 
     cuda = torch.cuda.is_available()
     results = {
-        "machine": f"GPU {torch.cuda.get_device_name(0)}"
-        if cuda
-        else f"{platform.node()} {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
         "runs": {},
     }
