@@ -551,6 +551,21 @@ def chosen_lr(cell: Cell) -> tuple[float, dict]:
     return spec["lr"], {"source": "default (no sweep cell finished)", "candidates": {}}
 
 
+def stale(result: dict) -> str:
+    """Whether a finished cell trained at another learning rate than its sweeps choose now (a sweep point finished
+    after it): "stale: trained at lr=X, its sweeps now choose Y", else "" (they agree, or the cell fixes its own
+    rate, as a sweep cell does, or has none). Such a cell is not re-run by itself: `--list`, `--cell` and the report
+    flag it, and moving its JSON and its `runs/` folder aside re-runs it at the chosen rate.
+
+    Example: stale({"cell": "conll2003/minilm/500", "learning_rate": 0.001}) -> "" while no sweep point beats 1e-3
+    """
+    cell, ran = Cell.parse(result["cell"]), result.get("learning_rate")
+    if cell.lr is not None or ran is None or SYSTEMS[cell.system]["kind"] == "prompt":
+        return ""
+    now = chosen_lr(cell)[0]
+    return f"stale: trained at lr={ran:g}, its sweeps now choose {now:g}" if ran != now else ""
+
+
 def reuse_sweep(cell: Cell, lr: float, lr_choice: dict, folder: Path) -> None:
     """At the sweep's size, the winning sweep cell already trained this cell's model: copy it, train nothing."""
     if cell.sweep or cell.epochs or not lr_choice["source"].startswith("sweep"):
@@ -567,6 +582,8 @@ def run_cell(cell: Cell, precision: str = "fp32", test_limit: int | None = None)
     path = result_path(cell, test_limit)
     if path.exists():
         print(f"{cell.name}: done ({path.relative_to(ROOT)})", file=sys.stderr)
+        if note := stale(json.loads(path.read_text())):
+            print(f"{cell.name}: {note}", file=sys.stderr)
         return json.loads(path.read_text())
     spec, corpus = SYSTEMS[cell.system], CORPORA[cell.corpus]
     spec = {**spec, **VARIANTS.get(cell.variant, {})}
@@ -659,8 +676,9 @@ def markdown(results: list[dict]) -> str:
         parse = test["scores"].get("parse")  # generate's parse diagnostics, summed by `score` (taggers have none)
         bad = "-" if parse is None else str(sum(parse.get(k, 0) for k in ("hallucinated", "malformed", "truncated")))
         when = r.get("date", "-").removesuffix(" UTC")  # when the cell finished
+        lr = f"{r['learning_rate']} ({note})" if (note := stale(r)) else r.get("learning_rate")
         rows.append(
-            f"| {r['corpus']} | {label_of(r)} | {r['train_sentences']} | {r.get('learning_rate') or '-'} | "
+            f"| {r['corpus']} | {label_of(r)} | {r['train_sentences']} | {lr or '-'} | "
             f"{train.get('steps', '-')} ({train.get('best_step', '-')}) | {train.get('train_seconds', 0):.0f} | "
             f"{test['test_sentences']}{subset} | {micro['precision']:.4f} | {micro['recall']:.4f} | "
             f"**{micro['f1']:.4f}** | {test['sentences_per_second']:.2f} | {bad} | {when} |"
@@ -888,6 +906,8 @@ def main(argv: list[str] | None = None) -> int:
         for cell in cells:
             path = done(cell)
             status = f"done ({path.name})" if path else f"todo {estimate(cell)}"
+            if path == result_path(cell) and (note := stale(json.loads(path.read_text()))):
+                status += f", {note}"
             print(f"{cell.name:55s} {status}")
         return 0
     if args.report:

@@ -221,6 +221,23 @@ def test_the_sweep_table_lists_head_and_loss_cells_with_their_rate(lc):
     assert "| conll2003/tagger-bidirectional/500/lr=0.003 (its main cell) | 0.003 | 0.6600 | 10 | 10 |" in table
 
 
+def test_a_cell_trained_before_a_sweep_point_beat_its_rate_is_flagged_stale(lc, tmp_path, monkeypatch):
+    monkeypatch.setattr(lc, "RESULTS", tmp_path)
+    main = result("minilm", 500, 0.7) | {"learning_rate": 0.001}  # ran at the default: no sweep point yet
+    bigger = result("minilm", 2000, 0.8) | {"cell": "conll2003/minilm/2000", "learning_rate": 0.001}
+    lc.result_path(lc.Cell("conll2003", "minilm", 500)).write_text(json.dumps(main | {"train": {"best_dev_f1": 0.6}}))
+    assert lc.stale(main) == lc.stale(bigger) == ""
+    sweep = lc.Cell("conll2003", "minilm", 500, 0.003)
+    lc.result_path(sweep).write_text(json.dumps({"cell": sweep.name, "train": {"best_dev_f1": 0.5}}))
+    assert lc.stale(bigger) == ""  # the main cell's own point (1e-3) still wins
+    lc.result_path(sweep).write_text(json.dumps({"cell": sweep.name, "train": {"best_dev_f1": 0.65}}))
+    note = "stale: trained at lr=0.001, its sweeps now choose 0.003"
+    assert lc.stale(main) == lc.stale(bigger) == note
+    assert lc.stale({"cell": sweep.name, "learning_rate": 0.003}) == ""  # a sweep cell fixes its own rate
+    row = next(r for r in lc.markdown([bigger]).split("\n") if r.startswith("| conll2003 | minilm | 2000 |"))
+    assert f"| 0.001 ({note}) |" in row
+
+
 def test_the_grid_table_says_when_each_cell_finished(lc):
     dated = result("minilm", 500, 0.7) | {"date": "2026-11-24 18:26 UTC"}
     rows = lc.markdown([dated, result("gen-list", 500, 0.6)]).split("\n")
