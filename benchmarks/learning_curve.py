@@ -582,9 +582,9 @@ def run_cell(cell: Cell, precision: str = "fp32", test_limit: int | None = None)
     path = result_path(cell, test_limit)
     if path.exists():
         print(f"{cell.name}: done ({path.relative_to(ROOT)})", file=sys.stderr)
-        if note := stale(json.loads(path.read_text())):
+        if note := stale(finished := json.loads(path.read_text())):
             print(f"{cell.name}: {note}", file=sys.stderr)
-        return json.loads(path.read_text())
+        return finished
     spec, corpus = SYSTEMS[cell.system], CORPORA[cell.corpus]
     spec = {**spec, **VARIANTS.get(cell.variant, {})}
     folder = RUNS / cell.file_stem()
