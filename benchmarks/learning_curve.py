@@ -240,13 +240,26 @@ def same_training(cell: Cell) -> Path | None:
     return main if trained.get("learning_rate") == cell.lr and "train" in trained else None
 
 
+def listed_twin(cell: Cell) -> Cell | None:
+    """The listed size whose cell trains exactly what an `all` cell would, when the corpus's whole pool fits in
+    it: the same sentences for the same epochs (`default_epochs`), so nothing is trained twice (KIND-ADG: 4,847
+    sentences, its `.../5000` cell). None for any other cell, or a pool larger than every listed size."""
+    if cell.size != "all" or cell.sweep or cell.epochs:
+        return None
+    count = pool_size(cell.corpus)
+    fits = sorted(n for n in CORPORA[cell.corpus].sizes if n != "all" and n >= count)
+    return Cell(cell.corpus, cell.system, fits[0]) if fits else None
+
+
 def done(cell: Cell) -> Path | None:
     """The saved result of a cell (full test set preferred, else a test-subset one); for a sweep cell, the
-    main cell that did its training (`same_training`)."""
+    main cell that did its training (`same_training`); for an `all` cell, its listed twin's (`listed_twin`)."""
     full = result_path(cell)
     if full.exists():
         return full
     if found := same_training(cell):
+        return found
+    if (twin := listed_twin(cell)) and (found := done(twin)):
         return found
     subsets = sorted(RESULTS.glob(f"{cell.file_stem()}__test*.json"))
     return subsets[-1] if subsets else None
@@ -585,6 +598,9 @@ def run_cell(cell: Cell, precision: str = "fp32", test_limit: int | None = None)
         if note := stale(finished := json.loads(path.read_text())):
             print(f"{cell.name}: {note}", file=sys.stderr)
         return finished
+    if twin := listed_twin(cell):
+        print(f"{cell.name}: the whole pool fits in {twin.name}, which trains the same; running that", file=sys.stderr)
+        return run_cell(twin, precision, test_limit)
     spec, corpus = SYSTEMS[cell.system], CORPORA[cell.corpus]
     spec = {**spec, **VARIANTS.get(cell.variant, {})}
     folder = RUNS / cell.file_stem()

@@ -72,6 +72,22 @@ def test_a_whole_small_split_trains_as_long_as_a_subset_of_its_size(lc):
     assert lc.default_epochs("all", 14041) == 1  # CoNLL-2003: past every listed size
 
 
+def test_an_all_cell_whose_pool_fits_a_listed_size_is_that_cell_and_trains_nothing(lc, tmp_path, monkeypatch):
+    # KIND-ADG: 4,847 training sentences, so `.../all` would train the `.../5000` cell's sentences for its epochs
+    monkeypatch.setattr(lc, "RESULTS", tmp_path)
+    monkeypatch.setattr(lc, "ROOT", tmp_path)  # run_cell names a finished result relative to the repository
+    monkeypatch.setattr(lc, "pool_size", lambda corpus_name: {"kind-adg": 4847}.get(corpus_name, 20000))
+    whole, listed = lc.Cell.parse("kind-adg/minilm/all"), lc.Cell.parse("kind-adg/minilm/5000")
+    assert lc.train_count("kind-adg", "all") == lc.train_count("kind-adg", 5000)
+    assert lc.default_epochs("all", 4847) == lc.default_epochs(5000, 4847)
+    assert lc.listed_twin(whole) == listed and lc.done(whole) is None
+    assert lc.listed_twin(lc.Cell.parse("kind-wn/minilm/all")) is None  # a pool past every listed size
+    lc.result_path(listed).write_text(json.dumps({"cell": listed.name, "learning_rate": 0.003}))
+    assert lc.done(whole) == lc.result_path(listed)
+    assert lc.run_cell(whole) == {"cell": listed.name, "learning_rate": 0.003}  # the twin's result, nothing trained
+    assert not (tmp_path / f"{whole.file_stem()}.json").exists()
+
+
 def test_the_e_mails_whole_split_is_every_e_mail_of_the_training_file(lc):
     import csv
 
