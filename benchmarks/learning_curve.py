@@ -32,9 +32,10 @@ Training: fp32, batch 8 (the e-mails' generative cells: 4 micro-batches of 2), `
 those of the smallest listed size that holds the whole split; or the cell's `epochs=N`), dev-F1 (micro entity F1
 on the dev sentences) every `eval_every` steps with patience 3 evaluations, best weights kept: the trainers' own
 `--eval_f1_steps` (`instruct_ner/training.py`), as a user runs them. Each system's learning rate is chosen
-on dev at the smallest size from its sweep cells (`LR_SWEEP`); a corpus without a sweep of its own takes the winner of
-the same system's sweep on another corpus (CoNLL-2003 first), else the system's default; the choice and the
-dev F1 of every candidate go into the cell's JSON. Then, at the chosen rate, the head/loss sweep (`VARIANTS`, the
+on dev at the smallest size from its sweep cells (`LR_SWEEP`; MiniLM, cheap, is swept at every size and each size
+takes its own winner); a corpus without a sweep of its own takes the winner of the same system's sweep on another
+corpus (CoNLL-2003 first), else the system's default; the choice and the dev F1 of every candidate go into the
+cell's JSON. Then, at the chosen rate, the head/loss sweep (`VARIANTS`, the
 bidirectional tagger only: it carries `train-tagger`'s defaults) trains a linear head with cross-entropy and a CRF
 head on its own NLL against the default CRF + compound loss; it informs `train-tagger`'s defaults and the report,
 while the tagger systems keep their CRF heads (what their names say). Test predictions go through the CLI
@@ -124,7 +125,9 @@ SYSTEMS = {
     "tagger-causal": {"kind": "tagger", "attention": "causal", "head": "crf", "lr": 1e-3},
     "tagger-frozen-crf": {"kind": "tagger", "head": "crf", "freeze_backbone": True, "lr": 3e-3},
     "tagger-bilstm-crf": {"kind": "tagger", "head": "bilstm-crf", "lr": 3e-3},
-    "minilm": {"kind": "tagger", "model": MINILM, "head": "crf", "lr": 1e-3},
+    # swept at every size: a cheap system, whose 500-sentence winner (3e-3, 0.003 dev F1 over 1e-3) collapsed in
+    # the longer runs (CoNLL-2003, all 14,041: dev 0.62 -> 0.00, test 0.556 against 0.858 at 1e-3)
+    "minilm": {"kind": "tagger", "model": MINILM, "head": "crf", "lr": 1e-3, "sweep_every_size": True},
     "zero-shot": {"kind": "prompt", "few_shot": 0},
     "few-shot": {"kind": "prompt", "few_shot": 3},
 }
@@ -218,7 +221,8 @@ def grid(sweeps: bool = True) -> list[Cell]:
                 cells.append(Cell(corpus.name, system, 0))
                 continue
             if sweeps:
-                cells += [Cell(corpus.name, system, corpus.sizes[0], lr) for lr in LR_SWEEP[spec["kind"]]]
+                swept = corpus.sizes if spec.get("sweep_every_size") else corpus.sizes[:1]
+                cells += [Cell(corpus.name, system, size, lr) for size in swept for lr in LR_SWEEP[spec["kind"]]]
                 if system in VARIANT_SYSTEMS:
                     cells += [Cell(corpus.name, system, corpus.sizes[0], variant=v) for v in VARIANTS]
             cells += [Cell(corpus.name, system, size) for size in corpus.sizes]
@@ -244,11 +248,11 @@ def listed_twin(cell: Cell) -> Cell | None:
     """The listed size whose cell trains exactly what an `all` cell would, when the corpus's whole pool fits in
     it: the same sentences for the same epochs (`default_epochs`), so nothing is trained twice (KIND-ADG: 4,847
     sentences, its `.../5000` cell). None for any other cell, or a pool larger than every listed size."""
-    if cell.size != "all" or cell.sweep or cell.epochs:
+    if cell.size != "all" or cell.variant or cell.epochs:
         return None
     count = pool_size(cell.corpus)
     fits = sorted(n for n in CORPORA[cell.corpus].sizes if n != "all" and n >= count)
-    return Cell(cell.corpus, cell.system, fits[0]) if fits else None
+    return Cell(cell.corpus, cell.system, fits[0], cell.lr) if fits else None
 
 
 def done(cell: Cell) -> Path | None:
@@ -537,9 +541,10 @@ def test_cell(cell: Cell, spec, data, folder: Path, precision: str, test_limit, 
 # ------------------------------------------------------------------------------------------ a cell
 
 
-def sweep_results(corpus: str, system: str) -> dict[str, float]:
-    """Dev F1 of each finished sweep cell of `system` on `corpus`, keyed by learning rate."""
-    spec, size = SYSTEMS[system], CORPORA[corpus].sizes[0]
+def sweep_results(corpus: str, system: str, size=None) -> dict[str, float]:
+    """Dev F1 of each finished sweep cell of `system` on `corpus` at `size` (default: the smallest), keyed by
+    learning rate."""
+    spec, size = SYSTEMS[system], size or CORPORA[corpus].sizes[0]
     cells = [Cell(corpus, system, size, lr) for lr in LR_SWEEP.get(spec["kind"], ())]
     if not any(result_path(cell).exists() for cell in cells):  # a main cell alone is no sweep
         return {}
@@ -549,11 +554,15 @@ def sweep_results(corpus: str, system: str) -> dict[str, float]:
 
 
 def chosen_lr(cell: Cell) -> tuple[float, dict]:
-    """The learning rate with the best dev F1 among the system's finished sweep cells on this corpus; without
-    any, the winner of the same system's sweep on another corpus (CoNLL-2003 first); else the default."""
+    """The learning rate with the best dev F1 among the system's finished sweep cells on this corpus (for a system
+    swept at every size, at the cell's own size first, once two rates have run there); without any, the winner of
+    the same system's sweep on another corpus (CoNLL-2003 first); else the default."""
     spec = SYSTEMS[cell.system]
     if spec["kind"] == "prompt":
         return None, {"source": "no training"}
+    if spec.get("sweep_every_size") and len(here := sweep_results(cell.corpus, cell.system, cell.size)) > 1:
+        source = f"sweep at {cell.size} {CORPORA[cell.corpus].unit} (dev F1)"
+        return float(max(here, key=here.get)), {"source": source, "candidates": here}
     others = sorted((name for name in CORPORA if name != cell.corpus), key=lambda name: name != "conll2003")
     for corpus_name in (cell.corpus, *others):
         if candidates := sweep_results(corpus_name, cell.system):
@@ -568,7 +577,7 @@ def stale(result: dict) -> str:
     """Whether a finished cell trained at another learning rate than its sweeps choose now (a sweep point finished
     after it): "stale: trained at lr=X, its sweeps now choose Y", else "" (they agree, or the cell fixes its own
     rate, as a sweep cell does, or has none). Such a cell is not re-run by itself: `--list`, `--cell` and the report
-    flag it, and moving its JSON and its `runs/` folder aside re-runs it at the chosen rate.
+    flag it, and `--redo_stale` re-runs it at the chosen rate (`retire` keeps the old result).
 
     Example: stale({"cell": "conll2003/minilm/500", "learning_rate": 0.001}) -> "" while no sweep point beats 1e-3
     """
@@ -591,13 +600,56 @@ def reuse_sweep(cell: Cell, lr: float, lr_choice: dict, folder: Path) -> None:
         shutil.copytree(sweep, folder, dirs_exist_ok=True)
 
 
-def run_cell(cell: Cell, precision: str = "fp32", test_limit: int | None = None) -> dict:
+def tested_sweep(cell: Cell, lr: float, lr_choice: dict) -> dict | None:
+    """At a swept size, the sweep point at the chosen rate that is a former main cell (tested, its model gone):
+    its training is this cell's, so its result is, renamed; nothing is trained or tested again."""
+    if cell.sweep or cell.epochs or not lr_choice["source"].startswith("sweep"):
+        return None
+    point = Cell(cell.corpus, cell.system, cell.size, lr)
+    if not (path := result_path(point)).exists() or "test" not in (found := json.loads(path.read_text())):
+        return None
+    print(
+        f"{cell.name}: the sweep cell at lr={lr:g} was this cell's training, tested; its result taken", file=sys.stderr
+    )
+    command = f"python benchmarks/learning_curve.py --cell {cell.name}"
+    return found | {"cell": cell.name, "command": command, "learning_rate_choice": lr_choice, "result_of": point.name}
+
+
+def retire(cell: Cell, result: dict) -> Path:
+    """Moves a stale main cell's result (and its `runs/` folder) out of the way of its re-run, losing nothing: to
+    the sweep point of its rate at its size when the system is swept there (it still counts in that sweep, and its
+    model can be reused), else to `superseded/`. Never overwrites. Returns where the result went."""
+    lr, spec = result["learning_rate"], SYSTEMS[cell.system]
+    point = Cell(cell.corpus, cell.system, cell.size, lr)
+    swept_here = spec.get("sweep_every_size") or cell.size == CORPORA[cell.corpus].sizes[0]
+    if swept_here and lr in LR_SWEEP.get(spec["kind"], ()):
+        target, runs = result_path(point), RUNS / point.file_stem()
+        note = f"sweep cell (was the main cell until a sweep point beat its rate: {stale(result)})"
+        result = result | {"cell": point.name, "command": f"python benchmarks/learning_curve.py --cell {point.name}"}
+        result["learning_rate_choice"] = {"source": note}
+    else:
+        target, runs = RESULTS / "superseded" / result_path(cell).name, RUNS / "superseded" / cell.file_stem()
+    if target.exists() or runs.exists():
+        print(f"{cell.name}: cannot move its stale result aside: {target} or {runs} exists already", file=sys.stderr)
+        raise SystemExit(2)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
+    result_path(cell).unlink()
+    if (RUNS / cell.file_stem()).exists():
+        runs.parent.mkdir(parents=True, exist_ok=True)
+        (RUNS / cell.file_stem()).rename(runs)
+    print(f"{cell.name}: stale result moved to {target.relative_to(ROOT)}", file=sys.stderr)
+    return target
+
+
+def run_cell(cell: Cell, precision: str = "fp32", test_limit: int | None = None, redo_stale: bool = False) -> dict:
     path = result_path(cell, test_limit)
     if path.exists():
-        print(f"{cell.name}: done ({path.relative_to(ROOT)})", file=sys.stderr)
-        if note := stale(finished := json.loads(path.read_text())):
-            print(f"{cell.name}: {note}", file=sys.stderr)
-        return finished
+        note = stale(finished := json.loads(path.read_text()))
+        if not (note and redo_stale):
+            print(f"{cell.name}: done ({path.relative_to(ROOT)})" + (f"; {note}" if note else ""), file=sys.stderr)
+            return finished
+        retire(cell, finished)
     if twin := listed_twin(cell):
         print(f"{cell.name}: the whole pool fits in {twin.name}, which trains the same; running that", file=sys.stderr)
         return run_cell(twin, precision, test_limit)
@@ -629,6 +681,9 @@ def run_cell(cell: Cell, precision: str = "fp32", test_limit: int | None = None)
         + (f" --precision {precision}" if precision != "fp32" else ""),
         "machine": machine(),
     }
+    if not test_limit and (taken := tested_sweep(cell, lr, lr_choice)):
+        path.write_text(json.dumps(taken, indent=2, ensure_ascii=False), encoding="utf-8")
+        return taken
     reuse_sweep(cell, lr, lr_choice, folder)
     template = None
     if spec["kind"] == "tagger":
@@ -702,14 +757,13 @@ def markdown(results: list[dict]) -> str:
     rows += winners(results) + details(results)
     # a sweep point is a sweep cell's result (tested too when it was once a main cell, then superseded)
     sweeps = {r["cell"]: r for r in results if "test" not in r or is_sweep_point(r)}
-    swept = {(r["corpus"], r["system"]) for r in sweeps.values() if is_sweep_point(r)}
+    swept = {(r["corpus"], r["system"], Cell.parse(r["cell"]).size) for r in sweeps.values() if is_sweep_point(r)}
     for r in results:  # a main cell that did a sweep point's training (`same_training`) stands for it
-        kind, size = SYSTEMS[r["system"]]["kind"], CORPORA[r["corpus"]].sizes[0]
+        kind, size = SYSTEMS[r["system"]]["kind"], Cell.parse(r["cell"]).size
         if (
-            (r["corpus"], r["system"]) not in swept
+            (r["corpus"], r["system"], size) not in swept
             or "test" not in r
             or is_sweep_point(r)
-            or r["size"] != size
             or label_of(r) != r["system"]
         ):
             continue
@@ -720,7 +774,8 @@ def markdown(results: list[dict]) -> str:
     if sweeps:
         rows += [
             "",
-            "Sweeps at the smallest size (dev F1, best step): learning rates with each system's head and loss; "
+            "Sweeps at the smallest size (MiniLM's at every size; dev F1, best step): learning rates with each "
+            "system's head and loss; "
             "then `head=linear` (cross-entropy) and `loss=ce` (CRF NLL alone) at the chosen rate, against the CRF "
             "head + compound loss:",
             "",
@@ -907,6 +962,12 @@ def main(argv: list[str] | None = None) -> int:
         help="fp32 on CPU (default); on a GPU auto (8-bit training, bf16 tagging/generation), 8bit or bf16",
     )
     parser.add_argument("--test_limit", type=int, default=None, help="score on the first N test sentences (marked)")
+    parser.add_argument(
+        "--redo_stale",
+        action="store_true",
+        help="with --cell/--all: re-run a finished cell that is stale, keeping its result as a sweep point or in "
+        "superseded/",
+    )
     parser.add_argument("--corpus", action="append", help="with --all/--list: only these corpora")
     parser.add_argument("--system", action="append", help="with --all/--list: only these systems")
     parser.add_argument("--out", default=str(RESULTS / "report"), help="--report: folder for figures and table")
@@ -937,13 +998,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         todo = [Cell.parse(c) for c in args.cell] if args.cell else [c for c in cells if not done(c)]
+        if args.all and args.redo_stale:
+            todo += [c for c in cells if (path := done(c)) == result_path(c) and stale(json.loads(path.read_text()))]
     except ValueError as error:  # a bad --cell: one line and exit 2, like every other bad argument
         parser.error(str(error))
     if args.all:  # learning-rate sweeps, then head/loss sweeps (at the chosen rate), then the cells that use them
         todo.sort(key=lambda c: (c.lr is None, not c.variant))
     for cell in todo:
         print(f"\n=== {cell.name}", file=sys.stderr, flush=True)
-        run_cell(cell, args.precision, args.test_limit)
+        run_cell(cell, args.precision, args.test_limit, args.redo_stale)
     return 0
 
 

@@ -158,6 +158,71 @@ def test_the_learning_rate_comes_from_the_corpus_sweep_then_another_corpus_then_
     assert lr == 0.0003 and choice["source"] == "sweep at 500 sentences (dev F1)"
 
 
+def test_minilm_takes_each_sizes_own_sweep_winner_once_two_rates_ran_there(lc, tmp_path, monkeypatch):
+    monkeypatch.setattr(lc, "RESULTS", tmp_path)
+
+    def finish(cell, dev, lr=None, tested=False):
+        record = {"cell": cell.name, "learning_rate": lr or cell.lr, "train": {"best_dev_f1": dev}}
+        lc.result_path(cell).write_text(json.dumps(record | ({"test": {}} if tested else {})))
+
+    for lr, dev in ((0.0003, 0.45), (0.001, 0.63), (0.003, 0.64)):  # the 500-sentence sweep: 3e-3 by a hair
+        finish(lc.Cell("conll2003", "minilm", 500, lr), dev)
+    big = lc.Cell("conll2003", "minilm", "all")
+    assert lc.chosen_lr(big)[0] == 0.003  # nothing run at this size: the smallest size's winner
+    finish(big, 0.30, lr=0.003, tested=True)  # the main cell, trained at 3e-3, stands for that sweep point
+    assert lc.chosen_lr(big)[0] == 0.003 and not lc.stale(json.loads(lc.result_path(big).read_text()))
+    finish(lc.Cell("conll2003", "minilm", "all", 0.001), 0.92, tested=True)  # a former main cell, kept as a point
+    lr, choice = lc.chosen_lr(big)
+    assert lr == 0.001 and choice == {
+        "source": "sweep at all sentences (dev F1)",
+        "candidates": {"0.001": 0.92, "0.003": 0.3},
+    }
+    assert (
+        lc.stale(json.loads(lc.result_path(big).read_text()))
+        == "stale: trained at lr=0.003, its sweeps now choose 0.001"
+    )
+    taken = lc.tested_sweep(big, lr, choice)  # re-running the stale cell takes that point's result, trains nothing
+    assert (taken["cell"], taken["result_of"], taken["learning_rate"]) == (
+        big.name,
+        "conll2003/minilm/all/lr=0.001",
+        lr,
+    )
+    assert taken["learning_rate_choice"] == choice and "test" in taken
+    assert lc.tested_sweep(lc.Cell("conll2003", "minilm", 500), 0.003, choice) is None  # dev only: its model is reused
+    assert lc.chosen_lr(lc.Cell("conll2003", "minilm", 2000))[0] == 0.003  # other sizes keep the 500 winner
+    finish(lc.Cell("conll2003", "tagger-causal", "all", 0.003), 0.99)  # other systems: no sweep past the smallest
+    assert lc.chosen_lr(lc.Cell("conll2003", "tagger-causal", "all"))[0] == lc.SYSTEMS["tagger-causal"]["lr"]
+    assert lc.Cell("conll2003", "minilm", 5000, 0.001) in lc.grid()
+    assert lc.Cell("conll2003", "tagger-causal", 5000, 0.001) not in lc.grid()
+
+
+def test_redoing_a_stale_cell_keeps_its_old_result_as_a_sweep_point_or_in_superseded(lc, tmp_path, monkeypatch):
+    for name, value in (("RESULTS", tmp_path / "results"), ("RUNS", tmp_path / "runs"), ("ROOT", tmp_path)):
+        monkeypatch.setattr(lc, name, value)
+    lc.RESULTS.mkdir()
+    old = {"learning_rate": 0.003, "train": {"best_dev_f1": 0.3}, "test": {"f1": 0.5}}
+    for name in ("conll2003/minilm/all", "conll2003/tagger-causal/2000"):  # swept at its size, and not
+        cell = lc.Cell.parse(name)
+        lc.result_path(cell).write_text(json.dumps(old | {"cell": name}))
+        (lc.RUNS / cell.file_stem() / "model").mkdir(parents=True)
+    minilm, causal = lc.Cell.parse("conll2003/minilm/all"), lc.Cell.parse("conll2003/tagger-causal/2000")
+    point = lc.result_path(lc.Cell("conll2003", "minilm", "all", 0.003))
+    assert lc.retire(minilm, json.loads(lc.result_path(minilm).read_text())) == point
+    kept = json.loads(point.read_text())
+    assert (kept["cell"], kept["test"], kept["train"]) == ("conll2003/minilm/all/lr=0.003", old["test"], old["train"])
+    assert kept["command"].endswith("--cell conll2003/minilm/all/lr=0.003")
+    assert not lc.result_path(minilm).exists() and (lc.RUNS / "conll2003__minilm__all__lr=0.003" / "model").is_dir()
+    assert lc.done(lc.Cell("conll2003", "minilm", "all", 0.003)) == point  # it still counts in the sweep
+    moved = lc.retire(causal, json.loads(lc.result_path(causal).read_text()))
+    assert moved == lc.RESULTS / "superseded" / "conll2003__tagger-causal__2000.json"
+    assert json.loads(moved.read_text())["cell"] == causal.name and not lc.result_path(causal).exists()
+    assert (lc.RUNS / "superseded" / causal.file_stem() / "model").is_dir()
+    lc.result_path(causal).write_text(json.dumps(old | {"cell": causal.name}))  # stale again: never overwrite
+    with pytest.raises(SystemExit) as refused:
+        lc.retire(causal, old | {"cell": causal.name})
+    assert refused.value.code == 2 and lc.result_path(causal).exists()
+
+
 def test_a_main_cell_trained_at_a_sweep_rate_stands_for_that_sweep_point(lc, tmp_path, monkeypatch):
     monkeypatch.setattr(lc, "RESULTS", tmp_path)
     sweep = {lr: lc.Cell("conll2003", "gen-list", 500, lr) for lr in (0.0003, 0.001, 0.003)}
