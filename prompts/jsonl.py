@@ -5,8 +5,11 @@ UTF-8 are an error naming the line). Outputs never destroy input: `check_output`
 that is a folder or one of the inputs, and `write_jsonl` writes a new file to a temporary file beside
 it, renamed into place only when every record is written (an interrupted stage leaves the old file, or
 none, never half of one). Appending (`append=True`, used by `generate --resume`) writes in place and
-flushes each record, so an interrupted run leaves a valid file up to its last complete line. It lives in
-the lowest stage (`prompts`), beside `DataError`, so that the readers and every later stage import it downwards.
+flushes each record, so an interrupted run leaves a valid file up to its last complete line. A folder
+(an imported model, a cache) is published the same way by `atomic_folder`: each writer fills a staging folder
+of its own, renamed into place at the end, so two processes that build the same folder at once never write
+into one another's files. It lives in the lowest stage (`prompts`), beside `DataError`, so that the readers and
+every later stage import it downwards.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from instruct_ner.prompts.examples import DataError
@@ -92,6 +97,35 @@ def atomic_path(path: str | Path):
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path, complete: Callable[[Path], bool] = Path.exists):
+    """Yield a new, empty staging folder of this writer's own beside `path`; on success it becomes `path` by one
+    rename, on failure it is removed. Where another writer published a `complete` folder at `path` meanwhile
+    (two processes importing the same model at once), that one is kept and this copy dropped: both built the
+    same thing. An incomplete folder left at `path` by older code is replaced.
+
+    Example: with atomic_folder("cache/model") as staging: (staging / "config.json").write_text("{}")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+    staging.mkdir()  # unlike mkdtemp's 0700, the folder gets the umask's permissions, as a plain mkdir would
+    try:
+        yield staging
+        if path.exists() and not complete(path):  # not ours to share: move it aside, then replace it
+            old = path.with_name(f".{path.name}.{uuid.uuid4().hex}.old")
+            with contextlib.suppress(FileNotFoundError):
+                path.rename(old)
+            shutil.rmtree(old, ignore_errors=True)
+        try:
+            staging.rename(path)
+        except OSError:
+            if not (path.exists() and complete(path)):  # a complete folder got there first: keep it
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

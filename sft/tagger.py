@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 from instruct_ner.prompts.examples import Example, iob1_to_iob2
+from instruct_ner.prompts.jsonl import atomic_path
 from instruct_ner.sft.crf import CRF, constrained_decode
 from instruct_ner.sft.options import prune_checkpoints
 from torch import nn
@@ -390,10 +391,9 @@ def cached_features(
     offsets = [0]
     for f in features:
         offsets.append(offsets[-1] + f.shape[0])
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    save_file({"features": torch.cat(features), "offsets": torch.tensor(offsets)}, str(partial))
-    partial.replace(path)  # atomic: a cut-off run never leaves half a cache
+    # atomic, and a file of this writer's own: a cut-off run never leaves half a cache, two runs never mix theirs
+    with atomic_path(path) as partial:
+        save_file({"features": torch.cat(features), "offsets": torch.tensor(offsets)}, str(partial))
     print(
         f"frozen backbone: word features of {len(encoded)} windows computed in {time.perf_counter() - started:.1f} s, "
         f"cached in {path}",

@@ -11,7 +11,7 @@ import pytest
 from instruct_ner.inference.parser import parse_response
 from instruct_ner.prompts.examples import DataError, Example
 from instruct_ner.prompts.formats import FORMATS
-from instruct_ner.prompts.jsonl import check_run_settings, write_jsonl
+from instruct_ner.prompts.jsonl import atomic_folder, check_run_settings, write_jsonl
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 
 from instruct_ner.cli import main
@@ -156,6 +156,40 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         write_jsonl(out, records())
     assert out.read_text() == '{"id": "old"}\n' and sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+
+
+def whole(folder):
+    return (folder / "a.txt").exists() and (folder / "b.txt").exists()
+
+
+def test_two_writers_of_one_folder_each_write_their_own_and_one_whole_folder_is_published(tmp_path):
+    # two processes importing the embedded model at once: the second runs from start to end while the first is
+    # half-way; with one shared staging folder the second would wipe the first's files and the first's rename fail
+    target = tmp_path / "model"
+    with atomic_folder(target, whole) as first:
+        (first / "a.txt").write_text("first")
+        with atomic_folder(target, whole) as second:
+            assert second != first and not any(second.iterdir())
+            (second / "a.txt").write_text("second")
+            (second / "b.txt").write_text("second")
+        assert (first / "a.txt").read_text() == "first" and whole(target)
+        (first / "b.txt").write_text("first")
+    assert (target / "a.txt").read_text() == (target / "b.txt").read_text() == "second"  # the first kept, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no staging folder left behind
+
+
+def test_an_interrupted_folder_write_leaves_nothing_and_an_incomplete_folder_is_replaced(tmp_path):
+    target = tmp_path / "model"
+    with pytest.raises(KeyboardInterrupt), atomic_folder(target, whole) as staging:
+        (staging / "a.txt").write_text("half")
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+    target.mkdir()
+    (target / "a.txt").write_text("left by an old import that wrote in place")
+    with atomic_folder(target, whole) as staging:
+        for name in ("a.txt", "b.txt"):
+            (staging / name).write_text("new")
+    assert (target / "a.txt").read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["model"]
 
 
 @pytest.mark.parametrize(
