@@ -373,3 +373,18 @@ def test_a_finished_training_keeps_its_best_model_and_drops_its_resume_checkpoin
     summary = lc.write_train_summary(tmp_path, results, 20, watch, 1e-3)
     assert json.loads((tmp_path / "train.json").read_text()) == summary and summary["best_step"] == 10
     assert sorted(p.name for p in model.iterdir()) == ["head.pt"]
+
+
+def test_a_main_cell_that_took_a_tested_sweep_points_result_is_one_row_in_the_grid_table(lc):
+    """MiniLM at 2,000: the main cell at 3e-3 was retired to its sweep point and the 1e-3 point, a former main cell
+    with a test, became the main cell's result; the table once listed that 1e-3 result twice."""
+    point = result("minilm", 2000, 0.81) | {"cell": "conll2003/minilm/2000/lr=0.001", "learning_rate": 0.001}
+    main = point | {"cell": "conll2003/minilm/2000", "result_of": point["cell"]}
+    retired = result("minilm", 2000, 0.73) | {"cell": "conll2003/minilm/2000/lr=0.003", "learning_rate": 0.003}
+    for r, dev in ((point, 0.87), (retired, 0.82)):
+        r["train"] = r["train"] | {"best_dev_f1": dev}
+    rows = [r for r in lc.markdown([main, point, retired]).split("\n") if r.startswith("| conll2003 | minilm |")]
+    assert [r.split(" | ")[3:4] + r.split(" | ")[9:10] for r in rows] == [
+        ["0.001", "**0.8100**"],
+        ["0.003", "**0.7300**"],
+    ]
