@@ -739,8 +739,9 @@ def markdown(results: list[dict]) -> str:
         "| micro F1 | sentences/s | hallucinated + malformed + truncated | measured (UTC) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    taken = {r["result_of"] for r in results if "result_of" in r}  # a main cell that took a tested sweep point's
-    for r in sorted(  # result (`tested_sweep`) is its row; that point is not listed again
+    # a main cell that took a tested sweep point's result (`tested_sweep`) is its row: the point is not listed again
+    taken = {r["result_of"] for r in results if "result_of" in r}
+    for r in sorted(
         (r for r in results if "test" in r and r["cell"] not in taken),
         key=lambda r: (r["corpus"], label_of(r), r["train_sentences"]),
     ):
