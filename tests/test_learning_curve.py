@@ -196,6 +196,55 @@ def test_minilm_takes_each_sizes_own_sweep_winner_once_two_rates_ran_there(lc, t
     assert lc.Cell("conll2003", "tagger-causal", 5000, 0.001) not in lc.grid()
 
 
+def test_a_sweep_at_a_larger_size_chooses_for_that_size_and_above_on_every_corpus(lc, tmp_path, monkeypatch):
+    for name, value in (("RESULTS", tmp_path / "results"), ("RUNS", tmp_path / "runs"), ("ROOT", tmp_path)):
+        monkeypatch.setattr(lc, name, value)
+    lc.RESULTS.mkdir()
+
+    def finish(name, dev, lr=None, tested=False):
+        record = {"cell": name, "learning_rate": lr or lc.Cell.parse(name).lr, "train": {"best_dev_f1": dev}}
+        lc.result_path(lc.Cell.parse(name)).write_text(json.dumps(record | ({"test": {}} if tested else {})))
+
+    for lr, dev in ((0.0003, 0.57), (0.001, 0.665), (0.003, 0.674)):  # the inline format at 500: 3e-3 by a hair
+        finish(f"conll2003/gen-inline/500/lr={lr}", dev)
+    finish("conll2003/gen-inline/2000", 0.88, lr=0.001, tested=True)  # trained at 1e-3 before the sweep said 3e-3
+    rate = {
+        name: lc.chosen_lr(lc.Cell.parse(name))[0] for name in ("conll2003/gen-inline/2000", "kind-wn/gen-inline/5000")
+    }
+    assert rate == {
+        "conll2003/gen-inline/2000": 0.003,
+        "kind-wn/gen-inline/5000": 0.003,
+    }  # one rate at 2,000: no sweep
+    assert lc.stale(json.loads(lc.result_path(lc.Cell.parse("conll2003/gen-inline/2000")).read_text()))
+    finish("conll2003/gen-inline/2000/lr=0.003", 0.80)  # the main cell stands for the 1e-3 point: two rates now
+    expected = {
+        "conll2003/gen-inline/500": (0.003, "sweep at 500 sentences (dev F1)"),
+        "conll2003/gen-inline/2000": (0.001, "sweep at 2000 sentences (dev F1)"),
+        "conll2003/gen-inline/all": (0.001, "sweep at 2000 sentences (dev F1)"),
+        "kind-wn/gen-inline/500": (0.003, "transferred: conll2003's sweep at 500 sentences (dev F1)"),
+        "kind-wn/gen-inline/5000": (0.001, "transferred: conll2003's sweep at 2000 sentences (dev F1)"),
+        "emails-it/gen-inline/120": (0.003, "transferred: conll2003's sweep at 500 sentences (dev F1)"),
+        "emails-it/gen-inline/all": (0.003, "transferred: conll2003's sweep at 500 sentences (dev F1)"),  # 240 e-mails
+    }
+    for name, (lr, source) in expected.items():
+        assert (lc.chosen_lr(lc.Cell.parse(name))[0], lc.chosen_lr(lc.Cell.parse(name))[1]["source"]) == (lr, source)
+    assert lc.chosen_lr(lc.Cell.parse("conll2003/gen-inline/5000"))[1]["candidates"] == {"0.001": 0.88, "0.003": 0.8}
+    assert not lc.stale(json.loads(lc.result_path(lc.Cell.parse("conll2003/gen-inline/2000")).read_text()))
+    cells = lc.grid()  # listed, before the main cells they choose for, so that `--all` reproduces the choice
+    points = [cells.index(lc.Cell("conll2003", "gen-inline", 2000, lr)) for lr in (0.001, 0.003)]
+    assert max(points) < cells.index(lc.Cell("conll2003", "gen-inline", 2000))
+    assert lc.Cell("conll2003", "gen-inline", 2000, 0.0003) not in cells
+    assert lc.Cell("kind-wn", "gen-inline", 2000, 0.003) not in cells
+    finish("conll2003/gen-inline/2000/lr=0.003", 0.95)  # had 3e-3 won there, the 1e-3 main cell would be stale
+    main = lc.Cell.parse("conll2003/gen-inline/2000")
+    assert lc.stale(json.loads(lc.result_path(main).read_text())) == (
+        "stale: trained at lr=0.001, its sweeps now choose 0.003"
+    )
+    assert lc.retire(  # its 1e-3 result goes to the sweep point of that rate at 2,000, not to superseded/
+        main, json.loads(lc.result_path(main).read_text())
+    ) == lc.result_path(lc.Cell("conll2003", "gen-inline", 2000, 0.001))
+
+
 def test_redoing_a_stale_cell_keeps_its_old_result_as_a_sweep_point_or_in_superseded(lc, tmp_path, monkeypatch):
     for name, value in (("RESULTS", tmp_path / "results"), ("RUNS", tmp_path / "runs"), ("ROOT", tmp_path)):
         monkeypatch.setattr(lc, name, value)
