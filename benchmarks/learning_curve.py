@@ -644,8 +644,8 @@ def retire(cell: Cell, result: dict) -> Path:
     lr, spec = result["learning_rate"], SYSTEMS[cell.system]
     point = Cell(cell.corpus, cell.system, cell.size, lr)
     swept_here = spec.get("sweep_every_size") or cell.size == CORPORA[cell.corpus].sizes[0]
-    rates = LATER_SWEEPS.get((cell.corpus, cell.system), {}).get(cell.size, ()) if not swept_here else ()
-    if (swept_here and lr in LR_SWEEP.get(spec["kind"], ())) or lr in rates:
+    later = LATER_SWEEPS.get((cell.corpus, cell.system), {}).get(cell.size, ())
+    if lr in (LR_SWEEP.get(spec["kind"], ()) if swept_here else later):
         target, runs = result_path(point), RUNS / point.file_stem()
         note = f"sweep cell (was the main cell until a sweep point beat its rate: {stale(result)})"
         result = result | {"cell": point.name, "command": f"python benchmarks/learning_curve.py --cell {point.name}"}
@@ -800,9 +800,11 @@ def markdown(results: list[dict]) -> str:
     if sweeps:
         rows += [
             "",
-            "Sweeps at the smallest size (MiniLM's at every size, the inline format's also at 2,000 CoNLL-2003 "
-            "sentences; dev F1, best step): learning rates with each "
-            "system's head and loss; "
+            "Sweeps at the smallest size (MiniLM's at every size"
+            + "".join(
+                f", {system}'s also at {size} {corpus}" for (corpus, system), at in LATER_SWEEPS.items() for size in at
+            )
+            + "; dev F1, best step): learning rates with each system's head and loss; "
             "then `head=linear` (cross-entropy) and `loss=ce` (CRF NLL alone) at the chosen rate, against the CRF "
             "head + compound loss:",
             "",
