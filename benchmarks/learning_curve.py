@@ -34,7 +34,7 @@ on the dev sentences) every `eval_every` steps with patience 3 evaluations, best
 `--eval_f1_steps` (`instruct_ner/training.py`), as a user runs them. Each system's learning rate is chosen
 on dev from its sweep cells (`LR_SWEEP`) at the smallest size, or at the largest swept size up to the cell's own
 where two rates ran (`ruling_sweep`: MiniLM, cheap, is swept at every size; `LATER_SWEEPS` adds points where a
-500-sentence near tie needed a longer run); a corpus without a sweep of its own takes the same system's choice on
+smallest-size winner needed a longer run); a corpus without a sweep of its own takes the same system's choice on
 another corpus (CoNLL-2003 first), else the system's default; the choice and the dev F1 of every candidate go into
 the cell's JSON. Then, at the chosen rate, the head/loss sweep (`VARIANTS`, the
 bidirectional tagger only: it carries `train-tagger`'s defaults) trains a linear head with cross-entropy and a CRF
