@@ -231,7 +231,7 @@ def test_a_sweep_at_a_larger_size_chooses_for_that_size_and_above_on_every_corpu
     points = [cells.index(lc.Cell("conll2003", "gen-inline", 2000, lr)) for lr in (0.001, 0.003)]
     assert max(points) < cells.index(lc.Cell("conll2003", "gen-inline", 2000))
     assert lc.Cell("conll2003", "gen-inline", 2000, 0.0003) not in cells
-    assert lc.Cell("kind-wn", "gen-inline", 2000, 0.003) not in cells
+    assert lc.Cell("kind-fic", "gen-inline", 2000, 0.003) not in cells
     finish("conll2003/gen-inline/2000/lr=0.003", 0.95)  # had 3e-3 won there, the 1e-3 main cell would be stale
     main = lc.Cell.parse("conll2003/gen-inline/2000")
     assert lc.stale(json.loads(lc.result_path(main).read_text())) == (
