@@ -60,6 +60,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -375,19 +376,48 @@ def eval_every(total: int) -> int:
 
 
 class Stopwatch:
-    """Wall seconds of a cell's training summed over the processes that ran it (a cut-off run resumes)."""
+    """Wall seconds of a cell's training summed over the processes that ran it (a cut-off run resumes).
 
-    def __init__(self, folder: Path, name: str = "train"):
+    The total is written on exit (a SIGTERM from `timeout` exits cleanly) and, given `checkpoints_in`, each time a
+    new `checkpoint-N` folder appears there (polled every `poll` seconds), so that a process killed outright keeps
+    the seconds up to the work it saved: what comes after its last checkpoint is redone, and counted, on resume.
+    """
+
+    def __init__(self, folder: Path, name: str = "train", checkpoints_in: Path | None = None, poll: float = 20.0):
         self.path = folder / f"{name}_seconds_so_far.json"
         self.before = json.loads(self.path.read_text())["seconds"] if self.path.exists() else 0.0
+        self.checkpoints_in, self.poll = checkpoints_in, poll
+        self.stop = threading.Event()
+
+    def elapsed(self) -> float:
+        return self.before + time.perf_counter() - self.started
+
+    def save(self, seconds: float) -> None:
+        self.path.write_text(json.dumps({"seconds": seconds}))
+
+    def _watch_checkpoints(self) -> None:
+        from instruct_ner.sft.options import checkpoints
+
+        seen = {p.name for p in checkpoints(self.checkpoints_in)}
+        while not self.stop.wait(self.poll):
+            now = {p.name for p in checkpoints(self.checkpoints_in)}
+            if now - seen:
+                self.save(self.elapsed())
+            seen = now
 
     def __enter__(self):
         self.started = time.perf_counter()
+        if self.checkpoints_in is not None:
+            self.thread = threading.Thread(target=self._watch_checkpoints, daemon=True)
+            self.thread.start()
         return self
 
     def __exit__(self, *exc):
-        self.total = self.before + time.perf_counter() - self.started
-        self.path.write_text(json.dumps({"seconds": self.total}))
+        self.stop.set()
+        if self.checkpoints_in is not None:
+            self.thread.join()
+        self.total = self.elapsed()
+        self.save(self.total)
         return False
 
 
@@ -457,7 +487,7 @@ def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision
     output_dir = folder / "model"
     if (output_dir / ARTIFACT_FILE).exists() and (folder / "train.json").exists():
         return json.loads((folder / "train.json").read_text())
-    with Stopwatch(folder) as watch:
+    with Stopwatch(folder, checkpoints_in=output_dir) as watch:
         results = train_tagger(TaggerConfig(**tagger_options(spec, data, lr, output_dir, precision)))
     return write_train_summary(folder, results, steps_for(data["limit"], data["epochs"]), watch, lr)
 
@@ -492,7 +522,7 @@ def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: s
     )
     if data["reader"]:
         options.update(format="csv", id_column="id")
-    with Stopwatch(folder) as watch:
+    with Stopwatch(folder, checkpoints_in=output_dir) as watch:
         results = train(TrainConfig(**options))  # the adapter saved in output_dir is the best on dev
     return write_train_summary(folder, results, total, watch, lr)
 
@@ -523,17 +553,18 @@ def test_cell(cell: Cell, spec, data, folder: Path, precision: str, test_limit, 
     limit = ["--limit", str(test_limit)] if test_limit else []
     reader = list(CORPORA[cell.corpus].reader)
     common = ["--data", str(data["test"]), "--out", str(out), "--precision", precision, *limit, *reader]
-    watch = Stopwatch(folder, out.stem).__enter__()
-    if spec["kind"] == "tagger":
-        cli("tag", "--adapter", str(folder / "model"), *common)
-    elif spec["kind"] == "gen":
-        cli("generate", "--adapter", str(folder / "model"), "--resume", "true", *common)
-    else:
-        shots = (
-            ["--few_shot", str(spec["few_shot"]), "--few_shot_from", str(data["train"])] if spec["few_shot"] else []
-        )
-        cli("generate", "--template", template, "--resume", "true", *shots, *common)
-    watch.__exit__()
+    with Stopwatch(folder, out.stem) as watch:  # a cut-off test keeps its seconds (SIGTERM)
+        if spec["kind"] == "tagger":
+            cli("tag", "--adapter", str(folder / "model"), *common)
+        elif spec["kind"] == "gen":
+            cli("generate", "--adapter", str(folder / "model"), "--resume", "true", *common)
+        else:
+            shots = (
+                ["--few_shot", str(spec["few_shot"]), "--few_shot_from", str(data["train"])]
+                if spec["few_shot"]
+                else []
+            )
+            cli("generate", "--template", template, "--resume", "true", *shots, *common)
     seconds = watch.total  # includes model loading: what a user waits for
     scores = score(out)
     sentences = scores["sentences"]

@@ -434,3 +434,38 @@ def test_a_main_cell_that_took_a_tested_sweep_points_result_is_one_row_in_the_gr
         ["0.001", "**0.8100**"],
         ["0.003", "**0.7300**"],
     ]
+
+
+def test_a_killed_training_keeps_its_seconds_up_to_its_last_checkpoint_and_resumes_the_count(lc, tmp_path):
+    import time
+
+    model = tmp_path / "model"
+    model.mkdir()
+    started = time.perf_counter()
+    watch = lc.Stopwatch(tmp_path, checkpoints_in=model, poll=0.02).__enter__()
+    time.sleep(0.3)
+    (model / "checkpoint-10").mkdir()  # the trainer saves ...
+    saved_at = time.perf_counter() - started
+    time.sleep(0.3)  # ... and the process is killed here, before the Stopwatch exits: no __exit__
+    killed_at = time.perf_counter() - started
+    watch.stop.set()
+    left = json.loads((tmp_path / "train_seconds_so_far.json").read_text())["seconds"]
+    assert saved_at - 0.01 <= left <= killed_at - 0.2  # the seconds up to the checkpoint, not those after it
+    with lc.Stopwatch(tmp_path, checkpoints_in=model, poll=0.02) as resumed:  # the resumed process
+        time.sleep(0.1)
+    assert left + 0.1 <= resumed.total <= left + killed_at
+    assert json.loads((tmp_path / "train_seconds_so_far.json").read_text())["seconds"] == resumed.total
+
+
+def test_a_test_cut_off_by_sigterm_keeps_its_seconds(lc, tmp_path, monkeypatch):
+    import time
+
+    def cut_off(*args):  # the CLI's generation runs a while, then main()'s SIGTERM handler exits
+        time.sleep(0.1)
+        sys.exit(143)
+
+    monkeypatch.setattr(lc, "cli", cut_off)
+    data = {"test": tmp_path / "test.txt"}
+    with pytest.raises(SystemExit):
+        lc.test_cell(lc.Cell.parse("conll2003/gen-list/500"), lc.SYSTEMS["gen-list"], data, tmp_path, "fp32", None)
+    assert json.loads((tmp_path / "test_seconds_so_far.json").read_text())["seconds"] >= 0.1
