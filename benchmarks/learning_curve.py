@@ -395,10 +395,9 @@ class Stopwatch:
     def save(self, seconds: float) -> None:
         self.path.write_text(json.dumps({"seconds": seconds}))
 
-    def _watch_checkpoints(self) -> None:
+    def _watch_checkpoints(self, seen: set[str]) -> None:
         from instruct_ner.sft.options import checkpoints
 
-        seen = {p.name for p in checkpoints(self.checkpoints_in)}
         while not self.stop.wait(self.poll):
             now = {p.name for p in checkpoints(self.checkpoints_in)}
             if now - seen:
@@ -406,9 +405,12 @@ class Stopwatch:
             seen = now
 
     def __enter__(self):
+        from instruct_ner.sft.options import checkpoints
+
         self.started = time.perf_counter()
         if self.checkpoints_in is not None:
-            self.thread = threading.Thread(target=self._watch_checkpoints, daemon=True)
+            seen = {p.name for p in checkpoints(self.checkpoints_in)}  # those a resumed run starts from
+            self.thread = threading.Thread(target=self._watch_checkpoints, args=(seen,), daemon=True)
             self.thread.start()
         return self
 

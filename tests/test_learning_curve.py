@@ -436,25 +436,31 @@ def test_a_main_cell_that_took_a_tested_sweep_points_result_is_one_row_in_the_gr
     ]
 
 
-def test_a_killed_training_keeps_its_seconds_up_to_its_last_checkpoint_and_resumes_the_count(lc, tmp_path):
+def test_a_killed_training_keeps_its_seconds_up_to_its_last_checkpoint_and_resumes_the_count(
+    lc, tmp_path, monkeypatch
+):
     import time
 
-    model = tmp_path / "model"
-    model.mkdir()
-    started = time.perf_counter()
-    watch = lc.Stopwatch(tmp_path, checkpoints_in=model, poll=0.02).__enter__()
-    time.sleep(0.3)
-    (model / "checkpoint-10").mkdir()  # the trainer saves ...
-    saved_at = time.perf_counter() - started
-    time.sleep(0.3)  # ... and the process is killed here, before the Stopwatch exits: no __exit__
-    killed_at = time.perf_counter() - started
+    clock = [100.0]  # a fake clock: the seconds the Stopwatch sees are the ones the test sets
+    monkeypatch.setattr(lc.time, "perf_counter", lambda: clock[0])
+    model, saved = tmp_path / "model", tmp_path / "train_seconds_so_far.json"
+    (model / "checkpoint-10").mkdir(parents=True)  # a resumed run: its old checkpoint is not news
+    watch = lc.Stopwatch(tmp_path, checkpoints_in=model, poll=0.01).__enter__()
+    clock[0] = 107.0
+    time.sleep(0.1)
+    assert not saved.exists()
+    (model / "checkpoint-20").mkdir()  # the trainer saves at 7 s ...
+    for _ in range(500):
+        if saved.exists():
+            break
+        time.sleep(0.01)
+    clock[0] = 112.0  # ... and the process is killed at 12 s, before the Stopwatch exits: no __exit__
     watch.stop.set()
-    left = json.loads((tmp_path / "train_seconds_so_far.json").read_text())["seconds"]
-    assert saved_at - 0.01 <= left <= killed_at - 0.2  # the seconds up to the checkpoint, not those after it
-    with lc.Stopwatch(tmp_path, checkpoints_in=model, poll=0.02) as resumed:  # the resumed process
-        time.sleep(0.1)
-    assert left + 0.1 <= resumed.total <= left + killed_at
-    assert json.loads((tmp_path / "train_seconds_so_far.json").read_text())["seconds"] == resumed.total
+    watch.thread.join()
+    assert json.loads(saved.read_text())["seconds"] == 7.0  # the seconds up to the checkpoint, not those after it
+    with lc.Stopwatch(tmp_path, checkpoints_in=model, poll=0.01) as resumed:  # the resumed process
+        clock[0] = 115.0
+    assert resumed.total == json.loads(saved.read_text())["seconds"] == 7.0 + 3.0
 
 
 def test_a_test_cut_off_by_sigterm_keeps_its_seconds(lc, tmp_path, monkeypatch):
