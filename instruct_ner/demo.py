@@ -50,7 +50,9 @@ SAMPLES = {
         "train_limit": 48,
         "batch": 2,
         "epochs": 1,
-        "learning_rate": 1e-3,
+        # the e-mails' own sweep (BENCHMARKS.md, issue 15): the entity list at 60 e-mails, dev F1 0.594 at 1e-3,
+        # 0.864 at 3e-3; the recipe sft/recipes/smollm2-emails-it.yaml uses 3e-3 too
+        "learning_rate": 3e-3,
         "options": {"id_column": "id"},
     },
 }
