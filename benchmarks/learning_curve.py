@@ -143,6 +143,9 @@ VARIANTS = {"head=linear": {"head": "linear", "loss": "ce"}, "loss=ce": {"loss":
 VARIANT_SYSTEMS = ("tagger-bidirectional",)
 EPOCHS = {60: 4, 120: 3, 500: 3, 2000: 2, 5000: 1, "all": 1}
 BATCH = 8
+# generative cells: padded tokens per forward pass (train's max_batch_tokens), fp32 on 24 GiB: KIND-WN's inline cell at
+# 5,000 (8 x 991 tokens) was killed for memory at its first step, ADG's on all 4,847 (8 x 843) fit
+MAX_BATCH_TOKENS = 6144
 PATIENCE = 3
 SAVE_EVERY = 10
 
@@ -438,6 +441,7 @@ def write_train_summary(folder: Path, results: dict, total: int, watch, lr: floa
         "last_process_loop_seconds": results["seconds"],
         "learning_rate": lr,
         **{key: results[key] for key in ("best_step", "best_dev_f1", "dev_history", "eval_seconds")},
+        **{key: results[key] for key in ("micro_batch",) if key in results},  # generative cells: what ran
     }
     (folder / "train.json").write_text(json.dumps(summary, indent=2))
     prune_checkpoints(folder / "model", keep=0)
@@ -514,6 +518,7 @@ def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: s
         max_steps=total,
         per_device_train_batch_size=data["micro_batch"],
         gradient_accumulation_steps=BATCH // data["micro_batch"],
+        max_batch_tokens=MAX_BATCH_TOKENS,
         max_length=1024,  # whole e-mails (longest 879 tokens with the prompt); batches pad to their longest only
         save_steps=SAVE_EVERY,  # frequent checkpoints: a cell cut off by `timeout` loses little
         save_total_limit=1,
@@ -754,6 +759,8 @@ def run_cell(cell: Cell, precision: str = "fp32", test_limit: int | None = None,
         template = template_name(spec, corpus.language)
         result["template"] = template
         result["train"] = train_gen_cell(spec, data, lr, folder, precision, template)
+        if result["train"].get("micro_batch", BATCH) != BATCH:  # split for memory (MAX_BATCH_TOKENS)
+            result["micro_batch"] = result["train"]["micro_batch"]
     else:
         template = f"ner-list.{corpus.language}"  # prompting keeps the label definitions (issue 13)
         result["template"] = template

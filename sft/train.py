@@ -76,6 +76,14 @@ class TrainConfig(ModelOptions, LoopOptions, LoraOptions, DevF1Options, PromptOp
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "learning-rate schedule"})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimizer step"})
     max_length: int = field(default=512, metadata={"help": "longest prompt + response in tokens (longer: cut)"})
+    max_batch_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "cap on padded tokens per forward pass (examples x the longest one's tokens): when the longest "
+            "example would overrun it, every step runs as more, smaller micro-batches with gradient accumulation, "
+            "the same examples per step (fp32 SmolLM2-135M on 24 GiB of RAM: about 6144)"
+        },
+    )
     packing: bool = field(default=False, metadata={"help": "pack several examples into one sequence"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory"})
     eval_steps: int = field(default=50, metadata={"help": "evaluate the dev loss every N steps"})
@@ -96,6 +104,10 @@ class TrainConfig(ModelOptions, LoopOptions, LoraOptions, DevF1Options, PromptOp
             raise ConfigError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
         if self.eval_limit is not None and (isinstance(self.eval_limit, bool) or self.eval_limit < 1):
             raise ConfigError(f"eval_limit must be at least 1, got {self.eval_limit}")
+        if self.max_batch_tokens is not None and (
+            isinstance(self.max_batch_tokens, bool) or self.max_batch_tokens < 1
+        ):
+            raise ConfigError(f"max_batch_tokens must be at least 1, got {self.max_batch_tokens}")
         if self.eval_limit is not None and not self.eval_data:
             raise ConfigError("eval_limit needs --eval_data (it caps the dev records of the loss)")
         self.check_loop()
@@ -184,16 +196,19 @@ def sequence_lengths(pairs: list[dict], tokenizer) -> list[tuple[int, int]]:
     return lengths
 
 
-def report_overlong(pairs: list[dict], tokenizer, max_length: int | None) -> int:
+def report_overlong(
+    pairs: list[dict], tokenizer, max_length: int | None, lengths: list[tuple[int, int]] | None = None
+) -> int:
     """Warn (on stderr) about the training examples longer than `max_length` tokens, which the trainer cuts:
     how many, the longest, the first few by source, and how many lose their whole response (the trainer
     then drops them). Returns how many are cut. Nothing is reported when nothing is cut (or no max_length).
+    `lengths`: the pairs' `sequence_lengths`, when already known.
     """
     if max_length is None:
         return 0
     over = [
         (whole, prompt >= max_length, pair.get("source") or f"example {i + 1}")
-        for i, (pair, (prompt, whole)) in enumerate(zip(pairs, sequence_lengths(pairs, tokenizer)))
+        for i, (pair, (prompt, whole)) in enumerate(zip(pairs, lengths or sequence_lengths(pairs, tokenizer)))
         if whole > max_length
     ]
     if over:
@@ -208,6 +223,39 @@ def report_overlong(pairs: list[dict], tokenizer, max_length: int | None) -> int
             file=sys.stderr,
         )
     return len(over)
+
+
+def micro_batches(batch: int, accumulation: int, longest: int, max_batch_tokens: int | None) -> tuple[int, int]:
+    """(examples per forward pass, passes per optimizer step) for `batch` x `accumulation` examples a step: the
+    largest divisor of `batch` whose padded tokens (it x `longest`) fit in `max_batch_tokens`, at least 1.
+
+    Example: micro_batches(8, 1, 991, 6144) -> (4, 2)
+    Example: micro_batches(8, 2, 500, 6144) -> (8, 2)
+    """
+    if max_batch_tokens is None or batch * longest <= max_batch_tokens:
+        return batch, accumulation
+    micro = max((d for d in range(1, batch + 1) if batch % d == 0 and d * longest <= max_batch_tokens), default=1)
+    return micro, accumulation * (batch // micro)
+
+
+def fit_batches(config: TrainConfig, lengths: list[tuple[int, int]]) -> TrainConfig:
+    """`config` with its batch split into micro-batches that keep `max_batch_tokens` (said on stderr when split).
+    The longest example counts at most `max_length` tokens, where the trainer cuts it; a packed row, max_length."""
+    cut = trainer_max_length(config)
+    longest = max((min(whole, cut) if cut else whole for _, whole in lengths), default=0)
+    if config.packing:  # packed rows are filled up to max_length
+        longest = config.max_length
+    batch, accumulation = config.per_device_train_batch_size, config.gradient_accumulation_steps
+    micro, passes = micro_batches(batch, accumulation, longest, config.max_batch_tokens)
+    if micro == batch:
+        return config
+    print(
+        f"max_batch_tokens={config.max_batch_tokens}: the longest example has {longest} tokens, so batches of "
+        f"{batch} run as {batch // micro} micro-batches of {micro} (gradient accumulation {passes}: the same "
+        f"{batch * accumulation} examples per step)",
+        file=sys.stderr,
+    )
+    return replace_config(config, per_device_train_batch_size=micro, gradient_accumulation_steps=passes)
 
 
 def prepare_model(config: TrainConfig, model_path: str):
@@ -354,13 +402,15 @@ def run_training(config: TrainConfig, callbacks=None):
         file=sys.stderr,
     )
     tokenizer = load_tokenizer(model_path, config.trust_remote_code)
-    cut = report_overlong(pairs, tokenizer, trainer_max_length(config))
+    lengths = sequence_lengths(pairs, tokenizer)
+    cut = report_overlong(pairs, tokenizer, trainer_max_length(config), lengths)
+    batching = fit_batches(config, lengths)
     model = prepare_model(config, model_path)
     train_dataset = datasets.Dataset.from_list([to_prompt_completion(p) for p in pairs])
     eval_dataset = datasets.Dataset.from_list([to_prompt_completion(p) for p in dev]) if dev else None
     trainer = SFTTrainer(
         model=model,
-        args=sft_config(config, bool(dev), precision),
+        args=sft_config(batching, bool(dev), precision),
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
@@ -376,7 +426,7 @@ def run_training(config: TrainConfig, callbacks=None):
     tokenizer.save_pretrained(config.output_dir)
     artifact_of(builder, config, model_path).save(config.output_dir)
     steps = trainer.state.global_step
-    samples = steps * config.per_device_train_batch_size * config.gradient_accumulation_steps
+    samples = steps * batching.per_device_train_batch_size * batching.gradient_accumulation_steps
     results = {
         "train_examples": len(pairs),
         "steps": steps,
@@ -387,6 +437,8 @@ def run_training(config: TrainConfig, callbacks=None):
         "eval_losses": [entry["eval_loss"] for entry in trainer.state.log_history if "eval_loss" in entry],
         "precision": precision,
         "examples_over_max_length": cut,
+        "micro_batch": batching.per_device_train_batch_size,
+        "gradient_accumulation_steps": batching.gradient_accumulation_steps,
     }
     if dev:
         results["final_eval_loss"] = final_eval_loss

@@ -319,3 +319,51 @@ def test_examples_cut_by_max_length_are_counted_and_named(tiny_llama, conll_file
         dropped = len(pairs) - len(kept)
         assert (f"and {dropped} with no response left are dropped" in err) == (dropped > 0)
     assert dropped > 0  # the second limit did drop one, and the warning said so
+
+
+def test_micro_batches_are_the_largest_divisor_within_the_token_cap():
+    for batch in range(1, 17):
+        for accumulation in (1, 2, 3):
+            for longest in (1, 7, 100, 991):
+                for cap in (None, 1, 50, 700, 4000, 6144, 10**6):
+                    micro, passes = train_module.micro_batches(batch, accumulation, longest, cap)
+                    assert batch % micro == 0 and micro * passes == batch * accumulation  # the same examples a step
+                    if cap is None or batch * longest <= cap:
+                        assert (micro, passes) == (batch, accumulation)
+                        continue
+                    assert micro * longest <= cap or micro == 1
+                    assert not [d for d in range(micro + 1, batch + 1) if batch % d == 0 and d * longest <= cap]
+
+
+def test_max_batch_tokens_trains_as_the_same_micro_batches_set_by_hand(tiny_llama, conll_file, tmp_path, capsys):
+    """A cap below batch x longest example splits each step; the run equals one with that split given explicitly
+    (losses, step count), and differs from the unsplit one, so the split reached the trainer."""
+    from transformers import AutoTokenizer
+
+    common = dict(max_steps=3, per_device_train_batch_size=4, learning_rate=1e-2, max_length=1024)
+    pairs, _, _ = training_pairs(config_for(tiny_llama, conll_file, tmp_path, **common))
+    longest = max(n for _, n in train_module.sequence_lengths(pairs, AutoTokenizer.from_pretrained(tiny_llama)))
+    capped, _, _ = run_training(
+        config_for(tiny_llama, conll_file, tmp_path / "capped", max_batch_tokens=2 * longest + 1, **common)
+    )
+    assert f"the longest example has {longest} tokens, so batches of 4 run as 2 micro-batches of 2" in (
+        capsys.readouterr().err
+    )
+    assert capped["micro_batch"] == 2 and capped["gradient_accumulation_steps"] == 2
+    by_hand, _, _ = run_training(
+        config_for(
+            tiny_llama,
+            conll_file,
+            tmp_path / "hand",
+            **{**common, "per_device_train_batch_size": 2},
+            gradient_accumulation_steps=2,
+        )
+    )
+    whole, _, _ = run_training(config_for(tiny_llama, conll_file, tmp_path / "whole", **common))
+    assert capped["losses"] == pytest.approx(by_hand["losses"], rel=1e-5) and len(capped["losses"]) == 3
+    assert whole["micro_batch"] == 4 and whole["losses"] != pytest.approx(capped["losses"], rel=1e-5)
+
+
+def test_max_batch_tokens_must_be_positive(conll_file, no_model_loading):
+    with pytest.raises(ConfigError, match="max_batch_tokens must be at least 1"):
+        TrainConfig(data=str(conll_file), max_batch_tokens=0)
