@@ -241,10 +241,11 @@ def micro_batches(batch: int, accumulation: int, longest: int, max_batch_tokens:
 def fit_batches(config: TrainConfig, lengths: list[tuple[int, int]]) -> TrainConfig:
     """`config` with its batch split into micro-batches that keep `max_batch_tokens` (said on stderr when split).
     The longest example counts at most `max_length` tokens, where the trainer cuts it; a packed row, max_length."""
-    cut = trainer_max_length(config)
-    longest = max((min(whole, cut) if cut else whole for _, whole in lengths), default=0)
     if config.packing:  # packed rows are filled up to max_length
         longest = config.max_length
+    else:
+        cut = trainer_max_length(config)
+        longest = max((min(whole, cut) if cut else whole for _, whole in lengths), default=0)
     batch, accumulation = config.per_device_train_batch_size, config.gradient_accumulation_steps
     micro, passes = micro_batches(batch, accumulation, longest, config.max_batch_tokens)
     if micro == batch:
