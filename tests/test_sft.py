@@ -367,3 +367,15 @@ def test_max_batch_tokens_trains_as_the_same_micro_batches_set_by_hand(tiny_llam
 def test_max_batch_tokens_must_be_positive(conll_file, no_model_loading):
     with pytest.raises(ConfigError, match="max_batch_tokens must be at least 1"):
         TrainConfig(data=str(conll_file), max_batch_tokens=0)
+
+
+def test_packed_rows_count_max_length_against_the_token_cap(conll_file, no_model_loading, capsys):
+    """Packing fills every row to max_length, so short examples still split under a cap that 8 full rows exceed;
+    the same short examples unpacked fit whole."""
+    short = [(3, 10)] * 20  # (prompt, prompt + response) tokens: 8 x 10 is far below the cap
+    common = dict(data=str(conll_file), per_device_train_batch_size=8, max_length=64, max_batch_tokens=256)
+    packed = train_module.fit_batches(TrainConfig(packing=True, **common), short)
+    assert (packed.per_device_train_batch_size, packed.gradient_accumulation_steps) == (4, 2)  # 4 x 64 = 256
+    assert "the longest example has 64 tokens" in capsys.readouterr().err
+    unpacked = train_module.fit_batches(TrainConfig(**common), short)
+    assert (unpacked.per_device_train_batch_size, unpacked.gradient_accumulation_steps) == (8, 1)
