@@ -298,7 +298,7 @@ def read(path: Path, corpus: Corpus, limit: int | None = None):
 
 
 def write_records(path: Path, examples) -> Path:
-    from instruct_ner.prompts.jsonl import write_jsonl
+    from instruct_ner.jsonl import write_jsonl
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():

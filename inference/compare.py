@@ -31,10 +31,10 @@ from pathlib import Path
 
 from instruct_ner.inference.parser import total_diagnostics
 from instruct_ner.inference.score import check_tag_record, score_tags
-from instruct_ner.prompts.examples import DataError, tags_to_spans
-from instruct_ner.prompts.jsonl import iter_jsonl, write_text_atomic
 
 from instruct_ner.config import ConfigError, parse_config
+from instruct_ner.examples import DataError, tags_to_spans
+from instruct_ner.jsonl import iter_jsonl, write_text_atomic
 
 ERROR_KINDS = ("correct", "wrong_type", "boundary", "boundary_and_type", "spurious", "missed")
 NONE = "(none)"

@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from instruct_ner.inference.score import score_tags
-from instruct_ner.prompts.examples import Example
+
+from instruct_ner.examples import Example
 
 STATE_FILE = "early_stopping.json"
 BEST_WEIGHTS = "best_weights.pt"

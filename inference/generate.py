@@ -46,14 +46,14 @@ from instruct_ner.inference.decoding import (  # noqa: F401  (re-exported: the g
     runaway_line,
 )
 from instruct_ner.inference.predictor import GenerativePredictor, RunOptions, input_records
-from instruct_ner.prompts.examples import DataError, Example, labels_of
-from instruct_ner.prompts.jsonl import check_output, check_run_settings, iter_jsonl, read_records, write_jsonl
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import PromptBuilder, PromptOptions, builder_from_options, load_template
 from instruct_ner.sft.artifact import Artifact, check_labels, fingerprint
 from instruct_ner.sft.options import ModelOptions
 
 from instruct_ner.config import ConfigError, fields_set, parse_config
+from instruct_ner.examples import DataError, Example, labels_of
+from instruct_ner.jsonl import check_output, check_run_settings, iter_jsonl, read_records, write_jsonl
 
 
 @dataclass

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 
 from instruct_ner.inference.parser import parse_response, total_diagnostics
 from instruct_ner.inference.score import DIAGNOSTIC_KEYS
-from instruct_ner.prompts.examples import DataError, Example, labels_of
 from instruct_ner.prompts.formats import FORMAT_NAMES
-from instruct_ner.prompts.jsonl import check_output, iter_jsonl, write_jsonl
 
 from instruct_ner.config import ConfigError, parse_config
+from instruct_ner.examples import DataError, Example, labels_of
+from instruct_ner.jsonl import check_output, iter_jsonl, write_jsonl
 
 
 @dataclass

@@ -23,12 +23,13 @@ from pathlib import Path
 
 from instruct_ner.inference.decoding import DecodeOptions, Generated, Generator, length_bound
 from instruct_ner.inference.parser import parse_response
-from instruct_ner.prompts.examples import DataError, Example, labels_of, tags_to_spans
 from instruct_ner.prompts.formats import escapable
-from instruct_ner.prompts.jsonl import iter_jsonl
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import PromptBuilder
 from instruct_ner.sft.artifact import Artifact, check_labels
+
+from instruct_ner.examples import DataError, Example, labels_of, tags_to_spans
+from instruct_ner.jsonl import iter_jsonl
 
 
 @dataclass

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from instruct_ner.inference.parser import total_diagnostics
-from instruct_ner.prompts.examples import TAG_PATTERN, DataError, labels_of, tags_to_spans
-from instruct_ner.prompts.jsonl import check_output, iter_jsonl, write_text_atomic
 
 from instruct_ner.config import ConfigError, parse_config
+from instruct_ner.examples import TAG_PATTERN, DataError, labels_of, tags_to_spans
+from instruct_ner.jsonl import check_output, iter_jsonl, write_text_atomic
 
 DIAGNOSTIC_KEYS = (
     "mentions",

@@ -16,13 +16,13 @@ import time
 from dataclasses import dataclass, field
 
 from instruct_ner.inference.predictor import TaggerPredictor, input_records
-from instruct_ner.prompts.examples import labels_of
-from instruct_ner.prompts.jsonl import check_output, write_jsonl
 from instruct_ner.prompts.readers import ReaderOptions
 from instruct_ner.sft.artifact import Artifact, check_labels
 from instruct_ner.sft.options import ModelOptions
 
 from instruct_ner.config import ConfigError, fields_set, parse_config
+from instruct_ner.examples import labels_of
+from instruct_ner.jsonl import check_output, write_jsonl
 
 
 @dataclass

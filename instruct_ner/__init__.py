@@ -17,8 +17,8 @@ import importlib
 _EXPORTS = {
     "NER": "instruct_ner.api",
     "score": "instruct_ner.api",
-    "Entity": "instruct_ner.prompts.examples",
-    "Example": "instruct_ner.prompts.examples",
+    "Entity": "instruct_ner.examples",
+    "Example": "instruct_ner.examples",
     "load_examples": "instruct_ner.prompts.readers",
 }
 __all__ = list(_EXPORTS)

@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from instruct_ner.examples import Entity, Example
 from instruct_ner.inference.predictor import (
     GenerativePredictor,
     Predictor,
@@ -27,8 +28,7 @@ from instruct_ner.inference.predictor import (
     input_records,
     load_predictor,
 )
-from instruct_ner.prompts.examples import Entity, Example
-from instruct_ner.prompts.jsonl import write_jsonl
+from instruct_ner.jsonl import write_jsonl
 from instruct_ner.prompts.readers import ReaderOptions
 from instruct_ner.prompts.templates import PROMPTING_TEMPLATE
 from instruct_ner.prompts.tokenize import tokenize_with_offsets

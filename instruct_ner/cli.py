@@ -44,10 +44,7 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from instruct_ner.config import ConfigError
-    from instruct_ner.prompts.examples import DataError
-    from instruct_ner.prompts.templates import TemplateError
-    from instruct_ner.sft.models import ModelError
+    from instruct_ner.errors import InstructNerError
 
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in SUBCOMMANDS:
@@ -57,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     command = getattr(importlib.import_module(module_name), function or "main")
     try:
         return command(argv[1:]) or 0
-    except (DataError, ConfigError, TemplateError, ModelError, FileNotFoundError) as error:
+    except (InstructNerError, FileNotFoundError) as error:
         print(f"instruct-ner {argv[0]}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -27,9 +27,7 @@ from pathlib import Path
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A config that cannot be used; raised before any data or model is loaded."""
+from instruct_ner.errors import ConfigError  # noqa: F401  (re-exported)
 
 
 def _base_type(annotation) -> tuple[type, bool]:

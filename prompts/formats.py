@@ -31,7 +31,7 @@ import bisect
 import re
 from dataclasses import dataclass, field
 
-from instruct_ner.prompts.examples import DataError, Example
+from instruct_ner.examples import DataError, Example
 
 FORMAT_NAMES = ("entity_list", "inline")
 

@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from instruct_ner.prompts.examples import DataError
-from instruct_ner.prompts.textio import read_text
+from instruct_ner.examples import DataError
+from instruct_ner.textio import read_text
 
 DEFINITIONS = {
     "en": {

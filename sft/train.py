@@ -27,7 +27,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from instruct_ner.prompts.jsonl import read_records
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import (
     TRAINING_TEMPLATE,
@@ -55,6 +54,7 @@ from instruct_ner.sft.options import (  # noqa: F401  (ModelOptions, LoopOptions
 )
 
 from instruct_ner.config import ConfigError, fields_set, replace_config
+from instruct_ner.jsonl import read_records
 
 
 @dataclass

@@ -17,7 +17,6 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict, dataclass, field
 
-from instruct_ner.prompts.examples import labels_of
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.sft.artifact import Artifact
 from instruct_ner.sft.models import model_reference
@@ -32,6 +31,7 @@ from instruct_ner.sft.options import (
 from instruct_ner.sft.tagger import ATTENTIONS, HEADS, LOSSES
 
 from instruct_ner.config import ConfigError
+from instruct_ner.examples import labels_of
 
 
 @dataclass

@@ -4,9 +4,9 @@ import json
 
 import pytest
 from instruct_ner.inference.compare import CompareConfig, classify_errors, compare
-from instruct_ner.prompts.examples import DataError, spans_to_tags
 
 from instruct_ner.cli import main
+from instruct_ner.examples import DataError, spans_to_tags
 
 
 def record(i, n, gold, pred, parse=None, timing=None):

@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 from instruct_ner.inference.constrained import ConstraintFactory
 from instruct_ner.inference.decoding import DecodeOptions, HFGenerator, length_bound
 from instruct_ner.inference.parser import parse_response
-from instruct_ner.prompts.examples import Example, join_tokens
 from instruct_ner.prompts.formats import escapable
 from instruct_ner.prompts.templates import PromptBuilder, load_template
+
+from instruct_ner.examples import Example, join_tokens
 
 LABELS = ["LOC", "MISC", "ORG", "PER"]
 SENTENCES = [
@@ -312,9 +313,10 @@ def test_every_gold_response_is_allowed(tokenizer, response_format):
     the Italian e-mails (texts with newlines, `€`, `’`; the large set's signatures with `|`), tokenised as the
     tokenizer splits them, all pass."""
     from conftest import DATA
-    from instruct_ner.prompts.examples import labels_of
     from instruct_ner.prompts.formats import get_format
     from instruct_ner.prompts.readers import ReaderOptions, load_examples
+
+    from instruct_ner.examples import labels_of
 
     conll, _ = load_examples(SHARED_DATA / "conll2003" / "test.txt")
     emails, _ = load_examples(DATA / "emails_it" / "test.csv", ReaderOptions(id_column="id"))

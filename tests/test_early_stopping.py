@@ -192,9 +192,9 @@ def test_a_hugging_face_dev_set_is_read_from_its_own_split(tmp_path):
 
 
 def test_a_dev_file_of_another_kind_than_the_training_data_is_read_by_its_suffix(conll_file, tmp_path):
-    from instruct_ner.prompts.jsonl import write_jsonl
     from instruct_ner.sft.train import TrainConfig
 
+    from instruct_ner.jsonl import write_jsonl
     from instruct_ner.training import dev_examples
 
     examples, _ = load_examples(conll_file)

@@ -1,7 +1,8 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from instruct_ner.prompts.examples import (
+
+from instruct_ner.examples import (
     DataError,
     Example,
     bioes_to_iob2,

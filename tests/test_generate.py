@@ -17,13 +17,13 @@ from instruct_ner.inference.generate import (
 )
 from instruct_ner.inference.generate import run_generation as run_file
 from instruct_ner.inference.predictor import GenerativePredictor, RunOptions
-from instruct_ner.prompts.examples import DataError
 from instruct_ner.prompts.formats import get_format
 from instruct_ner.prompts.readers import load_examples
 from instruct_ner.prompts.templates import PromptBuilder, load_template
 from instruct_ner.sft.models import ModelError
 
 from instruct_ner.config import ConfigError
+from instruct_ner.examples import DataError
 
 TEST_FILE = DATA / "conll_en" / "test.txt"
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from instruct_ner.inference.parser import parse_response
-from instruct_ner.prompts.examples import DataError, Example
 from instruct_ner.prompts.formats import FORMATS
-from instruct_ner.prompts.jsonl import atomic_folder, check_run_settings, write_jsonl
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 
 from instruct_ner.cli import main
+from instruct_ner.examples import DataError, Example
+from instruct_ner.jsonl import atomic_folder, check_run_settings, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,10 +5,10 @@ import json
 import unicodedata
 
 from instruct_ner.inference.parser import parse_response
-from instruct_ner.prompts.examples import Example
 from instruct_ner.prompts.tokenize import tokenize_with_offsets
 
 from instruct_ner.cli import main
+from instruct_ner.examples import Example
 
 LABELS = ["LOC", "MONEY", "ORG", "PER"]
 

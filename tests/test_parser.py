@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from instruct_ner.inference.parser import parse_response
-from instruct_ner.prompts.examples import Example
+
+from instruct_ner.examples import Example
 
 LABELS = ["LOC", "MISC", "ORG", "PER"]
 

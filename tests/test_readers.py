@@ -2,8 +2,9 @@ import json
 
 import pytest
 from conftest import needs_shared_data, shared_files
-from instruct_ner.prompts.examples import DataError
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
+
+from instruct_ner.examples import DataError
 
 
 def write(path, text):

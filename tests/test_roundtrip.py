@@ -5,9 +5,10 @@ from conftest import needs_shared_data, shared_files
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from instruct_ner.inference.parser import parse_response
-from instruct_ner.prompts.examples import Example, labels_of, spans_to_tags
 from instruct_ner.prompts.formats import FORMATS
 from instruct_ner.prompts.readers import load_examples
+
+from instruct_ner.examples import Example, labels_of, spans_to_tags
 
 FORMAT_NAMES = list(FORMATS)
 

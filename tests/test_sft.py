@@ -5,12 +5,12 @@ import json
 
 import pytest
 import torch
-from instruct_ner.prompts.examples import DataError
 from instruct_ner.prompts.templates import TemplateError
 from instruct_ner.sft import train as train_module
 from instruct_ner.sft.train import TrainConfig, run_training, to_prompt_completion, training_pairs
 
 from instruct_ner.config import ConfigError, parse_config
+from instruct_ner.examples import DataError
 
 
 def config_for(tiny_llama, data, tmp_path, **overrides):

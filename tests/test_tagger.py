@@ -8,12 +8,12 @@ import pytest
 import torch
 from conftest import DATA
 from instruct_ner.inference.tag import TagConfig, tag
-from instruct_ner.prompts.examples import Example, iob2_error
 from instruct_ner.sft.crf import CRF, constrained_decode
 from instruct_ner.sft.tagger import encode_examples, load_tagger, predict, set_attention, tag_names
 from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
 
 from instruct_ner.config import ConfigError, parse_config
+from instruct_ner.examples import Example, iob2_error
 
 
 @pytest.mark.parametrize("attention", ["causal", "bidirectional"])

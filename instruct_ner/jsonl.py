@@ -8,8 +8,8 @@ none, never half of one). Appending (`append=True`, used by `generate --resume`)
 flushes each record, so an interrupted run leaves a valid file up to its last complete line. A folder
 (an imported model, a cache) is published the same way by `atomic_folder`: each writer fills a staging folder
 of its own, renamed into place at the end, so two processes that build the same folder at once never write
-into one another's files. It lives in the lowest stage (`prompts`), beside `DataError`, so that the readers and
-every later stage import it downwards.
+into one another's files. It lives in the core (`instruct_ner/`), below every stage, so that readers, trainers
+and predictors import it downwards.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from instruct_ner.prompts.examples import DataError
-from instruct_ner.prompts.textio import read_text, split_lines
+from instruct_ner.examples import DataError
+from instruct_ner.textio import read_text, split_lines
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[str, dict]]:

@@ -15,16 +15,9 @@ import bisect
 import re
 from dataclasses import dataclass, field
 
+from instruct_ner.errors import DataError  # noqa: F401  (re-exported: every stage catches it here)
+
 TAG_PATTERN = re.compile(r"^(?:O|[BI]-[^\s]+)$")
-
-
-class DataError(ValueError):
-    """Bad input. The message always names where (file and line/row, or record id) and what was expected."""
-
-    def __init__(self, where: str, message: str, reason: str = "invalid"):
-        self.where = where
-        self.reason = reason  # short key used when skips are counted, e.g. "invalid_tag"
-        super().__init__(f"{where}: {message}")
 
 
 @dataclass(frozen=True)

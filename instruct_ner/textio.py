@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from instruct_ner.prompts.examples import DataError
+from instruct_ner.examples import DataError
 
 BOM = "\ufeff"
 
