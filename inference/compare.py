@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from instruct_ner.inference.parser import total_diagnostics
+from instruct_ner.inference.grounding import total_diagnostics
 from instruct_ner.inference.score import check_tag_record, score_tags
 
 from instruct_ner.config import ConfigError, parse_config

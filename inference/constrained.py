@@ -45,7 +45,7 @@ Our automaton is exact for both formats, handles that ambiguity by keeping both 
 dependency, and is far below the forward pass in cost.
 
 This module does not run the model (see `inference.decoding`) and does not parse responses
-(see `inference.parser`).
+(see `inference.grounding`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 
-from instruct_ner.inference.parser import parse_response, total_diagnostics
+from instruct_ner.inference.grounding import parse_response, total_diagnostics
 from instruct_ner.inference.score import DIAGNOSTIC_KEYS
 from instruct_ner.prompts.formats import FORMAT_NAMES
 

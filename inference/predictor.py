@@ -3,7 +3,7 @@ the `generate` / `tag` subcommands and the Python API (`instruct_ner.NER`), so t
 
 - `GenerativePredictor`: a prompt builder + a `Generator` (inference/decoding.py's interface; the
   Hugging Face one is `HFGenerator`). Prompts are sorted by length inside chunks of `batch_size * 8`,
-  decoded batch by batch, parsed by `inference.parser`; each output record is its input record plus
+  decoded batch by batch, parsed by `inference.grounding`; each output record is its input record plus
   `generation`, `entities`, `pred_tags`, `parse` (diagnostics) and `timing`.
 - `TaggerPredictor`: a token classifier from `train-tagger` (sft/tagger.py's `predict`); each output
   record is its input record plus `labels`, `pred_tags`, `entities` and `timing`.
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from instruct_ner.inference.decoding import DecodeOptions, Generated, Generator, length_bound
-from instruct_ner.inference.parser import parse_response
+from instruct_ner.inference.grounding import parse_response
 from instruct_ner.prompts.formats import escapable
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import PromptBuilder

@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from instruct_ner.inference.parser import total_diagnostics
+from instruct_ner.inference.grounding import total_diagnostics
 
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.examples import TAG_PATTERN, DataError, labels_of, tags_to_spans

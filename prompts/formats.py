@@ -22,7 +22,7 @@ Two formats:
 `from_str` only splits the response into mentions and counts what it could not read: a line (or an
 entity bracket) it cannot read is `malformed`, unless it is the last one and generation stopped at its
 token limit (`hit_limit=True`), when it is `truncated`. Finding mentions in the input text, snapping them
-to tokens and resolving overlaps is the parser's job (`inference.parser`). Labels are returned as written.
+to tokens and resolving overlaps is the parser's job (`inference.grounding`). Labels are returned as written.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from instruct_ner.inference.constrained import ConstraintFactory
 from instruct_ner.inference.decoding import DecodeOptions, HFGenerator, length_bound
-from instruct_ner.inference.parser import parse_response
+from instruct_ner.inference.grounding import parse_response
 from instruct_ner.prompts.formats import escapable
 from instruct_ner.prompts.templates import PromptBuilder, load_template
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import DATA
 from instruct_ner.data import make_emails_large
-from instruct_ner.inference.parser import parse_response
+from instruct_ner.inference.grounding import parse_response
 from instruct_ner.inference.score import score_tags
 from instruct_ner.prompts.formats import FORMATS
 from instruct_ner.prompts.readers import ReaderOptions, load_examples

@@ -8,7 +8,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from instruct_ner.inference.parser import parse_response
+from instruct_ner.inference.grounding import parse_response
 from instruct_ner.prompts.formats import FORMATS
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 

@@ -4,7 +4,7 @@ whether a response was cut by the token limit or is simply not in the response f
 import json
 import unicodedata
 
-from instruct_ner.inference.parser import parse_response
+from instruct_ner.inference.grounding import parse_response
 from instruct_ner.prompts.tokenize import tokenize_with_offsets
 
 from instruct_ner.cli import main

@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from instruct_ner.inference.parser import parse_response
+from instruct_ner.inference.grounding import parse_response
 
 from instruct_ner.examples import Example
 

@@ -4,7 +4,7 @@ import pytest
 from conftest import needs_shared_data, shared_files
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from instruct_ner.inference.parser import parse_response
+from instruct_ner.inference.grounding import parse_response
 from instruct_ner.prompts.formats import FORMATS
 from instruct_ner.prompts.readers import load_examples
 

@@ -1,5 +1,6 @@
-"""The response parser: generated text + the original tokens -> entities (token spans and character
-offsets) -> IOB2 tags, with diagnostics saying what could not be used and why.
+"""Grounding, the response parser's second half: the mentions a response format read from generated text + the
+original tokens -> entities (token spans and character offsets) -> IOB2 tags, with diagnostics saying what could
+not be used and why. (`inference/parse.py` is the `parse` stage's command around it.)
 
 The parser is a chain of small steps, each a pure function:
 
