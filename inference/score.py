@@ -62,6 +62,7 @@ def score_tags(gold: list[list[str]], pred: list[list[str]], strict: bool = Fals
     from seqeval.metrics import classification_report
     from seqeval.scheme import IOB2
 
+    check_tag_lists(gold, pred)
     options = {"mode": "strict", "scheme": IOB2} if strict else {}
     tokens = sum(len(tags) for tags in gold)
     correct = sum(g == p for gold_tags, pred_tags in zip(gold, pred) for g, p in zip(gold_tags, pred_tags))
@@ -86,6 +87,33 @@ def score_tags(gold: list[list[str]], pred: list[list[str]], strict: bool = Fals
         result["per_type"][label] = _row(row)
     result["micro"], result["macro"] = _row(report["micro avg"]), _row(report["macro avg"])
     return result
+
+
+def check_tag_lists(gold, pred, where: str = "tags") -> None:
+    """Raise DataError unless `gold` and `pred` are equally long lists of equally long lists of valid tags.
+
+    Every caller of the scorer (the CLI, `compare`, the API's `score`, dev-F1 selection) goes through this, so a
+    malformed tag never scores as an entity and a length mismatch never scores silently.
+    Example: check_tag_lists([["B-PER"]], [["X-PER"]]) raises DataError("tags: sentence 0: pred_tags[0] is ...")
+    """
+    for name, sequences in (("gold", gold), ("pred_tags", pred)):
+        if isinstance(sequences, str) or not isinstance(sequences, list | tuple):
+            raise DataError(
+                where, f"{name} must be a list of tag lists, not {type(sequences).__name__}", "invalid_tag"
+            )
+    if len(gold) != len(pred):
+        raise DataError(where, f"{len(gold)} gold sentences but {len(pred)} predicted", "length")
+    for k, (gold_tags, pred_tags) in enumerate(zip(gold, pred)):
+        for name, tags in (("tags", gold_tags), ("pred_tags", pred_tags)):
+            if isinstance(tags, str) or not isinstance(tags, list | tuple):
+                raise DataError(where, f"sentence {k}: {name} must be a list of tags, not {tags!r}", "invalid_tag")
+            for i, tag in enumerate(tags):
+                if not isinstance(tag, str) or not TAG_PATTERN.match(tag):
+                    raise DataError(
+                        where, f"sentence {k}: {name}[{i}] is {tag!r}; expected O, B-TYPE or I-TYPE", "invalid_tag"
+                    )
+        if len(gold_tags) != len(pred_tags):
+            raise DataError(where, f"sentence {k}: {len(gold_tags)} tags but {len(pred_tags)} pred_tags", "length")
 
 
 def _zero() -> dict:
@@ -123,6 +151,9 @@ def check_tag_record(record: dict, where: str) -> None:
                 )
     if len(record["tags"]) != len(record["pred_tags"]):
         raise DataError(where, f"{len(record['tags'])} tags but {len(record['pred_tags'])} pred_tags", "length")
+    tokens = record.get("tokens")
+    if isinstance(tokens, list) and len(tokens) != len(record["tags"]):
+        raise DataError(where, f"{len(tokens)} tokens but {len(record['tags'])} tags", "length")
 
 
 def read_tag_pairs(path: str | Path) -> tuple[list[list[str]], list[list[str]], list[dict]]:

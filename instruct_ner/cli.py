@@ -12,6 +12,7 @@ Examples:
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
@@ -37,6 +38,30 @@ SUBCOMMANDS = {
 }
 
 
+# Errors of the user's machine, not of the program: a full disk, a read-only or forbidden target, a folder where a
+# file was expected. Each is one line naming the file; any other OSError keeps its traceback (a bug).
+USER_OS_ERRORS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EISDIR,
+    errno.ENOTDIR,
+    errno.EEXIST,
+    errno.ENAMETOOLONG,
+}
+
+
+def os_error_line(error: OSError) -> str:
+    """One line for an OSError: the file it concerns and the system's reason.
+
+    Example: os_error_line(OSError(28, "No space left on device", "out.jsonl")) -> "out.jsonl: No space left on device"
+    """
+    where = error.filename if error.filename is not None else "output"
+    return f"{where}: {error.strerror or error} (nothing was overwritten; free space or choose another path)"
+
+
 def usage() -> str:
     width = max(map(len, SUBCOMMANDS))
     lines = [f"  {name:<{width}}  {summary}" for name, (_, summary) in SUBCOMMANDS.items()]
@@ -56,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         return command(argv[1:]) or 0
     except (InstructNerError, FileNotFoundError) as error:
         print(f"instruct-ner {argv[0]}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno not in USER_OS_ERRORS:
+            raise
+        print(f"instruct-ner {argv[0]}: error: {os_error_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

@@ -1,4 +1,6 @@
+import errno
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -178,3 +180,23 @@ def test_fields_set_records_what_the_recipe_and_the_flags_gave(tmp_path):
     values = {"data": "a.txt", "out": "o.jsonl", "limit": "3"}
     assert make_config(PrepareConfig, values).limit == 3 and values["limit"] == "3"  # the mapping is not changed
     assert fields_set(PrepareConfig(data="a.txt", out="o.jsonl", style="instruction")) == {"data", "out"}
+
+
+# Issue 43, item 12: a full disk or a read-only target is one line naming the file, exit 2, never a traceback.
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_a_full_or_read_only_disk_is_one_line(tmp_path, capsys, monkeypatch, code):
+    import instruct_ner.inference.score as score_module
+
+    data = tmp_path / "p.jsonl"
+    data.write_text(json.dumps({"id": "a", "tags": ["B-PER"], "pred_tags": ["B-PER"]}) + "\n", encoding="utf-8")
+    out = tmp_path / "scores.json"
+
+    def full(path, text):
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr(score_module, "write_text_atomic", full)
+    assert main(["score", str(data), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert str(out) in err and os.strerror(code) in err
+    assert not out.exists()

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 from conlleval import conlleval_counts
@@ -77,4 +78,28 @@ def test_score_file_errors_name_the_line(tmp_path):
         score_file(path)
     path.write_text(json.dumps({"id": "1", "tags": ["O", "O"], "pred_tags": ["O"]}) + "\n")
     with pytest.raises(DataError, match=rf"{path}:1: 2 tags but 1 pred_tags"):
+        score_file(path)
+
+
+# Issue 43, item 9: length and tag checks belong to the scoring core, not to one caller.
+@pytest.mark.parametrize(
+    ("gold", "pred", "message"),
+    [
+        ([["B-PER"]], [["X-PER"]], "pred_tags[0] is 'X-PER'"),
+        ([["B-PER", "O"]], [["B-PER"]], "2 tags but 1 pred_tags"),
+        ([["B-PER"]], [["B-PER"], ["O"]], "1 gold sentences but 2 predicted"),
+        ([["B-PER"]], ["B-PER"], "pred_tags must be a list of tags"),
+        ("B-PER", [["B-PER"]], "gold must be a list of tag lists"),
+    ],
+)
+def test_the_scorer_refuses_malformed_tags_and_lengths(gold, pred, message):
+    with pytest.raises(DataError, match=re.escape(message)):
+        score_tags(gold, pred)
+
+
+def test_a_record_with_more_tags_than_tokens_is_refused(tmp_path):
+    path = tmp_path / "p.jsonl"
+    record = {"id": "a", "tokens": ["Peter", "Blair"], "tags": ["B-PER", "I-PER", "O", "O"]}
+    path.write_text(json.dumps({**record, "pred_tags": record["tags"]}) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=re.escape("p.jsonl:1: 2 tokens but 4 tags")):
         score_file(path)
