@@ -35,6 +35,7 @@ from instruct_ner.inference.score import check_tag_record, score_tags
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.examples import DataError, tags_to_spans
 from instruct_ner.jsonl import iter_jsonl, write_text_atomic
+from instruct_ner.outputs import check_outputs, claim_folder
 
 ERROR_KINDS = ("correct", "wrong_type", "boundary", "boundary_and_type", "spurious", "missed")
 NONE = "(none)"
@@ -48,6 +49,9 @@ class CompareConfig:
     names: list[str] | None = field(default=None, metadata={"help": "system names (default: file names)"})
     output_dir: str = field(default="report", metadata={"help": "folder for report.md, report.json, figures"})
     strict: bool = field(default=False, metadata={"help": "seqeval strict IOB2 mode"})
+    overwrite: bool = field(
+        default=False, metadata={"help": "write into an --output_dir that holds files compare did not write"}
+    )
 
     def __post_init__(self) -> None:
         if not self.data:
@@ -237,15 +241,20 @@ def compare(config: CompareConfig) -> dict:
     if len(set(names)) != len(names):
         raise ConfigError(f"system names must differ: {names}; pass --names")
     out = Path(config.output_dir)
-    if out.exists() and not out.is_dir():
-        raise DataError(
-            str(out), "--output_dir exists and is a file; compare writes a folder of reports", "out_is_file"
-        )
+    written = ["report.json", "report.md", "f1_per_type.png", *(f"confusion_{safe_name(n)}.png" for n in names)]
+    check_outputs(
+        "compare",
+        folders={"--output_dir": out},
+        inputs=config.data,
+        writes={"--output_dir": written},
+        replace_own=True,  # a report folder compare wrote before is replaced by the new report
+        overwrite=config.overwrite,
+    )
     systems = {name: analyse(path, config.strict) for name, path in zip(names, config.data)}
     check_same_records(systems)
     for result in systems.values():
         del result["records"]
-    out.mkdir(parents=True, exist_ok=True)
+    claim_folder(out, "compare")
     write_text_atomic(out / "report.json", json.dumps(systems, indent=2))
     write_text_atomic(out / "report.md", markdown(systems))
     figures(systems, out)

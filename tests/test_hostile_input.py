@@ -597,8 +597,7 @@ def test_compare_out_over_an_existing_file(tmp_path, capsys):
     existing = write(tmp_path / "report.md", "keep me")
     line = one_line_error(capsys, "compare", a, "--output_dir", existing)
     assert (
-        line == f"instruct-ner compare: error: {existing}: --output_dir exists and is a file; "
-        "compare writes a folder of reports"
+        line == f"instruct-ner compare: error: {existing}: --output_dir exists and is a file; expected a folder"
     )
     assert existing.read_text() == "keep me"
 

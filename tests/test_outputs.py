@@ -1,0 +1,105 @@
+"""Issue 43, items 1-3: an output never lands on an input, a model folder, another output or a user's folder.
+
+Each case builds its files, runs the check (or the command), and compares every file's bytes before and after.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from instruct_ner.cli import main
+from instruct_ner.errors import DataError
+from instruct_ner.outputs import MARKER, check_outputs, claim_folder, folder_owner
+
+
+def snapshot(root):
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def tree(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.txt").write_text("EU B-ORG\n", encoding="utf-8")
+    (tmp_path / "data" / "README.md").write_text("the user's notes\n", encoding="utf-8")
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "instruct_ner.json").write_text("{}", encoding="utf-8")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("files", "folders", "reason"),
+    [
+        ({"--out": "data/train.txt"}, {}, "out_is_input"),
+        ({"--out": "adapter/instruct_ner.json"}, {}, "out_in_model"),
+        ({"--out": "adapter/new.jsonl"}, {}, "out_in_model"),
+        ({"--out": "data"}, {}, "out_is_folder"),
+        ({"--out": "p.jsonl", "--report": "p.jsonl"}, {}, "out_twice"),
+        ({}, {"--output_dir": "data"}, "input_in_out"),
+        ({}, {"--output_dir": "adapter"}, "out_in_model"),
+        ({}, {"--output_dir": "adapter/sub"}, "out_in_model"),
+        ({}, {"--output_dir": "."}, "out_in_model"),
+        ({}, {"--output_dir": "data/train.txt"}, "out_is_file"),
+        ({"--out": "run/p.jsonl"}, {"--output_dir": "run"}, "out_in_output"),
+    ],
+)
+def test_every_output_is_checked_against_inputs_models_and_other_outputs(tree, files, folders, reason):
+    before = snapshot(tree)
+    files = {flag: tree / p for flag, p in files.items()}
+    folders = {flag: tree / p for flag, p in folders.items()}
+    with pytest.raises(DataError) as error:
+        check_outputs(
+            "train", files=files, folders=folders, inputs=[tree / "data" / "train.txt"], models=[tree / "adapter"]
+        )
+    assert error.value.reason == reason
+    assert snapshot(tree) == before
+
+
+def test_a_folder_of_the_users_is_refused_unless_overwrite(tree):
+    (tree / "notes").mkdir()
+    (tree / "notes" / "README.md").write_text("mine", encoding="utf-8")
+    with pytest.raises(DataError, match="holds files this command did not write") as error:
+        check_outputs("train", folders={"--output_dir": tree / "notes"})
+    assert error.value.reason == "out_not_empty"
+    check_outputs("train", folders={"--output_dir": tree / "notes"}, overwrite=True)  # explicit: allowed
+
+
+def test_a_finished_run_is_kept_unless_resumed_and_a_report_is_replaced(tree):
+    claim_folder(tree / "run", "train")
+    (tree / "run" / "adapter_model.safetensors").write_bytes(b"weights")
+    assert folder_owner(tree / "run") == "train"
+    with pytest.raises(DataError, match="pass --resume to continue it"):
+        check_outputs("train", folders={"--output_dir": tree / "run"})
+    check_outputs("train", folders={"--output_dir": tree / "run"}, resume=True)
+    with pytest.raises(DataError, match="holds the output of `instruct-ner train`"):
+        check_outputs("compare", folders={"--output_dir": tree / "run"}, replace_own=True)
+    claim_folder(tree / "report", "compare")
+    (tree / "report" / "report.md").write_text("old report", encoding="utf-8")
+    check_outputs("compare", folders={"--output_dir": tree / "report"}, replace_own=True)
+    assert json.loads((tree / "report" / MARKER).read_text())["command"] == "compare"
+
+
+def compare_file(path, ids):
+    records = [{"id": i, "tokens": ["EU"], "tags": ["B-ORG"], "pred_tags": ["B-ORG"]} for i in ids]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_compare_never_overwrites_an_input_named_like_its_report(tmp_path, capsys):
+    out = tmp_path / "report"
+    out.mkdir()
+    a = compare_file(out / "report.json", ["1"])
+    b = compare_file(tmp_path / "b.jsonl", ["1"])
+    before = snapshot(tmp_path)
+    assert main(["compare", str(a), str(b), "--output_dir", str(out), "--overwrite"]) == 2
+    assert "holds the input" in capsys.readouterr().err
+    assert snapshot(tmp_path) == before
+
+
+def test_compare_writes_into_a_new_folder_and_replaces_its_own_report(tmp_path):
+    a, b = compare_file(tmp_path / "a.jsonl", ["1"]), compare_file(tmp_path / "b.jsonl", ["1"])
+    out = tmp_path / "report"
+    assert main(["compare", str(a), str(b), "--output_dir", str(out)]) == 0
+    assert main(["compare", str(a), str(b), "--output_dir", str(out)]) == 0  # its own report: replaced
+    assert folder_owner(out) == "compare" and (out / "report.md").exists()
