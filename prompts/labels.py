@@ -7,11 +7,60 @@ instruction is encoded for every prompt (once per batch when its KV cache is sha
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
 from instruct_ner.examples import DataError
 from instruct_ner.textio import read_text
+
+# A label is one word without whitespace, `|`, `[` or `]` (the response formats' markup), and not `O` (the tag).
+LABEL_PATTERN = re.compile(r"^[^\s|\[\]]+$")
+# Characters the parser strips around a written label (`(LOC)`, `*PER*`); a label may not begin or end with one,
+# or it would not read back as itself.
+LABEL_WRAPPERS = "[]()<>*`'\""
+
+
+def check_label(label, where: str) -> str:
+    """An entity type as both response formats carry it and the parser reads it back exactly.
+
+    Example: check_label("LOC", "f.csv:2") -> "LOC"; check_label("LOC X", "f.csv:2") raises DataError
+    """
+    if (
+        not isinstance(label, str)
+        or not LABEL_PATTERN.fullmatch(label)
+        or label == "O"
+        or label.strip(LABEL_WRAPPERS) != label
+    ):
+        raise DataError(
+            where,
+            f"invalid entity type {label!r}; expected one word without spaces, '|', '[' or ']', not O, "
+            f"neither starting nor ending with any of {LABEL_WRAPPERS}",
+            "invalid_tag",
+        )
+    return label
+
+
+def check_labels(labels, where: str) -> list[str]:
+    """A label set: a list of valid labels (see `check_label`), no two the same but for case.
+
+    The one check of a label set, used by the readers (`--labels` and labels found in data), an adapter's saved
+    description, the CLI and the API. Example: check_labels(["PER", "per"], "--labels") raises DataError
+    """
+    if isinstance(labels, str) or not isinstance(labels, list | tuple):
+        raise DataError(where, f"labels must be a list of names, not {labels!r}", "invalid_labels")
+    seen: dict[str, str] = {}
+    for label in labels:
+        check_label(label, where)
+        if label.upper() in seen:
+            raise DataError(
+                where,
+                f"labels {seen[label.upper()]!r} and {label!r} differ only by case; responses cannot tell them apart",
+                "invalid_labels",
+            )
+        seen[label.upper()] = label
+    return list(labels)
+
 
 DEFINITIONS = {
     "en": {
