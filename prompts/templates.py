@@ -24,6 +24,8 @@ version (`ner-list.en`) means its latest version. This module does not tokenise 
 from __future__ import annotations
 
 import re
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +34,8 @@ import jinja2.meta
 import yaml
 from instruct_ner.prompts.formats import FORMAT_NAMES, get_format
 from instruct_ner.prompts.labels import label_entries
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import Namespace
 
 from instruct_ner.errors import DataError, TemplateError  # noqa: F401  (TemplateError re-exported)
 from instruct_ner.examples import Example
@@ -47,19 +50,102 @@ MAX_OUTPUT_CHARS = 1_000_000  # characters one rendering may produce
 MAX_REPEAT = 100_000  # the largest `"x" * n` or `[x] * n`
 
 
-class _LimitedSandbox(SandboxedEnvironment):
-    """The jinja2 sandbox, plus bounds on `*` and `**` so that a template cannot build a huge value."""
+MAX_RENDER_SECONDS = 5.0  # wall time one rendering may take (checked at every call, filter and output piece)
 
-    intercepted_binops = frozenset({"*", "**"})
+
+def _weight(value, depth: int = 0) -> int:
+    """Characters and items a value would take if written out (a list holding one string 99,999 times weighs
+    99,999 times that string). Example: _weight(["ab", ["c"]]) -> 2 + 2 + 1 + 1 == 6"""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list | tuple | dict) and depth < 8:
+        items = value.items() if isinstance(value, dict) else value
+        return len(value) + sum(_weight(item, depth + 1) for item in items)
+    return 1
+
+
+def _check_size(value, what: str):
+    """`value` unless writing it out would take more than MAX_OUTPUT_CHARS (SecurityError)."""
+    if isinstance(value, str | list | tuple | dict) and (weight := _weight(value)) > MAX_OUTPUT_CHARS:
+        raise jinja2.exceptions.SecurityError(f"{what} built a value of {weight} characters (over {MAX_OUTPUT_CHARS})")
+    return value
+
+
+def _check_arguments(arguments, what: str) -> None:
+    """No integer argument above MAX_REPEAT: `"x".center(10**9)`, `x|indent(10**9)`, `lipsum(10**6)`."""
+    for value in arguments:
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_REPEAT:
+            raise jinja2.exceptions.SecurityError(f"{what} called with {value} (over {MAX_REPEAT})")
+
+
+class _Deadline:
+    """The wall-time budget of one rendering (a template from a downloaded adapter is rendered at load time)."""
+
+    def __init__(self, seconds: float = MAX_RENDER_SECONDS):
+        self.end = time.monotonic() + seconds
+
+    def check(self) -> None:
+        if time.monotonic() > self.end:
+            raise jinja2.exceptions.SecurityError(f"rendering took longer than {MAX_RENDER_SECONDS:g} s")
+
+
+_deadline = threading.local()  # the rendering under way in this thread
+
+
+def _check_deadline() -> None:
+    current = getattr(_deadline, "value", None)
+    if current is not None:
+        current.check()
+
+
+class _BoundedNamespace(Namespace):
+    """`namespace()` whose attributes cannot grow past MAX_OUTPUT_CHARS (`ns.x = ns.x ~ ns.x` in a loop)."""
+
+    def __setitem__(self, name, value):
+        _check_deadline()
+        super().__setitem__(name, _check_size(value, "namespace assignment"))
+
+
+def _bounded_filter(name: str, function):
+    def bounded(*arguments, **keywords):
+        _check_deadline()
+        _check_arguments([*arguments[1:], *keywords.values()], f"filter {name}")
+        return _check_size(function(*arguments, **keywords), f"filter {name}")
+
+    for attribute in ("jinja_pass_arg",):  # pass_context / pass_environment markers stay on the wrapper
+        if hasattr(function, attribute):
+            setattr(bounded, attribute, getattr(function, attribute))
+    return bounded
+
+
+class _LimitedSandbox(ImmutableSandboxedEnvironment):
+    """The immutable jinja2 sandbox (no `list.append`/`extend`: a value cannot double in place), plus bounds: `*` and
+    `**`, integer arguments of every call and filter, the size of every value they return and every namespace
+    assignment, and the wall time of the rendering."""
+
+    intercepted_binops = frozenset({"*", "**", "+"})
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
+        self.globals.pop("lipsum", None)  # a lorem-ipsum generator has no place in a prompt
+        self.globals["namespace"] = _BoundedNamespace
 
     def call_binop(self, context, operator, left, right):
+        _check_deadline()
         if operator == "*" and any(isinstance(x, str | list | tuple) for x in (left, right)):
             count = right if isinstance(left, str | list | tuple) else left
             if isinstance(count, int) and count > MAX_REPEAT:
                 raise jinja2.exceptions.SecurityError(f"repetition by {count} exceeds {MAX_REPEAT}")
         if operator == "**" and isinstance(right, int | float) and abs(right) > 100:
             raise jinja2.exceptions.SecurityError(f"exponent {right} exceeds 100")
-        return super().call_binop(context, operator, left, right)
+        return _check_size(super().call_binop(context, operator, left, right), f"operator {operator}")
+
+    def call(self, __context, __obj, *arguments, **keywords):
+        _check_deadline()
+        if not getattr(__obj, "budgeted", False):  # `range` has its own budget (MAX_RANGE_ITEMS in all)
+            _check_arguments([*arguments, *keywords.values()], f"call of {getattr(__obj, '__name__', 'a function')}")
+        return _check_size(super().call(__context, __obj, *arguments, **keywords), "a call")
 
 
 def _budgeted_range():
@@ -73,6 +159,7 @@ def _budgeted_range():
             raise jinja2.exceptions.SecurityError(f"ranges of more than {MAX_RANGE_ITEMS} items in all")
         return values
 
+    limited_range.budgeted = True
     return limited_range
 
 
@@ -90,9 +177,12 @@ class Template:
 
     def render(self, **context) -> str:
         """The rendered text; a template that loops too long or writes too much raises TemplateError."""
+        outer = getattr(_deadline, "value", None)
+        _deadline.value = _Deadline()
         try:
             pieces, length = [], 0
             for piece in _environment.from_string(self.source).generate(**context, range=_budgeted_range()):
+                _check_deadline()
                 length += len(piece)
                 if length > MAX_OUTPUT_CHARS:
                     raise TemplateError(f"template {self.name}: output longer than {MAX_OUTPUT_CHARS} characters")
@@ -100,10 +190,22 @@ class Template:
             return "".join(pieces).strip()
         except jinja2.TemplateError as error:
             raise TemplateError(f"template {self.name}: {error}") from error
-        except (OverflowError, MemoryError, RecursionError, TypeError, ValueError) as error:
-            if isinstance(error, TemplateError):
-                raise
+        except TemplateError:
+            raise
+        except (
+            OverflowError,
+            MemoryError,
+            RecursionError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            KeyError,
+            IndexError,
+            ArithmeticError,
+        ) as error:  # a template's own mistake (a filter applied to an int, say): one line, never a traceback
             raise TemplateError(f"template {self.name}: {type(error).__name__}: {error}") from error
+        finally:
+            _deadline.value = outer
 
 
 def available_templates() -> list[str]:
