@@ -158,6 +158,38 @@ def _write_lines(path: Path, records: Iterable[dict], mode: str) -> int:
     return count
 
 
+@contextlib.contextmanager
+def output_lock(out: str | Path):
+    """Hold an exclusive lock on an output (and its settings file) for a run; a second run is refused at once.
+
+    The lock is an advisory `flock` on `.NAME.lock` beside the output, released when the run ends or its process
+    dies (the kernel drops it), so a killed run never leaves the output locked. The lock file stays (removing it
+    would let a third run lock a new file while the second still holds the old one).
+    Example: with output_lock("p.jsonl"): ...  # a second `with output_lock("p.jsonl")` raises DataError
+    """
+    import fcntl
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = out.with_name(f".{out.name}.lock")
+    handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(handle, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            raise DataError(
+                str(out),
+                f"another run (process {holder}) is writing this output; wait for it or choose another path",
+                "out_locked",
+            ) from None
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
+        yield out
+    finally:
+        os.close(handle)  # closing releases the lock
+
+
 def settings_path(out: str | Path) -> Path:
     """The sidecar that records a resumable output's run settings. Example: "p.jsonl" -> "p.jsonl.settings.json"."""
     out = Path(out)

@@ -103,3 +103,33 @@ def test_compare_writes_into_a_new_folder_and_replaces_its_own_report(tmp_path):
     assert main(["compare", str(a), str(b), "--output_dir", str(out)]) == 0
     assert main(["compare", str(a), str(b), "--output_dir", str(out)]) == 0  # its own report: replaced
     assert folder_owner(out) == "compare" and (out / "report.md").exists()
+
+
+def test_a_second_run_on_a_locked_output_is_refused_and_a_dead_holder_frees_it(tmp_path):
+    import subprocess
+    import sys
+
+    from instruct_ner.jsonl import output_lock
+
+    out = tmp_path / "p.jsonl"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom instruct_ner.jsonl import output_lock\n"
+            f"with output_lock({str(out)!r}):\n    print('locked', flush=True)\n    time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(DataError, match=f"another run \\(process {holder.pid}\\)") as error:
+            with output_lock(out):
+                pass
+        assert error.value.reason == "out_locked"
+    finally:
+        holder.kill()
+        holder.wait()
+    with output_lock(out):  # the killed holder's lock went with its process
+        pass
