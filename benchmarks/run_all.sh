@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every figure in BENCHMARKS.md, in one go, on the embedded SmolLM2 on CPU (about 75 minutes on 2 cores),
-# then BENCHMARKS.md rendered from the JSON results. Run from the repository root after `make install`:
+# The first-round figures of BENCHMARKS.md, in one go, on the embedded SmolLM2 on CPU (about 75 minutes on 2 cores),
+# then their tables rendered from the JSON results into benchmarks/results/first_round.md (BENCHMARKS.md itself is
+# written by hand from the result files; this no longer overwrites it). Run from the repository root after `make install`:
 #     bash benchmarks/run_all.sh
 set -euo pipefail
 export PYTHONWARNINGS=ignore TOKENIZERS_PARALLELISM=false
@@ -15,4 +16,4 @@ $PY benchmarks/generate_speed.py --adapter runs/smollm2-conll2003 --limit 500 --
     --out benchmarks/results/generate_speed.json
 $PY benchmarks/tagger_speed.py --steps 8 --batch 8 --out benchmarks/results/tagger_speed.json
 $PY benchmarks/side_by_side.py --out benchmarks/results/side_by_side
-$PY benchmarks/summarise.py > BENCHMARKS.md
+$PY benchmarks/summarise.py > benchmarks/results/first_round.md

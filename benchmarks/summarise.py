@@ -1,7 +1,8 @@
-"""Render BENCHMARKS.md from the JSON files the benchmarks wrote (benchmarks/results/), so that no figure
-is copied by hand. `bash benchmarks/run_all.sh` runs every benchmark and then this.
+"""Render the first-round tables (BENCHMARKS.md, "First round") from the JSON files the benchmarks wrote
+(benchmarks/results/), so that no figure is copied by hand. `bash benchmarks/run_all.sh` runs those benchmarks
+and then this.
 
-    .venv/bin/python benchmarks/summarise.py > BENCHMARKS.md
+    .venv/bin/python benchmarks/summarise.py > benchmarks/results/first_round.md
 """
 
 from __future__ import annotations
