@@ -13,7 +13,7 @@ a cell cut off midway resumes from its training checkpoints and its partial test
     python benchmarks/learning_curve.py --cell conll2003/tagger-bidirectional/500/head=linear  # head sweep (dev F1)
     python benchmarks/learning_curve.py --cell conll2003/gen-list/5000/epochs=2  # a longer run (extra_cells)
     python benchmarks/learning_curve.py --all                      # every cell not done (sweeps first)
-    python benchmarks/learning_curve.py --report                   # figures + Markdown table
+    python benchmarks/learning_curve.py --report                   # figures, tables; BENCHMARKS.md's tables
 
 Corpora (from ../shared/data, never copied in; e-mails from data/emails_it_large):
 - `conll2003`: train.txt subsets (its first N sentences), dev = first 300 of valid.txt, test = all of test.txt.
@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     action.add_argument("--cell", action="append", help="corpus/system/size[/lr=X|/epochs=N|/head=linear|/loss=ce]")
     action.add_argument("--all", action="store_true", help="every cell not done yet (sweep cells first)")
     action.add_argument("--list", action="store_true", help="show the grid and each cell's status")
-    action.add_argument("--report", action="store_true", help="figures + Markdown table from the saved cells")
+    action.add_argument(
+        "--report", action="store_true", help="figures and tables from the saved cells (report/, BENCHMARKS.md's)"
+    )
     parser.add_argument(
         "--precision",
         default="fp32",
@@ -110,11 +112,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{cell.name:55s} {status}")
         return 0
     if args.report:
-        paths = report.write(load_results(), Path(args.out))
-        for path in paths:
-            if path.suffix == ".md":
-                print(path.read_text(encoding="utf-8"))
-        print("figures: " + ", ".join(str(p) for p in paths if p.suffix == ".png"))
+        try:
+            paths = report.write(load_results(), Path(args.out))
+        except ValueError as error:  # BENCHMARKS.md without its markers: nothing written
+            print(f"--report: {error}", file=sys.stderr)
+            return 2
+        print(report.tables_in(paths[0]))
+        print(Path(args.out, "learning_curve.md").read_text(encoding="utf-8"))
+        print(f"tables: {paths[0]}; figures: " + ", ".join(str(p) for p in paths if p.suffix == ".png"))
         return 0
     try:
         todo = [Cell.parse(c) for c in args.cell] if args.cell else [c for c in cells if not done(c)]

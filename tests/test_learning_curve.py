@@ -527,32 +527,67 @@ def test_the_grid_file_gives_every_later_sweep_and_extra_cell_a_reason():
     assert grid.LR_SWEEP["gen"] == (3e-4, 1e-3, 3e-3) and "note" not in grid.SYSTEMS["minilm"]
 
 
-def test_the_summary_answers_at_the_largest_size_every_trained_system_reached():
-    def cell(system, size, f1, **extra):
-        r = result(system, size, f1) | {"machine": "CPU test", "precision": "fp32"} | extra
-        r["train"] = r["train"] | {"train_seconds": 1800}
-        return r
+def test_the_tables_show_each_system_at_its_largest_size_and_minilm_at_5000():
+    def cell(system, size, f1, count=None, **extra):
+        r = result(system, count or size, f1) | {"cell": f"conll2003/{system}/{size}", "precision": "fp32"}
+        return r | {"machine": "CPU x86_64, 2 cores, native bf16, torch threads 2"} | extra
 
     prompted = result("zero-shot", 0, 0.02) | {"cell": "conll2003/zero-shot/0"}
-    prompted["test"] = prompted["test"] | {"test_is_subset": True, "test_sentences": 300}
     del prompted["train"]
+    subset = cell("gen-inline", "all", 0.95, 14041)
+    subset["test"] = subset["test"] | {"test_is_subset": True}
     finished = [
         cell("minilm", 500, 0.60),
-        cell("minilm", 2000, 0.80),
-        cell("minilm", 5000, 0.85),  # only minilm reached 5,000
+        cell("minilm", 5000, 0.80, machine="CPU x86_64, 2 cores, torch threads 2"),  # equal data: a row
+        cell("minilm", "all", 0.86, 14041),
         cell("gen-list", 500, 0.70),
-        cell("gen-list", 2000, 0.82),
+        cell("gen-list", 2000, 0.8604),  # its largest size: the same F1 as MiniLM's at three decimals
         cell("gen-list", 2000, 0.99) | {"cell": "conll2003/gen-list/2000/lr=0.003"},  # a sweep point, not a row
+        cell("gen-inline", 2000, 0.75),
+        subset,  # a test subset is no row: the 2,000 cell stands
+        cell("tagger-causal", 5000, 0.50, 4847),  # a pool smaller than the size
         prompted,
     ]
-    lines = report.summary(finished).split("\n")
-    assert lines[0].startswith("**conll2003**: test micro F1 at 2000 training sentences")
-    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| system")]
+    assert report.table_rows(finished, "kind-wn") == []
+    text = report.tables(finished)
+    assert text.startswith("### CoNLL-2003 (English news; test: all 100 sentences)\n")
+    rows = [line for line in text.split("\n") if line.startswith("| ") and not line.startswith("| system")]
     assert rows == [
-        "| gen-list | 0.820 | 30 min | 10.00 | CPU test | fp32 |",
-        "| minilm | 0.800 | 30 min | 10.00 | CPU test | fp32 |",
-        "| zero-shot | 0.020 (first 300 test sentences) | - | 10.00 | - | - |",
+        "| generative, entity list | `conll2003/gen-list/2000` | **0.860** | 2 | 10.00 | B | fp32 |",
+        "| MiniLM-L6 + CRF | `conll2003/minilm/all` (14,041) | **0.860** | 2 | 10.00 | B | fp32 |",
+        "| MiniLM-L6 + CRF | `conll2003/minilm/5000` | 0.800 | 2 | 10.00 | A | fp32 |",
+        "| generative, inline | `conll2003/gen-inline/2000` | 0.750 | 2 | 10.00 | B | fp32 |",
+        "| causal LoRA + CRF tagger | `conll2003/tagger-causal/5000` (all 4,847) | 0.500 | 2 | 10.00 | B | fp32 |",
     ]
+    assert report.machine_letter("CPU x86_64, 2 cores, native bf16, torch threads 1") == "B"
+    assert report.machine_letter("GPU H100") == "GPU H100"
+    assert report.fill("list {f1 conll2003/gen-list/2000} in {min conll2003/gen-list/2000} min", finished) == (
+        "list 0.860 in 2 min"
+    )
+    with pytest.raises(ValueError, match="no full-test result of conll2003/gen-list/5000"):
+        report.fill("{f1 conll2003/gen-list/5000}", finished)
+
+
+def test_report_writes_the_tables_between_the_markers_only_and_refuses_without_them(tmp_path):
+    finished = [result("minilm", 500, 0.6) | {"machine": "CPU x86_64, 2 cores", "precision": "fp32"}]
+    document = tmp_path / "BENCHMARKS.md"
+    document.write_text(f"# top\n{report.TABLES_BEGIN}\nold table\n{report.TABLES_END}\n\nbelow\n")
+    report.write_tables(finished, document)
+    assert (
+        document.read_text()
+        == f"# top\n{report.TABLES_BEGIN}\n{report.tables(finished)}{report.TABLES_END}\n\nbelow\n"
+    )
+    assert report.tables_in(document) == report.tables(finished)
+    document.write_text(f"# top\n{report.TABLES_END}\n{report.TABLES_BEGIN}\n")  # the wrong order
+    with pytest.raises(ValueError, match="markers .* are missing"):
+        report.write(finished, tmp_path / "report", document)
+    assert document.read_text() == f"# top\n{report.TABLES_END}\n{report.TABLES_BEGIN}\n"
+    assert not (tmp_path / "report").exists()  # refused before anything was written
+
+
+def test_benchmarks_md_tables_are_the_ones_the_results_give():
+    """BENCHMARKS.md's tables cannot drift from the result files: `--report` writes them (run it after a cell)."""
+    assert report.tables_in(ROOT / "BENCHMARKS.md") == report.tables(results.load_results())
 
 
 def test_the_f1_figure_joins_a_systems_chosen_rate_only_and_marks_other_rates_apart():

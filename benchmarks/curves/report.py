@@ -1,5 +1,6 @@
 """The learning-curve report from the saved results: the grid table, the best system per size, per-type scores and
-error counts, the sweep table, an answer-first summary per corpus (`summary`), and three matplotlib figures.
+error counts, the sweep table, three matplotlib figures, and BENCHMARKS.md's answer-first tables (`tables`, written
+between its markers by `write_tables`: the document's only copy of them).
 
 It reads result dicts (`results.load_results`) and writes Markdown and PNGs; it runs nothing and chooses nothing
 (a row's stale note is `results.stale`).
@@ -7,10 +8,12 @@ It reads result dicts (`results.load_results`) and writes Markdown and PNGs; it 
 
 from __future__ import annotations
 
+import re
+import textwrap
 from pathlib import Path
 
-from benchmarks.curves.grid import CORPORA, LATER_SWEEPS, LR_SWEEP, SYSTEMS, Cell, size_key
-from benchmarks.curves.results import stale
+from benchmarks.curves.grid import CORPORA, LATER_SWEEPS, LR_SWEEP, ROOT, SYSTEMS, Cell, size_key
+from benchmarks.curves.results import shown, stale
 
 
 def label_of(result: dict) -> str:
@@ -247,58 +250,165 @@ def figures(results: list[dict], out: Path) -> list[Path]:
     return written
 
 
-def minutes(seconds: float) -> str:
-    """Training time as the summary prints it.
+# BENCHMARKS.md's answer-first tables (`tables`): `--report` writes them between these markers
+TABLES_BEGIN = "<!-- learning-curve tables: begin -->"
+TABLES_END = "<!-- learning-curve tables: end -->"
+EQUAL_DATA = ("minilm", 5000)  # a row of its own beside its largest size: the BERT baseline on the Llama systems' data
+NAMES = {  # a system as the tables name it (a longer run adds its epochs)
+    "gen-inline": "generative, inline",
+    "gen-list": "generative, entity list",
+    "tagger-bidirectional": "bidirectional LoRA + CRF tagger",
+    "tagger-causal": "causal LoRA + CRF tagger",
+    "tagger-frozen-crf": "frozen backbone + CRF",
+    "tagger-bilstm-crf": "BiLSTM-CRF on frozen features",
+    "minilm": "MiniLM-L6 + CRF",
+}
+# per corpus, in BENCHMARKS.md's order: its heading (`{test}`: the test set's size, from the results) and a
+# paragraph below its table ("" for none); a corpus not listed comes last, headed by its name
+HEADINGS = {
+    "conll2003": ("CoNLL-2003 (English news; test: all {test} sentences)", ""),
+    "kind-wn": ("KIND Wikinews (Italian news; test: WN dev set, {test} sentences)", ""),
+    "kind-adg": ("KIND De Gasperi (Italian, Alcide De Gasperi's writings; test: ADG dev set, {test} sentences)", ""),
+    "kind-fic": (
+        "KIND fiction (Italian novels; test: FIC dev set, {test} sentences)",
+        "FIC's training pool is 81% PER in document order, its test set balanced: the taggers learn to answer PER "
+        "only.",
+    ),
+    "emails-it": ("Italian e-mails (templated, not real mail; test: {test} e-mails; rates in e-mails/s)", ""),
+}
+# a footnote on one cell's training minutes: its mark ([a], [b], ... in this order) follows them, its text goes below
+# the corpus's table (`{f1 CELL}`, `{min CELL}`: a cell's figures as its row prints them, see `fill`)
+FOOTNOTES = {
+    "emails-it/gen-inline/all": "About 24 of the {min emails-it/gen-inline/all} minutes are inflated: its first "
+    "process shared the CPU with a CI install and its timer was hand-recorded (benchmarks/HISTORY.md). With 60 "
+    "e-mails: tagger {f1 emails-it/tagger-bidirectional/60} ({min emails-it/tagger-bidirectional/60} min), inline "
+    "{f1 emails-it/gen-inline/60} ({min emails-it/gen-inline/60} min), entity list {f1 emails-it/gen-list/60}, "
+    "MiniLM {f1 emails-it/minilm/60}.",
+}
 
-    Example: minutes(39) == "0.7 min" and minutes(2934) == "49 min"
+
+def fill(text: str, results: list[dict]) -> str:
+    """`text` with each `{f1 CELL}` and `{min CELL}` replaced by that cell's test micro F1 (three decimals) or
+    training minutes (whole), so that a note's figures come from the results too; a cell without a full-test
+    result is a ValueError.
+
+    Example: fill("inline {f1 emails-it/gen-inline/60}", results) == "inline 0.928"
     """
-    return f"{seconds / 60:.1f} min" if seconds < 600 else f"{seconds / 60:.0f} min"
+    cells = {r["cell"]: r for r in results if "test" in r and not r["test"]["test_is_subset"]}
+
+    def figure(match: re.Match) -> str:
+        if (r := cells.get(match[2])) is None:
+            raise ValueError(f"{match[0]}: no full-test result of {match[2]}")
+        return f"{f1_of(r):.3f}" if match[1] == "f1" else f"{r['train']['train_seconds'] / 60:.0f}"
+
+    return re.sub(r"\{(f1|min) ([^}]+)\}", figure, text)
 
 
-def summary(results: list[dict]) -> str:
-    """The answer first, one table per corpus: each system's test micro F1 at the largest training size every
-    trained system reached (prompted systems at 0), its training time, test sentences/s, machine and precision,
-    best first. Main cells only (a sweep point at a rejected rate is not a system)."""
-    lines = []
-    for corpus in sorted({r["corpus"] for r in results if "test" in r}):
-        main = [r for r in results if "test" in r and r["corpus"] == corpus and not is_sweep_point(r)]
-        trained = [r for r in main if SYSTEMS[r["system"]]["kind"] != "prompt"]
-        reached = {
-            system: {r["train_sentences"] for r in trained if label_of(r) == system}
-            for system in {r["system"] for r in trained}
-        }
-        common = set.intersection(*reached.values()) if reached else set()
-        size = max(common, default=0)
-        rows = sorted(
-            (r for r in main if r["train_sentences"] == size or SYSTEMS[r["system"]]["kind"] == "prompt"),
-            key=f1_of,
-            reverse=True,
-        )
-        tests = sorted({r["test"]["test_sentences"] for r in rows if not r["test"]["test_is_subset"]})
+def machine_letter(machine: str) -> str:
+    """BENCHMARKS.md's machine letter of a result's `machine`: B the 2-core VMs with native bf16, A those without
+    (bf16 support not recorded), else the string itself.
+
+    Example: machine_letter("CPU x86_64, 2 cores, native bf16, torch threads 2") == "B"
+    """
+    if machine.startswith("CPU x86_64, 2 cores, native bf16"):
+        return "B"
+    return "A" if machine.startswith("CPU x86_64, 2 cores") else machine
+
+
+def table_rows(results: list[dict], corpus: str) -> list[dict]:
+    """The cells a corpus's table shows: each trained system (and longer run) at the largest training size it ran
+    on the full test set, plus EQUAL_DATA's cell where that is not already its row; best F1 first (ties: SYSTEMS
+    order). Main cells only: no sweep point, no prompted system, no test subset."""
+    scored = [
+        r
+        for r in results
+        if r["corpus"] == corpus
+        and "test" in r
+        and not r["test"]["test_is_subset"]
+        and not is_sweep_point(r)
+        and SYSTEMS[r["system"]]["kind"] != "prompt"
+    ]
+    largest: dict[str, dict] = {}
+    for r in sorted(scored, key=lambda r: size_key(Cell.parse(r["cell"]).size)):
+        largest[label_of(r)] = r
+    rows = list(largest.values())
+    system, size = EQUAL_DATA
+    rows += [r for r in scored if label_of(r) == system and Cell.parse(r["cell"]).size == size and r not in rows]
+    return sorted(rows, key=lambda r: (-f1_of(r), list(SYSTEMS).index(r["system"])))
+
+
+def tables(results: list[dict]) -> str:
+    """BENCHMARKS.md's answer-first tables, one per corpus (`table_rows`): system, cell (the result file and the
+    `--cell` argument; its training records where the size does not say them), test micro F1 (bold: the best and
+    any equal to it at three decimals), train minutes (`train.train_seconds` / 60), test sentences/s, machine
+    letter (`machine_letter`), precision."""
+    corpora = sorted(
+        (c for c in {r["corpus"] for r in results} if table_rows(results, c)),
+        key=lambda c: (list(HEADINGS).index(c) if c in HEADINGS else len(HEADINGS), c),
+    )
+    lines: list[str] = []
+    for corpus in corpora:
+        rows, unit = table_rows(results, corpus), unit_of(corpus)
+        heading, after = HEADINGS.get(corpus, (corpus, ""))
+        tests = sorted({r["test"]["test_sentences"] for r in rows})
+        best = max(round(f1_of(r), 3) for r in rows)
         lines += [
-            f"**{corpus}**: test micro F1 at {size} training {unit_of(corpus)}, the largest size every trained "
-            f"system reached (prompted systems: none); test set: {', '.join(map(str, tests)) or '-'} "
-            f"{unit_of(corpus)}.",
+            f"### {heading.format(test=', '.join(f'{n:,}' for n in tests))}",
             "",
-            "| system | test micro F1 | training time | test sentences/s | machine | precision |",
-            "|---|---|---|---|---|---|",
+            f"| system | cell | F1 | train min | test {unit}/s | machine | precision |",
+            "|---|---|---|---|---|---|---|",
         ]
+        notes = []
         for r in rows:
-            test = r["test"]
-            subset = f" (first {test['test_sentences']} test sentences)" if test["test_is_subset"] else ""
-            train = minutes(r["train"]["train_seconds"]) if "train" in r else "-"
-            lines.append(
-                f"| {label_of(r)} | {f1_of(r):.3f}{subset} | {train} | {test['sentences_per_second']:.2f} | "
-                f"{r.get('machine', '-')} | {r.get('precision', '-')} |"
+            size, count = Cell.parse(r["cell"]).size, r["train_sentences"]
+            cell = f"`{r['cell']}`" + (
+                f" ({count:,})" if size == "all" else f" (all {count:,})" if count < size else ""
             )
-        lines.append("")
-    return "\n".join(lines)
+            f1 = f"{f1_of(r):.3f}"
+            train = f"{r['train']['train_seconds'] / 60:.0f}"
+            name = NAMES.get(r["system"], r["system"]) + label_of(r).removeprefix(r["system"])
+            if r["cell"] in FOOTNOTES:
+                mark = f"[{'abcdefghijklmnopqrstuvwxyz'[len(notes)]}]"
+                notes.append(f"{mark} {FOOTNOTES[r['cell']]}")
+                train += f" {mark}"
+            lines.append(
+                f"| {name} | {cell} | {f'**{f1}**' if float(f1) == best else f1} | {train} | "
+                f"{r['test']['sentences_per_second']:.2f} | {machine_letter(r.get('machine', '-'))} | "
+                f"{r.get('precision', '-')} |"
+            )
+        lines += [""] + [wrap(fill(text, results)) + "\n" for text in (*notes, after) if text]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def write(results: list[dict], out: Path) -> list[Path]:
-    """`--report`: the figures, the full tables (`learning_curve.md`) and the summary (`summary.md`) in `out`."""
-    written = figures(results, out)
-    for name, text in (("summary.md", summary(results)), ("learning_curve.md", markdown(results))):
-        (out / name).write_text(text, encoding="utf-8")
-        written.append(out / name)
-    return written
+def wrap(text: str, width: int = 119) -> str:
+    """A paragraph as BENCHMARKS.md writes it: lines up to `width` characters, broken at spaces."""
+    return "\n".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False))
+
+
+def write_tables(results: list[dict], document: Path) -> None:
+    """Replace what lies between TABLES_BEGIN and TABLES_END in `document` with `tables(results)`; a document
+    without both markers, in that order, is refused (ValueError) and left as it was."""
+    text = document.read_text(encoding="utf-8")
+    begin, end = text.find(TABLES_BEGIN), text.find(TABLES_END)
+    if begin < 0 or end < begin:
+        raise ValueError(
+            f"{shown(document)}: the markers {TABLES_BEGIN} and {TABLES_END} (in that order) are missing: "
+            "put them where the learning-curve tables go"
+        )
+    head = text[: begin + len(TABLES_BEGIN)]
+    document.write_text(f"{head}\n{tables(results)}{text[end:]}", encoding="utf-8")
+
+
+def tables_in(document: Path) -> str:
+    """What lies between the markers in `document` (as `tables` writes it)."""
+    text = document.read_text(encoding="utf-8")
+    return text.split(TABLES_BEGIN, 1)[1].split(TABLES_END, 1)[0].removeprefix("\n")
+
+
+def write(results: list[dict], out: Path, document: Path = ROOT / "BENCHMARKS.md") -> list[Path]:
+    """`--report`: the answer-first tables in `document` (`write_tables`: refused, before anything is written, where
+    its markers are missing), then the figures and the full tables (`learning_curve.md`) in `out`."""
+    write_tables(results, document)
+    written = [document, *figures(results, out)]
+    (out / "learning_curve.md").write_text(markdown(results), encoding="utf-8")
+    return [*written, out / "learning_curve.md"]
