@@ -562,9 +562,9 @@ def test_csv_cells_over_128_kib_load_and_huge_cells_are_refused(tmp_path, monkey
     )
     (example,), _ = load(path)
     assert example.tags[0] == "B-LOC" and len(example.tokens) == 100_001
-    import instruct_ner.prompts.readers as readers
+    import instruct_ner.prompts.readers.csv as csv_reader
 
-    monkeypatch.setattr(readers, "MAX_CSV_CELL", 1000)
+    monkeypatch.setattr(csv_reader, "MAX_CSV_CELL", 1000)
     with pytest.raises(
         DataError, match=rf"^{re.escape(str(path))}:2 \(row 1\): cell 'text' holds 200005 characters; at most 1000"
     ):
