@@ -47,7 +47,7 @@ from instruct_ner.prompts.readers.csv import (
 )
 from instruct_ner.prompts.readers.hf import read_hf
 from instruct_ner.prompts.readers.jsonl import read_jsonl
-from instruct_ner.prompts.readers.options import DATA_FORMATS, ReaderOptions
+from instruct_ner.prompts.readers.options import CSV_GROUP, DATA_FORMATS, ReaderOptions
 from instruct_ner.prompts.readers.report import MAX_LISTED_REPAIRS, MAX_REPORTED_ERRORS, ErrorPolicy, ReadReport
 from instruct_ner.prompts.readers.schemes import (
     LABEL_PATTERN,
@@ -65,6 +65,7 @@ from instruct_ner.examples import DataError, Example, labels_of
 
 __all__ = [
     "CONLL_SUFFIXES",
+    "CSV_GROUP",
     "DATA_FORMATS",
     "DOCUMENT_ID_COLUMNS",
     "LABEL_PATTERN",
