@@ -53,21 +53,92 @@ def _parse_bool(value: str | bool) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, not {value!r}")
 
 
+# `--help` headings, by the options dataclass that declares a field (the class is found by walking the config's MRO;
+# names, not imports: this module sits below every stage). A field's `metadata["group"]` wins (the CSV-only reader
+# options). A field the config class declares itself stays under argparse's "options", first, beside --config.
+HEADINGS = {
+    "ReaderOptions": "data",
+    "PromptOptions": "prompt",
+    "ModelOptions": "model",
+    "PrecisionOption": "model",
+    "LoopOptions": "training loop",
+    "LoraOptions": "LoRA",
+    "DevF1Options": "dev-F1 selection",
+}
+METAVARS = {int: "INT", float: "FLOAT", str: "TEXT", bool: "BOOL"}
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Each option once: `--max_steps INT`, not also `--max-steps MAX_STEPS` (the dashed spelling works the same)."""
+
+    def __init__(self, prog: str, max_help_position: int = 28, **kwargs):
+        super().__init__(prog, max_help_position=max_help_position, **kwargs)  # `--limit INT` and its help: one line
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if not action.option_strings or action.nargs == 0:
+            return super()._format_action_invocation(action)
+        first, *others = action.option_strings
+        shown = [first, *(f for f in others if f.lstrip("-").replace("-", "_") != first.lstrip("-"))]
+        return ", ".join(shown) + " " + self._format_args(action, self._get_default_metavar_for_optional(action))
+
+
+def _heading(config_class, spec: dataclasses.Field) -> tuple[str | None, int]:
+    """The `--help` heading of a field (None: the config's own options) and the heading's rank in `HEADINGS`.
+
+    The field belongs to the most basic class of the MRO that declares it (a config that only changes a default
+    of `PromptOptions.template` leaves it under "prompt"); `metadata["group"]` wins, ranked as that class.
+    Example: _heading(TrainConfig, <field lora_r>) -> ("LoRA", 5)
+    """
+    declaring = next(c for c in reversed(config_class.__mro__) if spec.name in vars(c).get("__annotations__", {}))
+    rank = list(HEADINGS).index(declaring.__name__) if declaring.__name__ in HEADINGS else len(HEADINGS)
+    if "group" in spec.metadata:
+        return spec.metadata["group"], rank
+    if declaring is config_class:
+        return None, -1
+    return HEADINGS.get(declaring.__name__, declaring.__name__), rank
+
+
+def _shown_default(spec: dataclasses.Field):
+    """The default as a user types it (`true`, `all-linear`), or None when there is none to show."""
+    default = None if spec.default is dataclasses.MISSING else spec.default
+    if spec.default_factory is not dataclasses.MISSING:
+        default = spec.default_factory()
+    if default in (None, [], ""):
+        return None
+    if isinstance(default, bool):
+        return str(default).lower()
+    return " ".join(map(str, default)) if isinstance(default, list) else default
+
+
 def build_parser(config_class, prog: str, description: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    """An argparse parser with one `--field_name` flag per field of `config_class`, grouped under headings.
+
+    Flags keep every spelling (`--max_steps`, `--max-steps`, metadata aliases); help shows each option once, with
+    its type (`INT`, `TEXT`, ...) and its default unless the help text already names one. Headings: `HEADINGS`.
+    Example: build_parser(ScoreConfig, "instruct-ner score").parse_args(["--data", "p.jsonl"]).data -> "p.jsonl"
+    """
+    specs = dataclasses.fields(config_class)
+    positionals = [spec.name.upper() for spec in specs if spec.metadata.get("positional")]
+    usage = " ".join([prog, "[-h] [--config RECIPE] [--OPTION VALUE ...]", *(f"[{name}]" for name in positionals)])
+    parser = argparse.ArgumentParser(prog=prog, description=description, usage=usage, formatter_class=_HelpFormatter)
+    parser.add_argument(
+        "--config",
+        metavar="RECIPE",
+        help="flat YAML recipe (a file, or a shipped recipe's name) whose keys are the option names below; "
+        "flags override it. Every --option_name may also be spelt --option-name",
     )
-    parser.add_argument("--config", help="flat YAML recipe whose keys are the field names below")
-    for spec in dataclasses.fields(config_class):
+    headings = {spec.name: _heading(config_class, spec) for spec in specs}
+    groups = {}
+    for title, _ in sorted(set(headings.values()) - {(None, -1)}, key=lambda item: (item[1], _first(item, headings))):
+        groups[title] = parser.add_argument_group(title)
+    for spec in specs:
         kind, is_list = _base_type(spec.type)
         help_text = spec.metadata.get("help", "")
-        default = None if spec.default is dataclasses.MISSING else spec.default
-        if spec.default_factory is not dataclasses.MISSING:
-            default = spec.default_factory()
-        if default not in (None, [], ""):
+        default = _shown_default(spec)
+        if default is not None and "default" not in help_text.lower():
             help_text += f" (default: {default})"
         converter = _parse_bool if kind is bool else kind
-        options: dict = {"help": help_text, "default": argparse.SUPPRESS}
+        options: dict = {"help": help_text, "default": argparse.SUPPRESS, "metavar": METAVARS.get(kind, "VALUE")}
         if is_list:
             options["nargs"] = "+"
             options["type"] = converter
@@ -77,6 +148,7 @@ def build_parser(config_class, prog: str, description: str | None = None) -> arg
             options["type"] = converter
         if "choices" in spec.metadata:
             options["choices"] = spec.metadata["choices"]
+            del options["metavar"]  # argparse shows the choices: {raise,skip}
         if spec.metadata.get("positional"):
             parser.add_argument(
                 spec.name + _SHORTHAND,
@@ -90,8 +162,14 @@ def build_parser(config_class, prog: str, description: str | None = None) -> arg
         if "_" in spec.name:
             flags.append(f"--{spec.name.replace('_', '-')}")
         flags += spec.metadata.get("aliases", [])
-        parser.add_argument(*flags, dest=spec.name, **options)
+        title = headings[spec.name][0]
+        (parser if title is None else groups[title]).add_argument(*flags, dest=spec.name, **options)
     return parser
+
+
+def _first(heading: tuple[str | None, int], headings: dict) -> int:
+    """The position of the first field under a heading (headings of one rank keep the fields' order)."""
+    return list(headings.values()).index(heading)
 
 
 def parse_config(config_class, argv: list[str] | None = None, prog: str = "instruct-ner", description=None):

@@ -6,7 +6,9 @@ Every token has a character span (`offsets`) in `text`, so an entity can always 
 token span and as character offsets.
 
 This module does not read files (see `prompts.readers`) and does not render prompts
-(see `prompts.templates`). It knows IOB2 and converts IOB1 and BIOES/BILOU into it; it writes IOB2 only.
+(see `prompts.templates`). It knows IOB2 and writes IOB2 only; `iob1_to_iob2` is conlleval's repair of an I- that
+opens an entity (readers and the tagger use it). Detecting and converting other schemes (IOB1 files, BIOES/BILOU,
+IO) at read time is `prompts.readers.schemes`.
 """
 
 from __future__ import annotations
@@ -216,23 +218,6 @@ def iob2_error(tags: list[str]) -> tuple[int, str] | None:
     return None
 
 
-def is_iob1(tag_sequences: list[list[str]]) -> bool:
-    """Whether sentences are in IOB1: I- opens entities and B- only splits two adjacent ones of one type.
-
-    Example: is_iob1([["I-PER", "I-PER", "B-PER", "O"]]) -> True; is_iob1([["B-PER", "I-PER"]]) -> False
-    """
-    opens_with_inside = False
-    for tags in tag_sequences:
-        previous = "O"
-        for tag in tags:
-            if tag.startswith("I-") and previous[2:] != tag[2:]:
-                opens_with_inside = True
-            if tag.startswith("B-") and previous[2:] != tag[2:]:
-                return False  # a B- that opens an entity after O or another type: IOB2 usage
-            previous = tag
-    return opens_with_inside
-
-
 def iob1_to_iob2(tags: list[str]) -> list[str]:
     """Convert IOB1 tags to IOB2: an I- tag that opens an entity becomes B-.
 
@@ -245,28 +230,6 @@ def iob1_to_iob2(tags: list[str]) -> list[str]:
         converted.append(tag)
         previous = tag
     return converted
-
-
-BIOES_PREFIX = re.compile(r"^[ESLU]-")  # the prefixes BIOES (S-, E-) and BILOU (U-, L-) add to B-/I-/O
-
-
-def is_bioes(tags: list[str]) -> bool:
-    """Whether tags use BIOES/IOBES (S- single, E- end) or BILOU (U- unit, L- last) prefixes, which IOB2 never does.
-
-    Example: is_bioes(["S-PER", "O", "B-LOC", "E-LOC"]) -> True; is_bioes(["B-PER", "I-PER"]) -> False
-    """
-    return any(BIOES_PREFIX.match(tag) for tag in tags)
-
-
-def bioes_to_iob2(tags: list[str]) -> list[str]:
-    """Convert BIOES/IOBES or BILOU tags to IOB2: S-/U- (a one-word entity) become B-, E-/L- (its end) become I-.
-
-    Example: bioes_to_iob2(["S-PER", "O", "B-LOC", "I-LOC", "E-LOC", "U-ORG"]) ->
-    ["B-PER", "O", "B-LOC", "I-LOC", "I-LOC", "B-ORG"]
-    """
-    return [
-        {"S": "B", "U": "B", "E": "I", "L": "I"}[tag[0]] + tag[1:] if BIOES_PREFIX.match(tag) else tag for tag in tags
-    ]
 
 
 def labels_of(tag_sequences) -> list[str]:

@@ -2,9 +2,12 @@ import json
 
 import pytest
 from conftest import needs_shared_data, shared_files
+from hypothesis import given
+from hypothesis import strategies as st
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
+from instruct_ner.prompts.readers.schemes import bioes_to_iob2, is_bioes, is_iob1
 
-from instruct_ner.examples import DataError
+from instruct_ner.examples import DataError, iob1_to_iob2, iob2_error, tags_to_spans
 
 
 def write(path, text):
@@ -315,3 +318,70 @@ def test_jsonl_bad_line_names_file_and_line(tmp_path):
     path = write(tmp_path / "a.jsonl", '{"id": "1", "tokens": ["a"], "tags": ["O"]}\n{"id": 2,\n')
     with pytest.raises(DataError, match=rf"{path}:2: not valid JSON"):
         load(path)
+
+
+# ---------------------------------------------------------------------------------------- schemes
+
+
+def test_iob1_detection_and_conversion():
+    iob1 = [["I-ORG", "O", "I-PER", "I-PER", "B-PER"], ["O", "I-LOC"]]
+    assert is_iob1(iob1)
+    assert iob1_to_iob2(iob1[0]) == ["B-ORG", "O", "B-PER", "I-PER", "B-PER"]
+    assert not is_iob1([["B-ORG", "O", "B-PER", "I-PER"]])
+    assert not is_iob1([["O", "O"]])
+
+
+def test_bioes_and_bilou_detection_and_conversion():
+    assert bioes_to_iob2(["S-PER", "O", "B-LOC", "I-LOC", "E-LOC", "U-ORG", "B-X", "L-X"]) == [
+        "B-PER", "O", "B-LOC", "I-LOC", "I-LOC", "B-ORG", "B-X", "I-X"
+    ]  # fmt: skip
+    assert is_bioes(["O", "E-LOC"]) and not is_bioes(["B-PER", "I-PER", "O"])
+    assert not is_iob1([["S-PER", "O", "U-LOC"]])  # never mistaken for IOB1
+
+
+def _bioes_sequences(scheme: str):
+    """Random well-formed tag sequences in BIOES (or BILOU) with at most 3 types; consecutive entities allowed."""
+    single, last = ("S", "E") if scheme == "IOBES" else ("U", "L")
+
+    def render(parts):
+        tags = []
+        for label, length in parts:
+            if label is None:
+                tags += ["O"] * length
+            elif length == 1:
+                tags.append(f"{single}-{label}")
+            else:
+                tags += [f"B-{label}"] + [f"I-{label}"] * (length - 2) + [f"{last}-{label}"]
+        return tags
+
+    part = st.tuples(st.sampled_from([None, "PER", "LOC", "MISC"]), st.integers(1, 4))
+    return st.lists(part, max_size=8).map(render)
+
+
+@pytest.mark.parametrize("scheme", ["IOBES", "BILOU"])
+def test_bioes_conversion_keeps_the_entities_seqeval_reads(scheme):
+    """Checked against seqeval's own strict IOBES/BILOU reader, an independent implementation."""
+    import seqeval.scheme
+
+    reference = getattr(seqeval.scheme, scheme)
+
+    @given(_bioes_sequences(scheme))
+    def check(tags):
+        expected = [entity.to_tuple()[1:] for entity in seqeval.scheme.Entities([tags], reference).entities[0]]
+        converted = bioes_to_iob2(tags)
+        assert iob2_error(converted) is None
+        assert tags_to_spans(converted) == expected
+
+    check()
+
+
+def test_the_package_keeps_every_name_the_single_module_had():
+    """`prompts/readers.py` became a package; what callers imported from it is still importable from it."""
+    import instruct_ner.prompts.readers as readers
+
+    names = """CONLL_SUFFIXES DATA_FORMATS DOCUMENT_ID_COLUMNS LABEL_PATTERN MAX_CSV_CELL MAX_LISTED_REPAIRS
+    MAX_REPORTED_ERRORS SCHEMES SENTENCE_ID_COLUMNS ReadReport ReaderOptions check_label checked_tags detect_format
+    example_from_text is_comment_line load_examples locate_entities long_id_columns parse_entity_list read_conll
+    read_csv read_hf read_jsonl scheme_to_iob2 source_scheme split_into_sentences""".split()
+    assert [name for name in names if not hasattr(readers, name)] == []
+    assert set(names) <= set(readers.__all__)

@@ -1,0 +1,100 @@
+"""CoNLL column files -> Examples: `token ... tag` per line, blank line between sentences.
+
+Space- or tab-separated, token first and tag last; `-DOCSTART-` lines are ignored and `#` comment lines before a
+sentence (CoNLL-U, MultiCoNER) skipped and counted. IOB1 and IO are detected per file (`schemes.source_scheme`).
+Every line of a file must have as many columns as its first one; a bad sentence is an error naming its line
+(or, with `on_error="skip"`, skipped and counted). This module does not guess other column layouts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from instruct_ner.prompts.readers.options import ReaderOptions
+from instruct_ner.prompts.readers.report import ErrorPolicy
+from instruct_ner.prompts.readers.schemes import checked_tags, scheme_to_iob2, source_scheme
+
+from instruct_ner.examples import DataError, Example
+from instruct_ner.textio import read_text, split_lines
+
+CONLL_SUFFIXES = {".txt", ".conll", ".conllu", ".tsv", ".iob", ".iob2", ".bio"}
+_TAG_LIKE = re.compile(r"^(?:O|[BIESLU]-\S+)$")  # a tag of any scheme readers accept (checked_tags validates it)
+
+
+def read_conll(path: str | Path, options: ReaderOptions, policy: ErrorPolicy) -> Iterator[Example]:
+    """CoNLL-style column files. IOB1 and IO are detected over the whole file (options.scheme="auto") and converted."""
+    path = Path(path)
+    sentences = list(_conll_sentences(path, policy))
+    scheme = source_scheme([tags for _, (_, _, tags) in sentences], options.scheme, policy.report)
+    for index, (first_line, tokens, tags) in sentences:
+        tags = scheme_to_iob2(tags, scheme)
+        try:
+            tags = checked_tags(tags, lambda i, first=first_line: f"{path}:{first + i}", options, policy.report)
+        except DataError as error:
+            policy.handle(error)
+            continue
+        yield Example(f"{path.stem}-{index}", tokens, tags, source=f"{path}:{first_line}")
+
+
+def is_comment_line(line: str) -> bool:
+    """A `#` line before a sentence whose last field is no tag: CoNLL-U (`# sent_id = 3`), MultiCoNER (`# id ...`).
+
+    A token `#` with its tag (`# O`, `#\tB-MISC`) is a token, not a comment.
+    Example: is_comment_line("# id 4ab2 domain=en") -> True; is_comment_line("#\tO") -> False
+    """
+    return line.startswith("#") and not _TAG_LIKE.match(line.split()[-1])
+
+
+def _conll_sentences(path: Path, policy: ErrorPolicy) -> Iterator[tuple[int, tuple[int, list[str], list[str]]]]:
+    """(sentence index, (first line number, tokens, tags)) for every well-formed sentence of the file."""
+    columns_seen: tuple[int, int] | None = None  # (column count, line where it was first seen)
+    index, first_line, tokens, tags, error = 0, 0, [], [], None
+
+    def flush():
+        nonlocal index, tokens, tags, error
+        result = None
+        if error is not None:
+            policy.handle(error)
+        elif tokens:
+            result = (index, (first_line, tokens, tags))
+        if tokens or error is not None:
+            index += 1
+        tokens, tags, error = [], [], None
+        return result
+
+    lines = split_lines(read_text(path, "CoNLL file"))  # decoded first: a bad byte names its line
+    for line_number, line in enumerate(lines, start=1):
+        if not line.strip() or line.startswith("-DOCSTART-"):
+            if (sentence := flush()) is not None:
+                yield sentence
+            continue
+        if not tokens and error is None and is_comment_line(line):
+            policy.report.notes["comment_lines"] += 1
+            continue
+        if not tokens and error is None:
+            first_line = line_number
+        if error is not None:
+            continue  # the rest of a sentence already rejected
+        fields = line.split("\t") if "\t" in line else line.split()
+        if len(fields) < 2:
+            error = DataError(
+                f"{path}:{line_number}",
+                f"expected at least 2 columns (token ... tag), found {len(fields)}: {line!r}",
+                "column_count",
+            )
+            continue
+        if columns_seen is None:
+            columns_seen = (len(fields), line_number)
+        elif len(fields) != columns_seen[0]:
+            error = DataError(
+                f"{path}:{line_number}",
+                f"expected {columns_seen[0]} columns as on line {columns_seen[1]}, found {len(fields)}: {line!r}",
+                "column_count",
+            )
+            continue
+        tokens.append(fields[0])
+        tags.append(fields[-1].strip())
+    if (sentence := flush()) is not None:
+        yield sentence
