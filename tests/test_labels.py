@@ -37,3 +37,21 @@ def test_every_accepted_label_reads_back_as_itself_in_both_formats(label):
         response = get_format(name).to_str(example)
         parsed = parse_response(response, example, labels, name)
         assert parsed.pred_tags == example.tags, (name, label, response)
+
+
+def test_case_variants_in_data_are_refused_at_read_time(tmp_path):
+    from instruct_ner.prompts.readers import load_examples
+
+    path = tmp_path / "mixed.txt"
+    path.write_text("Mario B-PER\nRossi I-PER\n\nLuigi B-per\n", encoding="utf-8")
+    with pytest.raises(DataError, match="'PER' and 'per' differ only by case"):
+        load_examples(path)
+
+
+def test_a_label_with_a_trailing_newline_is_refused_on_the_command_line(tmp_path):
+    from instruct_ner.prompts.readers import ReaderOptions, load_examples
+
+    path = tmp_path / "a.txt"
+    path.write_text("Mario B-PER\n", encoding="utf-8")
+    with pytest.raises(DataError, match="--labels"):
+        load_examples(path, ReaderOptions(labels=["PER\n"]))

@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from instruct_ner.prompts.labels import check_labels
 from instruct_ner.prompts.readers.conll import CONLL_SUFFIXES, is_comment_line, read_conll
 from instruct_ner.prompts.readers.csv import (
     DOCUMENT_ID_COLUMNS,
@@ -108,8 +109,8 @@ def load_examples(source: str | Path, options: ReaderOptions | None = None) -> t
     options = options or ReaderOptions()
     if options.limit is not None and (isinstance(options.limit, bool) or options.limit < 1):
         raise DataError("--limit", f"expected a number of records of at least 1, got {options.limit}", "bad_option")
-    for label in options.labels or []:
-        check_label(label, "--labels")
+    if options.labels is not None:
+        check_labels(options.labels, "--labels")
     fmt = detect_format(source, options.format)
     if fmt != "hf" and Path(source).is_dir():
         raise DataError(str(source), f"is a folder; expected a {fmt} file", "not_a_file")
@@ -132,6 +133,8 @@ def load_examples(source: str | Path, options: ReaderOptions | None = None) -> t
         if options.limit is not None and len(examples) >= options.limit:
             break
     report.read = len(examples)
+    if examples and options.labels is None:  # labels found in the data: one set a response can carry exactly
+        check_labels(labels_of([e.tags for e in examples]), f"{source}: the labels found in the data")
     return examples, report
 
 

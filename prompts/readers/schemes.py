@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from instruct_ner.prompts.labels import LABEL_PATTERN, check_label  # noqa: F401  (re-exported)
 from instruct_ner.prompts.readers.report import ReadReport
 
 from instruct_ner.examples import TAG_PATTERN, DataError, iob1_to_iob2, iob2_error
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from instruct_ner.prompts.readers.options import ReaderOptions
 
 SCHEMES = ("auto", "iob1", "iob2", "bioes", "io")
-LABEL_PATTERN = re.compile(r"^[^\s|\[\]]+$")
 _PREFIXED = re.compile(r"^[BIESLU]-")
 
 
@@ -62,18 +62,6 @@ def bioes_to_iob2(tags: list[str]) -> list[str]:
     return [
         {"S": "B", "U": "B", "E": "I", "L": "I"}[tag[0]] + tag[1:] if BIOES_PREFIX.match(tag) else tag for tag in tags
     ]
-
-
-def check_label(label: str, where: str) -> str:
-    """An entity type as responses can carry it: one word without `|`, `[` or `]`.
-
-    Example: check_label("LOC", "f.csv:2") -> "LOC"; check_label("LOC X", "f.csv:2") raises DataError
-    """
-    if not isinstance(label, str) or not LABEL_PATTERN.match(label) or label == "O":
-        raise DataError(
-            where, f"invalid entity type {label!r}; expected one word without spaces, '|', '[' or ']'", "invalid_tag"
-        )
-    return label
 
 
 def checked_tags(tags: list[str], where_of, options: ReaderOptions, report: ReadReport) -> list[str]:
@@ -151,7 +139,7 @@ def _groups_to_iob2(groups: list[str]) -> list[str]:
     for group in groups:
         if group == "O":
             tags.append("O")
-        elif not LABEL_PATTERN.match(group):
+        elif not LABEL_PATTERN.fullmatch(group):
             tags.append(group)  # left for checked_tags to report
         else:
             tags.append(("I-" if group == previous else "B-") + group)
