@@ -20,8 +20,11 @@ entities and IOB2 tags, written as JSONL: one output record per input record, in
 - Each output record is its input record plus `generation`, `entities`, `pred_tags`, `parse`
   (diagnostics) and `timing`. Records are written chunk by chunk, each line flushed, so a crash or
   Ctrl-C leaves a valid partial file; `--resume` continues it without duplicates.
+- An explicit `--model` / `--precision` wins over the adapter's saved ones, and an explicit
+  `--template` / `--style` must agree with the adapter's (`config.explicit_or_saved`, the rule the
+  Python API follows too). The adapter's description is read once per run.
 - The work is done by `inference.predictor.GenerativePredictor`, the object the Python API uses too;
-  this module adds the options, the checks and the output file.
+  this module adds the options, the checks and the output file (where entities become dicts).
 
 Examples:
     instruct-ner generate --adapter runs/smollm2-conll2003 --data ../shared/data/conll2003/test.txt \\
@@ -45,19 +48,19 @@ from instruct_ner.inference.decoding import (  # noqa: F401  (re-exported: the g
     length_bound,
     runaway_line,
 )
-from instruct_ner.inference.predictor import GenerativePredictor, RunOptions, input_records
+from instruct_ner.inference.predictor import GenerativePredictor, RunOptions, file_record, input_records
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import PromptBuilder, PromptOptions, builder_from_options, load_template
 from instruct_ner.sft.artifact import Artifact, check_labels, fingerprint
 from instruct_ner.sft.options import ModelOptions
 
-from instruct_ner.config import ConfigError, fields_set, parse_config
+from instruct_ner.config import Config, ConfigError, explicit_or_saved, parse_config
 from instruct_ner.examples import DataError, Example, labels_of
 from instruct_ner.jsonl import check_output, check_run_settings, iter_jsonl, read_records, write_jsonl
 
 
 @dataclass
-class GenerateConfig(ModelOptions, PromptOptions, ReaderOptions):
+class GenerateConfig(Config, ModelOptions, PromptOptions, ReaderOptions):
     data: str | None = field(default=None, metadata={"help": "data source or prepare JSONL (required)"})
     out: str | None = field(default=None, metadata={"help": "output JSONL (required)"})
     adapter: str | None = field(default=None, metadata={"help": "LoRA adapter folder from train; none = prompting"})
@@ -90,20 +93,26 @@ class GenerateConfig(ModelOptions, PromptOptions, ReaderOptions):
         return RunOptions(self.batch_size, self.max_new_tokens, self.sort_by_length, self.progress)
 
 
-def prompt_builder(config: GenerateConfig, examples: list[Example], records: list[dict]) -> PromptBuilder:
-    """The adapter's saved builder (checked against the data and options), or one from the options."""
+def prompt_builder(
+    config: GenerateConfig, examples: list[Example], records: list[dict], artifact: Artifact | None = None
+) -> PromptBuilder:
+    """The adapter's saved builder (checked against the data and options), or one from the options.
+
+    `artifact`: the adapter's description when the caller has read it already (else it is read here).
+    """
     if config.adapter:
-        builder = Artifact.load(config.adapter, kind="generative").builder()
+        builder = (artifact or adapter_artifact(config)).builder()
         check_labels(builder.labels, labels_of(e.tags for e in examples), config.adapter, config.data)
         if config.labels and sorted(config.labels) != sorted(builder.labels):
             raise ConfigError(f"--labels {config.labels} differ from the adapter's label set {builder.labels}")
-        asked = config.template if "template" in fields_set(config) else records[0].get("template")
-        if asked and load_template(asked).name != builder.template.name:
+        # what the options (or else a prepare JSONL) ask for; the adapter's prompt must be that one
+        asked = explicit_or_saved(config, {"template": records[0].get("template"), "style": None})
+        if "template" in asked and load_template(asked["template"]).name != builder.template.name:
             raise ConfigError(
                 f"the adapter {config.adapter} was trained with template {builder.template.name}, "
-                f"not {load_template(asked).name}; generate with the adapter's template"
+                f"not {load_template(asked['template']).name}; generate with the adapter's template"
             )
-        if "style" in fields_set(config) and config.style != builder.style:
+        if "style" in asked and config.style != builder.style:
             raise ConfigError(
                 f"the adapter {config.adapter} was trained with style {builder.style}, not {config.style}"
             )
@@ -142,7 +151,8 @@ def run_generation(
 
     options = options or RunOptions()
     out = Path(out)
-    order = predictor.order(examples, options)
+    run = predictor.start(records, examples, options)
+    order = run.order
     done = 0
     if resume:
         try:
@@ -157,8 +167,8 @@ def run_generation(
     # Each batch is written as soon as it is done (an interrupt loses at most one batch), in generation
     # order; the finished file is put back into input order at the end.
     started, new_tokens, written = time.perf_counter(), 0, done
-    for batch in predictor.outputs(records, examples, options, start=done):
-        written += write_jsonl(out, batch, append=True)
+    for batch in predictor.outputs(run, start=done):
+        written += write_jsonl(out, [file_record(output) for output in batch], append=True)
         new_tokens += sum(output["timing"]["new_tokens"] for output in batch)
         if options.on_chunk is not None:
             options.on_chunk(written)
@@ -176,23 +186,35 @@ def run_generation(
     }
 
 
-def base_model_name(config: GenerateConfig, artifact: Artifact | None) -> str:
-    """The model to load: the one named explicitly, else the adapter's base model, else the embedded default."""
-    if "model" in fields_set(config) or artifact is None:
-        return config.model
-    return artifact.base_model
+def adapter_artifact(config: GenerateConfig) -> Artifact | None:
+    """The adapter's description (None without `--adapter`); a missing or non-adapter folder fails here."""
+    from instruct_ner.sft.models import ModelError
+
+    if not config.adapter:
+        return None
+    if not Path(config.adapter).is_dir():
+        raise ModelError(f"{config.adapter}: adapter folder not found")
+    if not Path(config.adapter, "adapter_config.json").exists():
+        raise ModelError(f"{config.adapter}: no adapter_config.json; not a LoRA adapter folder")
+    return Artifact.load(config.adapter, kind="generative")
 
 
-def load_predictor(config: GenerateConfig, builder: PromptBuilder) -> GenerativePredictor:
-    """The predictor for the config; an explicit --model / --precision wins over the adapter's saved one."""
-    artifact = Artifact.load(config.adapter, kind="generative") if config.adapter else None
-    given = fields_set(config)
-    precision = config.precision if "precision" in given or artifact is None else artifact.precision
+def model_options(config: GenerateConfig, artifact: Artifact | None) -> dict:
+    """{"model", "precision"} to load: an explicit option wins over the adapter's saved one (`explicit_or_saved`)."""
+    saved = artifact.saved_options() if artifact is not None else {}
+    return {"model": config.model, "precision": config.precision, **explicit_or_saved(config, saved)}
+
+
+def load_predictor(
+    config: GenerateConfig, builder: PromptBuilder, artifact: Artifact | None = None
+) -> GenerativePredictor:
+    """The predictor for the config, at `model_options` (the adapter's description is read here unless given)."""
+    chosen = model_options(config, artifact or adapter_artifact(config))
     return GenerativePredictor.load(
         builder,
-        base_model_name(config, artifact),
+        chosen["model"],
         config.adapter,
-        precision,
+        chosen["precision"],
         config.share_prefix,
         config.stop_runaway,
         config.constrain,
@@ -200,40 +222,36 @@ def load_predictor(config: GenerateConfig, builder: PromptBuilder) -> Generative
     )
 
 
-def check_paths(config: GenerateConfig) -> None:
-    """A missing adapter or model folder fails here, before data is read or anything is loaded."""
-    from instruct_ner.sft.models import EMBEDDED, ModelError, resolve_model
+def check_model(model: str) -> None:
+    """A model folder that does not exist fails here, before data is read or anything is loaded."""
+    from instruct_ner.sft.models import EMBEDDED, resolve_model
 
-    artifact = None
-    if config.adapter:
-        if not Path(config.adapter).is_dir():
-            raise ModelError(f"{config.adapter}: adapter folder not found")
-        if not Path(config.adapter, "adapter_config.json").exists():
-            raise ModelError(f"{config.adapter}: no adapter_config.json; not a LoRA adapter folder")
-        artifact = Artifact.load(config.adapter, kind="generative")
-    if (name := base_model_name(config, artifact)) not in ("", EMBEDDED):
-        resolve_model(name)  # a hub id passes; a local path that does not exist fails
+    if model not in ("", EMBEDDED):
+        resolve_model(model)  # a hub id passes; a local path that does not exist fails
 
 
 def generate(config: GenerateConfig) -> dict:
+    """Generate `config.data` into `config.out`; the adapter's description is read once, here."""
     check_output(config.out, config.data, config.few_shot_from)
-    check_paths(config)
+    artifact = adapter_artifact(config)
+    chosen = model_options(config, artifact)
+    check_model(chosen["model"])
     records, examples = input_records(config.data, config)
-    builder = prompt_builder(config, examples, records)
-    check_run_settings(config.out, run_settings(config, builder), config.resume)
-    predictor = load_predictor(config, builder)
+    builder = prompt_builder(config, examples, records, artifact)
+    check_run_settings(config.out, run_settings(config, builder, chosen), config.resume)
+    predictor = load_predictor(config, builder, artifact)
     return run_generation(predictor, records, examples, config.out, config.run_options(), config.resume)
 
 
-def run_settings(config: GenerateConfig, builder: PromptBuilder) -> dict:
-    """What decides the generations of a run; `--resume` refuses to continue a file made with other settings."""
-    artifact = Artifact.load(config.adapter, kind="generative") if config.adapter else None
+def run_settings(config: GenerateConfig, builder: PromptBuilder, chosen: dict) -> dict:
+    """What decides the generations of a run (`chosen`: `model_options`); `--resume` refuses to continue a
+    file made with other settings."""
     return {
         **builder.to_dict(),
-        "model": base_model_name(config, artifact) or "embedded",
+        "model": chosen["model"] or "embedded",
         "adapter": str(Path(config.adapter).resolve()) if config.adapter else None,
         "adapter_fingerprint": fingerprint(config.adapter) if config.adapter else None,
-        "precision": config.precision,
+        "precision": chosen["precision"],
         "max_new_tokens": config.max_new_tokens,
         "stop_runaway": config.stop_runaway,
         "constrain": config.constrain,

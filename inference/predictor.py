@@ -2,14 +2,19 @@
 the `generate` / `tag` subcommands and the Python API (`instruct_ner.NER`), so they cannot disagree.
 
 - `GenerativePredictor`: a prompt builder + a `Generator` (inference/decoding.py's interface; the
-  Hugging Face one is `HFGenerator`). Prompts are sorted by length inside chunks of `batch_size * 8`,
-  decoded batch by batch, parsed by `inference.grounding`; each output record is its input record plus
-  `generation`, `entities`, `pred_tags`, `parse` (diagnostics) and `timing`.
+  Hugging Face one is `HFGenerator`). Each prompt is rendered once per run (`start`), prompts are
+  sorted by length inside chunks of `batch_size * 8`, decoded batch by batch, parsed by
+  `inference.grounding`; each output record is its input record plus `generation`, `entities`,
+  `pred_tags`, `parse` (diagnostics) and `timing`.
 - `TaggerPredictor`: a token classifier from `train-tagger` (sft/tagger.py's `predict`); each output
   record is its input record plus `labels`, `pred_tags`, `entities` and `timing`.
 
-Both yield output records chunk by chunk in input order (`outputs`), or all at once (`predict`). This
-module writes no files (see `inference.generate` and `inference.tag`) and parses no options.
+A run is `start(records, examples, options)` (a `Run`: the generation order and what is computed once
+per run), then `outputs(run, start=k)`, which yields output records batch by batch in the run's order;
+`predict` puts them back into input order. In output records `entities` are `Entity` objects; they
+become dicts only at the file boundary (`file_record`). `load_predictor` loads a trained folder of
+either kind, its saved model and precision overridden by explicit ones (`config.explicit_or_saved`).
+This module writes no files (see `inference.generate` and `inference.tag`) and parses no options.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from instruct_ner.inference.decoding import DecodeOptions, Generated, Generator, length_bound
@@ -28,6 +33,7 @@ from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import PromptBuilder
 from instruct_ner.sft.artifact import Artifact, check_labels
 
+from instruct_ner.config import explicit_or_saved
 from instruct_ner.examples import DataError, Example, labels_of, tags_to_spans
 from instruct_ner.jsonl import iter_jsonl
 
@@ -55,6 +61,29 @@ def input_records(data: str | Path, options: ReaderOptions) -> tuple[list[dict],
     else:
         records = [example.to_record() for example in examples]
     return records, examples
+
+
+@dataclass
+class Run:
+    """One pass of a predictor over a list of examples: what is decided once, before any output.
+
+    `order`: the input positions in the order `outputs` yields them; `prompts`: the rendered prompt of
+    each example (generative predictors; rendered once per run, for sorting and decoding alike).
+    """
+
+    records: list[dict]
+    examples: list[Example]
+    options: RunOptions
+    order: list[int]
+    prompts: list[dict] = field(default_factory=list)
+
+
+def file_record(output: dict) -> dict:
+    """An output record as written to JSONL: its `Entity` objects as dicts (the file boundary).
+
+    Example: file_record({"id": "1", "entities": [Entity("PER", 0, 1, 0, 2, "Al")]})["entities"][0]["text"] -> "Al"
+    """
+    return {**output, "entities": [entity.to_dict() for entity in output.get("entities", [])]}
 
 
 def chunks(order: list[int], size: int) -> Iterable[list[int]]:
@@ -88,23 +117,27 @@ class Predictor:
         if self.folder is not None:
             check_labels(self.labels, labels_of(e.tags for e in examples), self.folder, data)
 
-    def order(self, examples: list[Example], options: RunOptions) -> list[int]:
-        """Input positions in the order `outputs` yields them (input order unless a predictor sorts)."""
-        return list(range(len(examples)))
+    def start(self, records: list[dict], examples: list[Example], options: RunOptions) -> Run:
+        """A run over `examples` (one input record each); input order unless a predictor sorts."""
+        return Run(records, examples, options, list(range(len(examples))))
 
-    def outputs(
-        self, records: list[dict], examples: list[Example], options: RunOptions, start: int = 0
-    ) -> Iterator[list[dict]]:
-        """Output records for `order(...)[start:]`, batch by batch, in that order."""
+    def outputs(self, run: Run, start: int = 0) -> Iterator[list[dict]]:
+        """Output records for `run.order[start:]`, batch by batch, in that order."""
         raise NotImplementedError  # pragma: no cover - interface
 
-    def predict(self, examples: list[Example], batch_size: int = 16, records: list[dict] | None = None) -> list[dict]:
-        """One output record per example, in input order."""
+    def predict(
+        self,
+        examples: list[Example],
+        batch_size: int = 16,
+        records: list[dict] | None = None,
+        options: RunOptions | None = None,
+    ) -> list[dict]:
+        """One output record per example, in input order (`options`, when given, replace `batch_size`)."""
         records = records if records is not None else [example.to_record() for example in examples]
-        options = RunOptions(batch_size=batch_size)
-        outputs = [output for batch in self.outputs(records, examples, options) for output in batch]
+        run = self.start(records, examples, options or RunOptions(batch_size=batch_size))
+        outputs = [output for batch in self.outputs(run) for output in batch]
         in_order: list[dict] = [{}] * len(examples)
-        for position, output in zip(self.order(examples, options), outputs):
+        for position, output in zip(run.order, outputs):
             in_order[position] = output
         return in_order
 
@@ -153,38 +186,28 @@ class GenerativePredictor(Predictor):
 
     @classmethod
     def from_artifact(
-        cls, folder: str | Path, artifact: Artifact | None = None, model: str | None = None, precision=None, **options
+        cls, folder: str | Path, artifact: Artifact, model: str, precision: str, **options
     ) -> GenerativePredictor:
-        """A trained adapter folder; `model` / `precision` (when given) win over the saved ones."""
-        artifact = artifact or Artifact.load(folder, kind="generative")
-        return cls.load(
-            artifact.builder(), model or artifact.base_model, folder, precision or artifact.precision, **options
-        )
+        """A trained adapter folder, its description already read, at the model and precision chosen."""
+        return cls.load(artifact.builder(), model, folder, precision, **options)
 
-    def _prompts(self, examples: list[Example]) -> tuple[list[dict], list]:
+    def start(self, records: list[dict], examples: list[Example], options: RunOptions) -> Run:
+        """Renders every prompt (once per run); the order is chunks of `batch_size * 8` records in input
+        order, each sorted by prompt length (less padding), unless `sort_by_length` is off."""
         prompts = [self.builder.build(example) for example in examples]
-        return prompts, [p["messages"] if "messages" in p else p["prompt"] for p in prompts]
-
-    def order(self, examples: list[Example], options: RunOptions) -> list[int]:
-        """Chunks of `batch_size * 8` records in input order, each sorted by prompt length (less padding).
-
-        Computed once per run: `run_generation` and `outputs` both ask, and every prompt is tokenised for it.
-        (A stale cache hit could only give a less sorted permutation of the same positions, never wrong output.)
-        """
-        if not options.sort_by_length:
-            return list(range(len(examples)))
-        key = (id(examples), len(examples), options.batch_size)
-        if getattr(self, "_order_key", None) != key:
-            _, prompt_inputs = self._prompts(examples)
-            self._order = generation_order(
-                len(examples), options.batch_size * 8, lambda i: self.generator.prompt_length(prompt_inputs[i])
+        if options.sort_by_length:
+            inputs = [prompt_input(prompt) for prompt in prompts]
+            order = generation_order(
+                len(examples), options.batch_size * 8, lambda i: self.generator.prompt_length(inputs[i])
             )
-            self._order_key = key
-        return self._order
+        else:
+            order = list(range(len(examples)))
+        return Run(records, examples, options, order, prompts)
 
-    def outputs(self, records, examples, options: RunOptions, start: int = 0) -> Iterator[list[dict]]:
+    def outputs(self, run: Run, start: int = 0) -> Iterator[list[dict]]:
         builder, generator = self.builder, self.generator
-        prompts, prompt_inputs = self._prompts(examples)
+        records, examples, options, prompts = run.records, run.examples, run.options, run.prompts
+        prompt_inputs = [prompt_input(prompt) for prompt in prompts]
         limits = [
             min(
                 options.max_new_tokens or math.inf,
@@ -192,7 +215,7 @@ class GenerativePredictor(Predictor):
             )
             for e in examples
         ]
-        order, chunk_size = self.order(examples, options), options.batch_size * 8
+        order, chunk_size = run.order, options.batch_size * 8
         generator.prepare([prompt_inputs[i] for i in order[start:]])
         bar = _progress(len(examples), start, options.progress)
         for chunk_start in range(0, len(order), chunk_size):  # batches never cross a chunk: same batches on resume
@@ -211,6 +234,14 @@ class GenerativePredictor(Predictor):
         bar.close()
 
 
+def prompt_input(prompt: dict) -> str | list[dict]:
+    """What the generator is given of a rendered prompt: its chat messages or its prompt text.
+
+    Example: prompt_input({"prompt": "### Input: ...", "response": "none"}) -> "### Input: ..."
+    """
+    return prompt["messages"] if "messages" in prompt else prompt["prompt"]
+
+
 def output_record(record, example, prompt, builder, generated: Generated, batch_seconds, batch) -> dict:
     parsed = parse_response(generated.text, example, builder.labels, builder.response_format, generated.hit_limit)
     diagnostics = parsed.diagnostics.to_dict()
@@ -225,7 +256,7 @@ def output_record(record, example, prompt, builder, generated: Generated, batch_
         response_format=builder.response_format,
         template=builder.template.name,
         generation=generated.text,
-        entities=[entity.to_dict() for entity in parsed.entities],
+        entities=list(parsed.entities),
         pred_tags=parsed.pred_tags,
         parse=diagnostics,
         timing={
@@ -253,24 +284,19 @@ class TaggerPredictor(Predictor):
 
     @classmethod
     def from_artifact(
-        cls,
-        folder: str | Path,
-        artifact: Artifact | None = None,
-        model: str | None = None,
-        precision=None,
-        trust_remote_code: bool = False,
+        cls, folder: str | Path, artifact: Artifact, model: str, precision: str, trust_remote_code: bool = False
     ) -> TaggerPredictor:
-        """A folder from train-tagger; `model` / `precision` (when given) win over the saved ones."""
+        """A folder from train-tagger, its description already read, at the model and precision chosen."""
         from instruct_ner.sft.tagger import load_tagger
 
-        artifact = artifact or Artifact.load(folder, kind="tagger")
         tagger, tokenizer, artifact = load_tagger(folder, model, precision, artifact, trust_remote_code)
         return cls(tagger, tokenizer, artifact, str(folder))
 
-    def outputs(self, records, examples, options: RunOptions, start: int = 0) -> Iterator[list[dict]]:
+    def outputs(self, run: Run, start: int = 0) -> Iterator[list[dict]]:
         from instruct_ner.sft.tagger import predict
 
-        todo = list(range(start, len(examples)))
+        records, examples, options = run.records, run.examples, run.options
+        todo = run.order[start:]
         max_length = self.artifact.tagger.get("max_length", 512)
         for chunk in chunks(todo, options.batch_size * 8):
             started = time.perf_counter()
@@ -281,7 +307,7 @@ class TaggerPredictor(Predictor):
             outputs = []
             for i, pred_tags in zip(chunk, predicted):
                 example = examples[i]
-                entities = [example.entity(label, s, e).to_dict() for label, s, e in tags_to_spans(pred_tags)]
+                entities = [example.entity(label, s, e) for label, s, e in tags_to_spans(pred_tags)]
                 outputs.append(
                     {
                         **records[i],
@@ -294,11 +320,18 @@ class TaggerPredictor(Predictor):
             yield outputs
 
 
-def load_predictor(folder: str | Path, model: str | None = None, precision: str | None = None, **options) -> Predictor:
-    """The predictor of a trained folder of either kind (read from its artifact description)."""
-    artifact = Artifact.load(folder)
+def load_predictor(
+    folder: str | Path, given: dict | None = None, artifact: Artifact | None = None, **options
+) -> Predictor:
+    """The predictor of a trained folder of either kind (read from its artifact description unless given).
+
+    `given`: the explicit options (a config, or a mapping such as {"precision": "bf16"}); each wins over
+    the model and precision saved with the folder (`config.explicit_or_saved`, the CLI's rule too).
+    """
+    artifact = artifact or Artifact.load(folder)
+    chosen = explicit_or_saved(given or {}, artifact.saved_options())
     if artifact.kind == "tagger":
         return TaggerPredictor.from_artifact(
-            folder, artifact, model, precision, options.get("trust_remote_code", False)
+            folder, artifact, chosen["model"], chosen["precision"], options.get("trust_remote_code", False)
         )
-    return GenerativePredictor.from_artifact(folder, artifact, model, precision, **options)
+    return GenerativePredictor.from_artifact(folder, artifact, chosen["model"], chosen["precision"], **options)

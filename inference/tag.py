@@ -2,7 +2,8 @@
 `generate` (`pred_tags`, `entities` with token spans and character offsets, `timing`), so `score` and
 `compare` treat both variants alike. Records out = records in, in input order; the output is always
 valid IOB2 (constrained Viterbi). The work is done by `inference.predictor.TaggerPredictor`, the
-object the Python API uses too.
+object the Python API uses too, loaded by the same `load_predictor`: an explicit `--model` /
+`--precision` wins over the saved one by the API's rule (`config.explicit_or_saved`).
 
 Examples:
     instruct-ner tag --adapter runs/tagger --data ../shared/data/conll2003/test.txt --limit 500 --out runs/tagged.jsonl
@@ -15,18 +16,18 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from instruct_ner.inference.predictor import TaggerPredictor, input_records
+from instruct_ner.inference.predictor import file_record, input_records, load_predictor
 from instruct_ner.prompts.readers import ReaderOptions
 from instruct_ner.sft.artifact import Artifact, check_labels
 from instruct_ner.sft.options import ModelOptions
 
-from instruct_ner.config import ConfigError, fields_set, parse_config
+from instruct_ner.config import Config, ConfigError, parse_config
 from instruct_ner.examples import labels_of
 from instruct_ner.jsonl import check_output, write_jsonl
 
 
 @dataclass
-class TagConfig(ModelOptions, ReaderOptions):
+class TagConfig(Config, ModelOptions, ReaderOptions):
     adapter: str | None = field(default=None, metadata={"help": "folder written by train-tagger (required)"})
     data: str | None = field(default=None, metadata={"help": "data source or JSONL records (required)"})
     out: str | None = field(default=None, metadata={"help": "output JSONL (required)"})
@@ -43,18 +44,11 @@ def tag(config: TagConfig) -> dict:
     artifact = Artifact.load(config.adapter, kind="tagger")
     records, examples = input_records(config.data, config)
     check_labels(artifact.labels, labels_of(e.tags for e in examples), config.adapter, config.data)
-    given = fields_set(config)
-    predictor = TaggerPredictor.from_artifact(
-        config.adapter,
-        artifact,
-        config.model if "model" in given else None,
-        config.precision if "precision" in given else None,
-        config.trust_remote_code,
-    )
+    predictor = load_predictor(config.adapter, config, artifact, trust_remote_code=config.trust_remote_code)
     started = time.perf_counter()
     outputs = predictor.predict(examples, config.batch_size, records)
     seconds = time.perf_counter() - started
-    write_jsonl(config.out, outputs)
+    write_jsonl(config.out, [file_record(output) for output in outputs])
     return {"records": len(outputs), "seconds": seconds, "sentences_per_second": len(outputs) / seconds}
 
 

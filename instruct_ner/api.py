@@ -11,7 +11,9 @@
 Texts are split into words by the project's tokenizer (`prompts.tokenize`), so `text[e.start:e.end] ==
 e.text` for every entity. The predictions come from the same predictor objects as `instruct-ner
 generate` and `instruct-ner tag` (`inference.predictor`), so the API and the CLI cannot disagree. An
-option given here (model, precision) wins over the value saved with the folder.
+option given here (model, precision; None = not given) wins over the value saved with the folder, by
+the CLI's rule (`config.explicit_or_saved`). Entities are `Entity` objects throughout; they become
+dicts only in a file written by `evaluate(out=...)`, whose records are in input order like `generate`'s.
 """
 
 from __future__ import annotations
@@ -21,13 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from instruct_ner.examples import Entity, Example
-from instruct_ner.inference.predictor import (
-    GenerativePredictor,
-    Predictor,
-    RunOptions,
-    input_records,
-    load_predictor,
-)
+from instruct_ner.inference.predictor import GenerativePredictor, Predictor, file_record, input_records, load_predictor
 from instruct_ner.jsonl import write_jsonl
 from instruct_ner.prompts.readers import ReaderOptions
 from instruct_ner.prompts.templates import PROMPTING_TEMPLATE
@@ -54,8 +50,8 @@ class NER:
         `model` and `precision` default to the ones saved with the folder; `constrain` (generative
         folders) asks for constrained decoding where the decoder supports it.
         """
-        options = {"constrain": constrain}
-        return cls(load_predictor(path, model, precision, **options), batch_size)
+        given = {name: value for name, value in (("model", model), ("precision", precision)) if value is not None}
+        return cls(load_predictor(path, given, constrain=constrain), batch_size)
 
     @classmethod
     def zero_shot(
@@ -102,7 +98,7 @@ class NER:
         if examples:
             outputs = self.predictor.predict(list(examples.values()), batch_size or self.batch_size)
             for i, output in zip(examples, outputs):
-                result[i] = [Entity(**entity) for entity in output["entities"]]
+                result[i] = output["entities"]
         return result
 
     def evaluate(
@@ -111,20 +107,20 @@ class NER:
         """Predict on labelled data and score it exactly as `instruct-ner score` does (seqeval).
 
         `reader_options` are `ReaderOptions` fields (`limit`, `format`, `id_column`, ...); `out`, when
-        given, keeps the predictions as JSONL (the records `generate` / `tag` would write).
+        given, keeps the predictions as JSONL: the records `generate` / `tag` would write, in input order
+        (so `instruct-ner compare` takes it beside their outputs).
         """
         from instruct_ner.inference.score import score_file
 
         records, examples = input_records(data, ReaderOptions(**reader_options))
         self.predictor.check_data(examples, data)
-        options = RunOptions(batch_size=self.batch_size)
-        outputs = [output for chunk in self.predictor.outputs(records, examples, options) for output in chunk]
+        outputs = self.predictor.predict(examples, self.batch_size, records)
         if out is not None:
-            write_jsonl(out, outputs)
+            write_jsonl(out, [file_record(output) for output in outputs])
             return score_file(out, strict)
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "predictions.jsonl"
-            write_jsonl(path, outputs)
+            write_jsonl(path, [file_record(output) for output in outputs])
             result = score_file(path, strict)
         result["file"] = str(data)
         return result

@@ -6,10 +6,12 @@ flags given on the command line override it. Unknown keys and flags are errors t
 ones. A field with `metadata={"positional": True}` may also be given as a positional argument, a
 shorthand for its flag (`instruct-ner score FILE` = `instruct-ner score --data FILE`).
 
-A config made here remembers which fields were given (in the recipe or on the command line):
-`fields_set(config)`. Stages use it to let an explicit option win over a value found elsewhere (a
-prepared JSONL's template, an adapter's saved precision) without comparing with defaults, so that an
-explicit `--template ner-list.en` counts even though it is the default.
+A config remembers which fields were given: in the recipe or on the command line (`parse_config`,
+`make_config`), or as arguments when it is built in Python (a class deriving from `Config`):
+`fields_set(config)`. The one rule "an option given explicitly wins over a value found elsewhere" (a
+prepared JSONL's template, an adapter's saved model and precision) is `explicit_or_saved`, used by the
+CLI and the Python API alike; it never compares with defaults, so an explicit `--precision auto` or
+`GenerateConfig(precision="auto")` counts even though `auto` is the default.
 
 We do not use `HfArgumentParser` itself because it imports transformers (and torch), which would add
 seconds to `parse` and `score`, stages that need neither. Types understood: str, int, float, bool,
@@ -23,7 +25,9 @@ import dataclasses
 import sys
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -192,11 +196,27 @@ _FIELDS_SET = "_fields_set"
 _SHORTHAND = "__positional"
 
 
-def fields_set(config) -> frozenset[str]:
-    """The fields given explicitly when the config was made by `parse_config` or `make_config`.
+class Config:
+    """Base of the config dataclasses: a config built in Python records the fields passed to `__init__`.
 
-    A config built directly (`TrainConfig(data=...)`) did not record them; then the fields whose value
-    differs from the default count as set. Example: fields_set(make_config(C, {"a": 1})) -> {"a"}
+    `GenerateConfig(data=..., out=..., precision="auto")` thus gives the same `fields_set` as
+    `--data ... --out ... --precision auto`. Copy a config with `replace_config`, not
+    `dataclasses.replace` (which passes every field again, so every field would count as given).
+    """
+
+    def __new__(cls, *args, **kwargs):
+        config = super().__new__(cls)
+        names = [spec.name for spec in dataclasses.fields(cls) if spec.init]
+        object.__setattr__(config, _FIELDS_SET, frozenset(names[: len(args)]) | frozenset(kwargs))
+        return config
+
+
+def fields_set(config) -> frozenset[str]:
+    """The fields given explicitly: by `parse_config` / `make_config`, or to `__init__` of a `Config`.
+
+    A config of a class that does not derive from `Config`, built directly, recorded nothing; then the
+    fields whose value differs from the default count as set.
+    Example: fields_set(make_config(C, {"a": 1})) -> {"a"}
     """
     recorded = getattr(config, _FIELDS_SET, None)
     if recorded is not None:
@@ -213,6 +233,27 @@ def fields_set(config) -> frozenset[str]:
         if getattr(config, spec.name) != default:
             changed.add(spec.name)
     return frozenset(changed)
+
+
+def explicit_or_saved(given, saved: Mapping[str, Any]) -> dict[str, Any]:
+    """The one rule: an option given explicitly wins over the value saved elsewhere.
+
+    `given` is a config (its `fields_set` are the explicit options) or a mapping of the explicit
+    options (the Python API's keyword arguments that are not None). For each name in `saved`: the
+    explicit value when given, else the saved one; a name neither given nor saved (None) is left out,
+    so that the caller's own default applies.
+    Example: explicit_or_saved({"precision": "auto"}, {"precision": "fp32", "model": "m"})
+        -> {"precision": "auto", "model": "m"}
+    """
+    if dataclasses.is_dataclass(given):
+        given = {name: getattr(given, name) for name in fields_set(given)}
+    chosen = {}
+    for name, value in saved.items():
+        if name in given:
+            chosen[name] = given[name]
+        elif value is not None:
+            chosen[name] = value
+    return chosen
 
 
 def replace_config(config, **changes):

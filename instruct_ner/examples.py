@@ -43,6 +43,15 @@ class Entity:
             "end": self.end,
         }
 
+    @classmethod
+    def from_dict(cls, saved: dict) -> Entity:
+        """The Entity of a JSONL record's entity dict (`to_dict`'s inverse; other keys are an error).
+
+        Example: Entity.from_dict({"text": "EU", "label": "ORG", "token_start": 0, "token_end": 1, "start": 0,
+            "end": 2}) -> Entity(label='ORG', token_start=0, token_end=1, start=0, end=2, text='EU')
+        """
+        return cls(**saved)
+
 
 @dataclass
 class Example:

@@ -58,6 +58,10 @@ class Artifact:
             raise ModelError(f"a {self.kind} artifact has no prompt builder")
         return PromptBuilder.from_dict(self.prompt)
 
+    def saved_options(self) -> dict:
+        """The options saved with the folder that an explicit one overrides (`config.explicit_or_saved`)."""
+        return {"model": self.base_model, "precision": self.precision}
+
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / ARTIFACT_FILE
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import CONLL_SAMPLE, DATA
 from instruct_ner.inference.decoding import Generated, Generator
 from instruct_ner.inference.predictor import GenerativePredictor
 from instruct_ner.prompts.templates import PromptBuilder, load_template
 
+from conftest import CONLL_SAMPLE, DATA
 from instruct_ner import NER, Entity, score
 from instruct_ner.config import make_config
 
@@ -141,3 +141,53 @@ def test_resume_refuses_an_adapter_retrained_in_place(adapter, tmp_path, capsys)
     error = capsys.readouterr().err.strip().splitlines()
     assert "adapter_fingerprint was" in error[-1] and "--resume" in error[-1]
     assert out.read_text() == full
+
+
+def test_evaluate_out_writes_input_order_and_compare_takes_it_beside_generate(tiny_llama, tmp_path, capsys):
+    """A prompted tiny Llama: `NER.evaluate(out=F)` and `instruct-ner generate` on the same data give files
+    `compare` accepts (the same records in the same order), though generation runs in length order."""
+    from instruct_ner.inference.predictor import RunOptions
+    from instruct_ner.prompts.readers import load_examples
+
+    from instruct_ner.cli import main
+    from instruct_ner.jsonl import read_records
+
+    labels, limit = ["LOC", "MISC", "ORG", "PER"], 8
+    ner = NER.zero_shot(labels, model=str(tiny_llama), template="ner-list.en", style="instruction", batch_size=2)
+    examples = load_examples(TEST_FILE)[0][:limit]
+    run = ner.predictor.start([e.to_record() for e in examples], examples, RunOptions(batch_size=2))
+    assert run.order != sorted(run.order)  # length order differs from input order: the test can fail
+    api_out, cli_out = tmp_path / "api.jsonl", tmp_path / "cli.jsonl"
+    ner.evaluate(TEST_FILE, out=api_out, limit=limit)
+    argv = ["generate", "--model", str(tiny_llama), "--data", str(TEST_FILE), "--limit", str(limit)]
+    argv += ["--labels", *labels, "--template", "ner-list.en", "--style", "instruction", "--batch_size", "2"]
+    assert main([*argv, "--out", str(cli_out), "--progress", "false"]) == 0
+    ids = [e.id for e in examples]
+    assert [r["id"] for r in read_records(api_out)] == [r["id"] for r in read_records(cli_out)] == ids
+    assert main(["compare", str(api_out), str(cli_out), "--output_dir", str(tmp_path / "report")]) == 0
+    capsys.readouterr()
+
+
+def test_entities_are_entity_objects_and_dicts_only_in_files(tmp_path):
+    """Results and output records hold `Entity` objects; a file written by `evaluate` holds their dicts."""
+    from instruct_ner.inference.predictor import input_records
+    from instruct_ner.prompts.readers import ReaderOptions
+
+    builder = PromptBuilder(load_template("ner-list.en"), ["LOC", "MISC", "ORG", "PER"])
+    texts = ["EU rejects German call"]
+    answers = {texts[0]: "EU | ORG\nGerman | MISC"}
+    predictor = GenerativePredictor(builder, Canned(answers))
+    ner = NER(predictor, batch_size=1)
+    predicted = ner.predict(texts)[0]
+    assert predicted == [Entity("ORG", 0, 1, 0, 2, "EU"), Entity("MISC", 2, 3, 11, 17, "German")]
+    data = tmp_path / "data.jsonl"
+    record = {"id": "a", "tokens": texts[0].split(), "tags": ["B-ORG", "O", "B-MISC", "O"]}
+    data.write_text(json.dumps(record) + "\n")
+    records, examples = input_records(data, ReaderOptions())
+    outputs = predictor.predict(examples, records=records)
+    assert all(isinstance(e, Entity) for output in outputs for e in output["entities"])
+    out = tmp_path / "out.jsonl"
+    ner.evaluate(data, out=out)
+    written = json.loads(out.read_text().splitlines()[0])["entities"]
+    assert written == [e.to_dict() for e in predicted] and all(isinstance(e, dict) for e in written)
+    assert [Entity.from_dict(e) for e in written] == predicted

@@ -1,3 +1,4 @@
+import dataclasses
 import errno
 import json
 import os
@@ -8,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA, needs_shared_data
 
+from conftest import SHARED_DATA, needs_shared_data
 from instruct_ner.cli import SUBCOMMANDS, main
 
 
@@ -200,3 +201,55 @@ def test_a_full_or_read_only_disk_is_one_line(tmp_path, capsys, monkeypatch, cod
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert str(out) in err and os.strerror(code) in err
     assert not out.exists()
+
+
+def test_a_config_built_in_python_records_the_fields_passed_to_it():
+    """`GenerateConfig(precision="auto")` gives `precision` as explicitly as `--precision auto` does."""
+    from instruct_ner.inference.generate import GenerateConfig
+    from instruct_ner.inference.tag import TagConfig
+
+    from instruct_ner.config import Config, fields_set, make_config, parse_config, replace_config
+
+    python = GenerateConfig(data="a.txt", out="o.jsonl", precision="auto", style="chat")
+    cli = parse_config(
+        GenerateConfig, ["--data", "a.txt", "--out", "o.jsonl", "--precision", "auto", "--style", "chat"]
+    )
+    made = make_config(GenerateConfig, {"data": "a.txt", "out": "o.jsonl", "precision": "auto", "style": "chat"})
+    assert fields_set(python) == fields_set(cli) == fields_set(made) == {"data", "out", "precision", "style"}
+    assert fields_set(TagConfig(adapter="t", data="a.txt", out="o.jsonl", model="")) == {
+        "adapter",
+        "data",
+        "out",
+        "model",
+    }
+
+    @dataclasses.dataclass
+    class Positional(Config):
+        a: int = 0
+        b: int = 0
+        c: int = 0
+
+    assert fields_set(Positional(0, c=0)) == {"a", "c"}  # positional arguments count too
+    copy = replace_config(python, batch_size=4)
+    assert fields_set(copy) == {"data", "out", "precision", "style", "batch_size"} and fields_set(
+        python
+    ) == fields_set(cli)
+
+
+@pytest.mark.parametrize(
+    "given, saved, expected",
+    [
+        ({"precision": "auto"}, {"precision": "fp32", "model": "m"}, {"precision": "auto", "model": "m"}),
+        ({}, {"precision": "fp32", "model": "m"}, {"precision": "fp32", "model": "m"}),
+        ({"template": "ner-list.en"}, {"template": None, "style": None}, {"template": "ner-list.en"}),
+        ({"model": ""}, {"model": "m"}, {"model": ""}),  # an empty explicit value still counts
+    ],
+)
+def test_explicit_or_saved(given, saved, expected):
+    from instruct_ner.inference.generate import GenerateConfig
+
+    from instruct_ner.config import explicit_or_saved
+
+    assert explicit_or_saved(given, saved) == expected
+    config = GenerateConfig(data="a.txt", out="o.jsonl", **given)  # the same rule for a config
+    assert explicit_or_saved(config, saved) == expected

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-from conftest import DATA
 from instruct_ner.inference import generate as generate_module
 from instruct_ner.inference.generate import (
     DecodeOptions,
@@ -22,6 +21,7 @@ from instruct_ner.prompts.readers import load_examples
 from instruct_ner.prompts.templates import PromptBuilder, load_template
 from instruct_ner.sft.models import ModelError
 
+from conftest import DATA
 from instruct_ner.config import ConfigError
 from instruct_ner.examples import DataError
 
@@ -267,29 +267,104 @@ def test_every_batch_gets_its_examples(tmp_path):
     assert sorted(e.text for e in generator.examples) == sorted(e.text for e in examples)  # one batch
 
 
+def saved_adapter(tmp_path, **saved):
+    """A fake adapter folder whose description also holds `saved` (base_model, precision, ...)."""
+    adapter = fake_adapter(tmp_path)
+    description = json.loads((adapter / "instruct_ner.json").read_text())
+    (adapter / "instruct_ner.json").write_text(json.dumps({**description, **saved}))
+    return adapter
+
+
 @pytest.mark.parametrize(
-    "argv, expected",
-    [([], ("tiny/base", "fp32")), (["--precision", "auto", "--model", "other/model"], ("other/model", "auto"))],
+    "given, expected",
+    [
+        ({}, ("tiny/base", "fp32")),  # left out: the saved values
+        ({"precision": "auto"}, ("tiny/base", "auto")),  # the default value, given explicitly: it wins
+        ({"precision": "auto", "model": "other/model"}, ("other/model", "auto")),
+        ({"precision": "bf16"}, ("tiny/base", "bf16")),
+    ],
 )
-def test_explicit_options_win_over_the_adapter(tmp_path, monkeypatch, argv, expected):
-    """`--precision auto` is the default value, but given explicitly it wins over the adapter's fp32."""
+def test_explicit_options_win_over_the_adapter_alike_from_python_the_cli_and_the_api(
+    tmp_path, monkeypatch, given, expected
+):
+    """`GenerateConfig(precision="auto")`, `--precision auto` and `NER.from_pretrained(precision="auto")` all
+    load `auto` against an adapter saved at fp32; an option left out takes the saved value in all three."""
+    from instruct_ner.sft.artifact import Artifact
+
+    from instruct_ner import NER
     from instruct_ner.config import parse_config
 
-    adapter = fake_adapter(tmp_path)
-    saved = json.loads((adapter / "instruct_ner.json").read_text())
-    saved.update(base_model="tiny/base", precision="fp32")
-    (adapter / "instruct_ner.json").write_text(json.dumps(saved))
-    loaded = {}
+    adapter = saved_adapter(tmp_path, base_model="tiny/base", precision="fp32")
+    loaded = []
 
-    def fake_load(builder, model, adapter, precision, *args):
-        loaded.update(model=model, precision=precision)
+    def fake_load(builder, model, adapter, precision, *args, **kwargs):
+        loaded.append((model, precision))
 
-    monkeypatch.setattr(generate_module.GenerativePredictor, "load", fake_load)
-    config = parse_config(
-        GenerateConfig, ["--data", str(TEST_FILE), "--out", "o.jsonl", "--adapter", str(adapter), *argv]
-    )
-    generate_module.load_predictor(config, PromptBuilder.from_dict(saved["prompt"]))
-    assert (loaded["model"], loaded["precision"]) == expected
+    monkeypatch.setattr(GenerativePredictor, "load", fake_load)
+    base = {"data": str(TEST_FILE), "out": "o.jsonl", "adapter": str(adapter)}
+    python = GenerateConfig(**base, **given)
+    cli = parse_config(GenerateConfig, [f"--{name}={value}" for name, value in {**base, **given}.items()])
+    artifact = Artifact.load(adapter)
+    chosen = [generate_module.model_options(config, artifact) for config in (python, cli)]
+    assert chosen[0] == chosen[1] == {"model": expected[0], "precision": expected[1]}
+    builder = artifact.builder()
+    generate_module.load_predictor(python, builder)
+    generate_module.load_predictor(cli, builder, artifact)
+    NER.from_pretrained(adapter, **given)
+    assert loaded == [expected] * 3
+
+
+@pytest.fixture
+def fake_loading(monkeypatch):
+    """GenerativePredictor.load gives a predictor with a FakeGenerator (gold answers for the test file)."""
+    examples, _ = load_examples(TEST_FILE)
+    gold = {e.text: get_format("entity_list").to_str(e) for e in examples}
+
+    def fake_load(builder, model, adapter, precision, *args, **kwargs):
+        return GenerativePredictor(builder, FakeGenerator(gold), adapter)
+
+    monkeypatch.setattr(GenerativePredictor, "load", fake_load)
+
+
+def test_generate_reads_the_adapters_description_once_per_run(tmp_path, monkeypatch, fake_loading):
+    from instruct_ner.sft.artifact import Artifact
+
+    adapter = saved_adapter(tmp_path, base_model="tiny/base", precision="fp32")
+    loads = []
+    original = Artifact.load.__func__
+
+    def counted(cls, folder, kind=None):
+        loads.append(str(folder))
+        return original(cls, folder, kind)
+
+    monkeypatch.setattr(Artifact, "load", classmethod(counted))
+    out = tmp_path / "o.jsonl"
+    config = GenerateConfig(data=str(TEST_FILE), out=str(out), adapter=str(adapter), limit=5, progress=False)
+    assert generate(config)["records"] == 5
+    assert loads == [str(adapter)]
+    assert json.loads(out.with_name("o.jsonl.settings.json").read_text())["precision"] == "fp32"  # the saved one
+
+
+@pytest.mark.parametrize("sort_by_length", [True, False])
+def test_a_prompt_is_rendered_once_per_example_per_run(tmp_path, monkeypatch, sort_by_length):
+    records, examples, builder, gold = setup()
+    rendered = []
+    original = PromptBuilder.build
+
+    def counted(self, example):
+        rendered.append(example.id)
+        return original(self, example)
+
+    monkeypatch.setattr(PromptBuilder, "build", counted)
+    predictor = GenerativePredictor(builder, FakeGenerator(gold))
+    options = RunOptions(batch_size=2, sort_by_length=sort_by_length)
+    assert predictor.start(records, examples, options).order != sorted(range(len(examples))) or not sort_by_length
+    rendered.clear()
+    run_file(predictor, records, examples, tmp_path / "o.jsonl", options)
+    assert sorted(rendered) == sorted(e.id for e in examples)  # each example once
+    rendered.clear()
+    assert [r["id"] for r in predictor.predict(examples, options=options)] == [e.id for e in examples]
+    assert sorted(rendered) == sorted(e.id for e in examples)
 
 
 def test_the_generator_leaves_the_callers_tokenizer_alone(tiny_llama):
