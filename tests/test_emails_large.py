@@ -42,7 +42,7 @@ def test_every_email_reads_with_each_listed_entity_at_its_offsets(split):
 @pytest.mark.parametrize("fmt_name", list(FORMATS))
 def test_gold_responses_parse_back_to_f1_one(fmt_name):
     examples, _ = load_examples(FOLDER / "test.csv", ReaderOptions(format="csv", id_column="id"))
-    pred = [parse_response(FORMATS[fmt_name].to_str(e), e, LABELS, fmt_name).pred_tags for e in examples]
+    pred = [parse_response(FORMATS[fmt_name].render(e), e, LABELS, fmt_name).pred_tags for e in examples]
     assert score_tags([e.tags for e in examples], pred)["micro"]["f1"] == 1.0
 
 

@@ -48,7 +48,7 @@ def setup(limit=None):
     examples, _ = load_examples(TEST_FILE)
     examples = examples[:limit] if limit else examples
     builder = PromptBuilder(load_template("ner-list.en"), ["LOC", "MISC", "ORG", "PER"])
-    gold = {e.text: get_format("entity_list").to_str(e) for e in examples}
+    gold = {e.text: get_format("entity_list").render(e) for e in examples}
     return [e.to_record() for e in examples], examples, builder, gold
 
 
