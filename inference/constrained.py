@@ -29,7 +29,8 @@ allowed (in the zero-shot smoke run, 45 full masks in 476 row-steps; constraint 
 llguidance (1.9.1) computes masks in microseconds too, but, as the issue's check found, its greedy lexer
 rejects `Peter Blackburn | PER` (the space before `|` could continue the span), i.e. the tokenisation
 the model was trained on, and its substring lexeme knows neither our word boundaries nor the forward
-cursor; outlines-core would need a regex of every span of each text, compiled per input (not measured).
+cursor; outlines-core would need a regex of every span of each text, compiled per input (not measured; each
+format's `regex` is that grammar, for engines that take one per request).
 Our automaton is exact for both formats, handles that ambiguity by keeping both threads, adds no
 dependency, and is far below the forward pass in cost.
 
