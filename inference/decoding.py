@@ -10,19 +10,23 @@ it only turns prompts (strings or chat messages) into `Generated` texts, one per
   (its rows of the KV cache, mask and positions are dropped, `compact`), so a step costs what its live
   rows cost. Per-step Python time (token choice, constraints, stopping) is counted in `stats`.
 - Generation stops at the end-of-turn token the model was trained to emit (and, for the instruction
-  style, at a new `###` section); `length_bound` bounds the new tokens of each row from what the format
-  needs for its text (text tokens plus per-line overhead), not from a multiple of the input length.
+  style, at a new `###` section); the format's `new_token_bound` bounds the new tokens of each row from what
+  it needs for its text (text tokens plus per-line overhead), not from a multiple of the input length.
 - Constrained decoding (`DecodeOptions.constrain`): each row may only write what its format allows for
   its own text (`inference.constrained`); such a row always ends before its bound.
-- Runaway guard (entity lists, unconstrained): a row stops at the first completed line whose entity text
-  is not in its input text, or that lists a text more often than it occurs there.
+- Runaway guard (unconstrained, formats with `stops_runaway`, i.e. entity lists): a row stops at the first
+  completed line whose entity text is not in its input text, or that lists a text more often than it occurs
+  there (the format's `runaway`).
+
+Nothing here branches on a format's name: the format object (`prompts.formats.get_format`) is asked.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from instruct_ner.prompts.formats import escapable
+from instruct_ner.prompts.formats import get_format
+from instruct_ner.prompts.formats.entity_list import runaway_line  # noqa: F401  (the guard's default check)
 
 
 @dataclass
@@ -40,8 +44,8 @@ class Generated:
 class DecodeOptions:
     """Run-level decoding settings a generator holds: what the responses look like and how rows may stop.
 
-    `stop_runaway` applies to entity lists only. `constrain` asks for constrained decoding where the
-    generator supports it.
+    `stop_runaway` applies to formats that can run away (`stops_runaway`). `constrain` asks for constrained
+    decoding where the generator supports it.
     """
 
     response_format: str = "entity_list"
@@ -51,7 +55,7 @@ class DecodeOptions:
 
     @property
     def guarded(self) -> bool:
-        return self.stop_runaway and self.response_format == "entity_list"
+        return self.stop_runaway and get_format(self.response_format).stops_runaway
 
 
 class Generator:
@@ -75,51 +79,6 @@ class Generator:
 
     def text_length(self, text: str) -> int:
         return len(text.split())
-
-
-def length_bound(
-    text_tokens: int, response_format: str, words: int | None = None, label_tokens: int = 2, escapes: int = 0
-) -> int:
-    """Most tokens a complete response can need, from what the format writes (not a multiple of the input).
-
-    Entities are non-overlapping pieces of the text, so their text takes at most the text's own tokens
-    (`text_tokens`); each line adds its overhead: ` |`, the label (`label_tokens`, with its leading space),
-    the newline, and one token because a span tokenised alone can split differently from inside the text
-    (inline: `[`, ` |`, the label, `]`, and the same one). Lines: a text of `words` words has at most
-    (words + 1) // 2 + 1 entities in all of CoNLL-2003 and KIND (45,000 sentences; one more for margin);
-    without `words`, every token counts as a word. Inline: each character the format escapes (`escapes`,
-    `prompts.formats.escapable`) adds its backslash, two tokens at most (the backslash, and the token it splits).
-
-    Example: length_bound(22, "entity_list", words=14) -> 22 + 5 * 9 = 67
-    Example: length_bound(22, "inline", words=14) -> 22 + 6 * 9 = 76
-    """
-    lines = ((text_tokens if words is None else words) + 1) // 2 + 2
-    per_line = label_tokens + 3 if response_format == "entity_list" else label_tokens + 4
-    return text_tokens + per_line * lines + (2 * escapes if response_format == "inline" else 0)
-
-
-def _squash(text: str) -> str:
-    return "".join(text.split()).lower()
-
-
-def runaway_line(response: str, source: str) -> bool:
-    """Whether the last complete line of a partial entity-list response shows the model running away:
-    its entity text (compared without case and spacing) is not in the source text, or the response
-    lists that text more often than it occurs there. The line still being written is not judged.
-
-    Example: runaway_line("Japan | LOC\nJapan | LOC\n", "Japan beat Syria .") -> True
-    Example: runaway_line("Japan | LOC\nSyria | LOC\n", "Japan beat Syria .") -> False
-    Example: runaway_line("Bolton | LOC\n", "Japan beat Syria .") -> True
-    """
-    complete = [line for line in response.split("\n")[:-1] if line.strip()]
-    if not complete:
-        return False
-    entity = _squash(complete[-1].split("|")[0])
-    if not entity or entity == "none":
-        return False
-    occurs = _squash(source).count(entity)
-    listed = sum(1 for line in complete if _squash(line.split("|")[0]) == entity)
-    return listed > occurs
 
 
 class HFGenerator(Generator):
@@ -206,7 +165,11 @@ class HFGenerator(Generator):
             factory = self.constraint_factory()
             constraints = [factory.row(example) for example in examples]
         guarded = examples is not None and self.options.guarded and constraints is None
-        guard = RunawayGuard(self.tokenizer, [e.text for e in examples], 0) if guarded else None
+        if guarded:
+            check = get_format(self.options.response_format).runaway
+            guard = RunawayGuard(self.tokenizer, [e.text for e in examples], 0, check)
+        else:
+            guard = None
         with torch.inference_mode():
             rows = self._decode(inputs, cache, limits, guard, constraints)
         results = []
@@ -228,13 +191,8 @@ class HFGenerator(Generator):
         if self._label_tokens is None:
             self._label_tokens = max(self.text_length(" " + label) for label in labels)
         words = len(example.tokens) if example.tokens else None
-        return length_bound(
-            self.text_length(example.text),
-            self.options.response_format,
-            words,
-            self._label_tokens,
-            escapable(example.text),
-        )
+        response_format = get_format(self.options.response_format)
+        return response_format.new_token_bound(example.text, self.text_length(example.text), words, self._label_tokens)
 
     def constraint_factory(self):
         from instruct_ner.inference.constrained import ConstraintFactory
@@ -399,19 +357,20 @@ class HFGenerator(Generator):
 
 
 class RunawayGuard:
-    """The runaway guard, row by row: a row stops once `runaway_line` holds for what it has generated
+    """The runaway guard, row by row: a row stops once `check` (the format's `runaway`; default the entity
+    list's `runaway_line`) holds for what it has generated
     (checked only when a token containing a newline completes a line). `stopped_at[row]` is the number of
     new tokens the row had then. Our decoding loop calls `check`; called with (input_ids, scores) it is
     also a `transformers` stopping criterion (new tokens start at `prompt_width`)."""
 
-    def __init__(self, tokenizer, sources: list[str], prompt_width: int):
-        self.tokenizer, self.sources, self.prompt_width = tokenizer, sources, prompt_width
+    def __init__(self, tokenizer, sources: list[str], prompt_width: int, check=runaway_line):
+        self.tokenizer, self.sources, self.prompt_width, self.runaway = tokenizer, sources, prompt_width, check
         self.stopped_at: list[int | None] = [None] * len(sources)
         self._has_newline: dict[int, bool] = {}
 
     def check(self, row: int, response: str, new_tokens: int | None = None) -> bool:
         """Whether the row stops here (`response`: its text so far, ending with a newline token)."""
-        if self.stopped_at[row] is None and runaway_line(response, self.sources[row]):
+        if self.stopped_at[row] is None and self.runaway(response, self.sources[row]):
             self.stopped_at[row] = new_tokens if new_tokens is not None else len(self.tokenizer(response)["input_ids"])
         return self.stopped_at[row] is not None
 

@@ -9,7 +9,7 @@ entities and IOB2 tags, written as JSONL: one output record per input record, in
   reused by every batch), records sorted by prompt length inside chunks of `batch_size * 8`
   to cut padding; generation stops at the end-of-turn token the model was trained to emit (and, for
   the instruction style, at a new `###` section); `max_new_tokens` is bounded per record by what the
-  format can need for its text (`inference.decoding.length_bound`). Finished rows leave the batch.
+  format can need for its text (the format's `new_token_bound`). Finished rows leave the batch.
 - Constrained decoding (`--constrain`, on by default): every entity line is a word-aligned span of the
   input with a label from the set, in the format's order (`inference/constrained.py`).
 - Runaway guard (entity lists, `--stop_runaway`, on by default): a row stops at the first completed
@@ -45,7 +45,6 @@ from instruct_ner.inference.decoding import (  # noqa: F401  (re-exported: the g
     Generator,
     HFGenerator,
     RunawayGuard,
-    length_bound,
     runaway_line,
 )
 from instruct_ner.inference.predictor import GenerativePredictor, RunOptions, file_record, input_records

@@ -4,7 +4,7 @@ not be used and why. (`inference/parse.py` is the `parse` stage's command around
 
 The parser is a chain of small steps, each a pure function:
 
-1. `read_mentions`: the response format's own `from_str` splits the text into mentions and counts
+1. `read_mentions`: the response format's own `read` splits the text into mentions and counts
    malformed lines (see `prompts.formats`); a last line cut off is `truncated` only when the caller says
    that generation stopped at its token limit (`hit_limit`), otherwise it is `malformed`;
 2. `normalise_labels`: maps a written label onto the label set (case, common long names such as
@@ -39,6 +39,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from instruct_ner.prompts.formats import Mention, ReadMentions, aligned_occurrences, get_format
+from instruct_ner.prompts.labels import LABEL_WRAPPERS
 
 from instruct_ner.examples import Entity, Example, snap_span, spans_to_tags, token_bounds
 
@@ -142,7 +143,7 @@ def parse_response(
 def read_mentions(
     response: str, example: Example, response_format: str, diagnostics: ParseDiagnostics, hit_limit: bool = False
 ):
-    read: ReadMentions = get_format(response_format).from_str(response, example.text, hit_limit=hit_limit)
+    read: ReadMentions = get_format(response_format).read(response, example.text, hit_limit=hit_limit)
     diagnostics.lines, diagnostics.mentions = read.lines, len(read.mentions)
     diagnostics.malformed, diagnostics.truncated = read.malformed, read.truncated
     diagnostics.no_entity_marker = read.no_entity_marker
@@ -155,7 +156,7 @@ def normalise_label(label: str, labels: list[str]) -> str | None:
     Example: normalise_label("person", ["PER", "LOC"]) -> "PER"; normalise_label("DATE", ["PER"]) -> None
     """
     by_upper = {known.upper(): known for known in labels}
-    upper = label.strip().strip("[]()<>*`'\"").upper()
+    upper = label.strip().strip(LABEL_WRAPPERS).upper()
     if upper in by_upper:
         return by_upper[upper]
     alias = LABEL_ALIASES.get(upper)

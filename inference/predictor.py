@@ -26,9 +26,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from instruct_ner.inference.decoding import DecodeOptions, Generated, Generator, length_bound
+from instruct_ner.inference.decoding import DecodeOptions, Generated, Generator
 from instruct_ner.inference.grounding import parse_response
-from instruct_ner.prompts.formats import escapable
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import PromptBuilder
 from instruct_ner.sft.artifact import Artifact, check_labels
@@ -211,7 +210,7 @@ class GenerativePredictor(Predictor):
         limits = [
             min(
                 options.max_new_tokens or math.inf,
-                length_bound(generator.text_length(e.text), builder.response_format, escapes=escapable(e.text)),
+                builder.format.new_token_bound(e.text, generator.text_length(e.text)),
             )
             for e in examples
         ]

@@ -265,7 +265,8 @@ def load_template(name_or_path: str, source: str | None = None) -> Template:
         raise TemplateError(f"template {name}: the header must be YAML lines 'key: value', found {meta!r}")
     response_format = meta.get("response_format")
     if response_format not in FORMAT_NAMES:
-        raise TemplateError(f"template {name}: response_format must be one of {FORMAT_NAMES}, not {response_format!r}")
+        names = ", ".join(FORMAT_NAMES)
+        raise TemplateError(f"template {name}: response_format must be one of {names}, not {response_format!r}")
     try:
         variables = jinja2.meta.find_undeclared_variables(_environment.parse(source))
     except jinja2.TemplateSyntaxError as error:
@@ -323,7 +324,7 @@ class PromptBuilder:
                 {"role": "system", "content": self.instruction},
                 {"role": "user", "content": example.text},
             ]
-        record["response"] = self.format.to_str(example)
+        record["response"] = self.format.render(example)
         return record
 
     def to_dict(self) -> dict:
@@ -359,7 +360,7 @@ def few_shot_examples(examples: list[Example], count: int, response_format: str)
     """The first `count` examples with at least one entity, as {text, response} for the template."""
     chosen = [e for e in examples if e.entities][:count]
     fmt = get_format(response_format)
-    return [{"text": e.text, "response": fmt.to_str(e)} for e in chosen]
+    return [{"text": e.text, "response": fmt.render(e)} for e in chosen]
 
 
 PROMPTING_TEMPLATE = "ner-list.en"  # `generate` without an adapter: label definitions help an untrained model

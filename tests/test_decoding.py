@@ -2,15 +2,15 @@
 on the real SmolLM2 tokenizer's tokenisations, and a property test on a tiny random model)."""
 
 import pytest
-from conftest import SHARED_DATA, needs_shared_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from instruct_ner.inference.constrained import ConstraintFactory
-from instruct_ner.inference.decoding import DecodeOptions, HFGenerator, length_bound
+from instruct_ner.inference.decoding import DecodeOptions, HFGenerator
 from instruct_ner.inference.grounding import parse_response
-from instruct_ner.prompts.formats import escapable
+from instruct_ner.prompts.formats import escapable, get_format
 from instruct_ner.prompts.templates import PromptBuilder, load_template
 
+from conftest import SHARED_DATA, needs_shared_data
 from instruct_ner.examples import Example, join_tokens
 
 LABELS = ["LOC", "MISC", "ORG", "PER"]
@@ -179,14 +179,14 @@ def test_inline_copies_the_text_and_inserts_markers_at_word_bounds(tokenizer):
 
 def test_inline_writes_the_format_escapes(tokenizer):
     """An e-mail signature `Mario Rossi | ACME S.r.l.` (11 of our 80 test e-mails have one) and the other characters
-    the format escapes: the constraint accepts `InlineFormat.to_str`'s escaped response, which reads back to
+    the format escapes: the constraint accepts `InlineFormat.render`'s escaped response, which reads back to
     the text, and rejects the unescaped characters that the reader would take as markup."""
     from instruct_ner.prompts.formats import InlineFormat
 
     factory = ConstraintFactory(tokenizer, "inline", LABELS, [tokenizer.eos_token_id])
     words = ["Mario", "Rossi", "|", "AT|T", "[x]", "a\\b", "."]
     gold = example(" ".join(words), ["B-PER", "I-PER", "O", "B-ORG", "O", "B-MISC", "O"])
-    response = InlineFormat().to_str(gold)
+    response = InlineFormat().render(gold)
     assert response == "[Mario Rossi | PER] | [AT\\|T | ORG] \\[x] [a\\\\b | MISC] ."
     assert walk(tokenizer, (c := factory.row(gold)), response) is None and c.accepting()
     assert parse_response(response, gold, LABELS, "inline").pred_tags == gold.tags
@@ -251,7 +251,7 @@ def test_constrained_output_always_parses_and_ends_before_its_bound(
         model, tokenizer, style, share_prefix=False, options=DecodeOptions(response_format, labels, constrain=True)
     )
     limits = [
-        (8 if tight else length_bound(generator.text_length(e.text), response_format, escapes=escapable(e.text)))
+        (8 if tight else get_format(response_format).new_token_bound(e.text, generator.text_length(e.text)))
         for e in examples
     ]
     if response_format == "inline":  # the bound must allow copying the text (and its escapes) at all
@@ -268,7 +268,6 @@ def test_constrained_output_always_parses_and_ends_before_its_bound(
 @needs_shared_data
 def test_every_gold_response_fits_its_bound(tokenizer):
     """The bound is derived from the format: no gold CoNLL-2003 test response (either format) exceeds it."""
-    from instruct_ner.prompts.formats import get_format
     from instruct_ner.prompts.readers import load_examples
 
     examples, _ = load_examples(SHARED_DATA / "conll2003" / "test.txt")
@@ -281,8 +280,8 @@ def test_every_gold_response_fits_its_bound(tokenizer):
         over = [
             e.text
             for e in examples
-            if tokens(get_format(response_format).to_str(e)) + 1
-            > length_bound(tokens(e.text), response_format, len(e.tokens), label_tokens)
+            if tokens(get_format(response_format).render(e)) + 1
+            > get_format(response_format).new_token_bound(e.text, tokens(e.text), len(e.tokens), label_tokens)
         ]
         assert not over, (response_format, over[:3])
 
@@ -312,10 +311,9 @@ def test_every_gold_response_is_allowed(tokenizer, response_format):
     """Completeness against an independent source: the gold responses of CoNLL-2003 test (first 1000) and of
     the Italian e-mails (texts with newlines, `€`, `’`; the large set's signatures with `|`), tokenised as the
     tokenizer splits them, all pass."""
-    from conftest import DATA
-    from instruct_ner.prompts.formats import get_format
     from instruct_ner.prompts.readers import ReaderOptions, load_examples
 
+    from conftest import DATA
     from instruct_ner.examples import labels_of
 
     conll, _ = load_examples(SHARED_DATA / "conll2003" / "test.txt")
@@ -325,6 +323,6 @@ def test_every_gold_response_is_allowed(tokenizer, response_format):
     for examples in (conll[:1000], emails, large):
         factory = ConstraintFactory(tokenizer, response_format, labels_of(e.tags for e in examples), [0])
         for e in examples:
-            response = get_format(response_format).to_str(e)
+            response = get_format(response_format).render(e)
             constraint = factory.row(e)
             assert walk(tokenizer, constraint, response, budget=10**6) is None and constraint.accepting(), response

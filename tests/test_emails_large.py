@@ -5,13 +5,13 @@ import csv
 import json
 
 import pytest
-from conftest import DATA
 from instruct_ner.data import make_emails_large
 from instruct_ner.inference.grounding import parse_response
 from instruct_ner.inference.score import score_tags
 from instruct_ner.prompts.formats import FORMATS
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 
+from conftest import DATA
 from instruct_ner.examples import labels_of
 
 FOLDER = DATA / "emails_it_large"
@@ -42,7 +42,7 @@ def test_every_email_reads_with_each_listed_entity_at_its_offsets(split):
 @pytest.mark.parametrize("fmt_name", list(FORMATS))
 def test_gold_responses_parse_back_to_f1_one(fmt_name):
     examples, _ = load_examples(FOLDER / "test.csv", ReaderOptions(format="csv", id_column="id"))
-    pred = [parse_response(FORMATS[fmt_name].to_str(e), e, LABELS, fmt_name).pred_tags for e in examples]
+    pred = [parse_response(FORMATS[fmt_name].render(e), e, LABELS, fmt_name).pred_tags for e in examples]
     assert score_tags([e.tags for e in examples], pred)["micro"]["f1"] == 1.0
 
 

@@ -48,7 +48,7 @@ def setup(limit=None):
     examples, _ = load_examples(TEST_FILE)
     examples = examples[:limit] if limit else examples
     builder = PromptBuilder(load_template("ner-list.en"), ["LOC", "MISC", "ORG", "PER"])
-    gold = {e.text: get_format("entity_list").to_str(e) for e in examples}
+    gold = {e.text: get_format("entity_list").render(e) for e in examples}
     return [e.to_record() for e in examples], examples, builder, gold
 
 
@@ -318,7 +318,7 @@ def test_explicit_options_win_over_the_adapter_alike_from_python_the_cli_and_the
 def fake_loading(monkeypatch):
     """GenerativePredictor.load gives a predictor with a FakeGenerator (gold answers for the test file)."""
     examples, _ = load_examples(TEST_FILE)
-    gold = {e.text: get_format("entity_list").to_str(e) for e in examples}
+    gold = {e.text: get_format("entity_list").render(e) for e in examples}
 
     def fake_load(builder, model, adapter, precision, *args, **kwargs):
         return GenerativePredictor(builder, FakeGenerator(gold), adapter)

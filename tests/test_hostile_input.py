@@ -213,11 +213,11 @@ def test_jsonl_records_are_type_checked_and_name_the_jsonl_line(tmp_path, record
 
 def test_inline_format_escapes_pipes_and_brackets_exactly():
     example = Example("1", ["AT|T", "buys", "[Foo]", "and", "x]"], ["B-ORG", "O", "B-ORG", "O", "B-MISC"])
-    response = FORMATS["inline"].to_str(example)
+    response = FORMATS["inline"].render(example)
     assert response == r"[AT\|T | ORG] buys [\[Foo\] | ORG] and [x\] | MISC]"
     assert parse_response(response, example, ["MISC", "ORG"], "inline").pred_tags == example.tags
     plain = Example("2", ["see", "[1", "|", "LOC]", "here"], ["O", "O", "O", "O", "B-LOC"])
-    response = FORMATS["inline"].to_str(plain)
+    response = FORMATS["inline"].render(plain)
     assert response == r"see \[1 | LOC] [here | LOC]"  # text that looks like markup is escaped
     result = parse_response(response, plain, ["LOC"], "inline")
     assert result.pred_tags == plain.tags and result.diagnostics.malformed == 0
@@ -225,7 +225,7 @@ def test_inline_format_escapes_pipes_and_brackets_exactly():
 
 def test_entity_list_keeps_pipes_and_brackets_in_entity_text():
     example = Example("1", ["AT|T", "buys", "[Foo]"], ["B-ORG", "O", "B-ORG"])
-    response = FORMATS["entity_list"].to_str(example)
+    response = FORMATS["entity_list"].render(example)
     assert response == "AT|T | ORG\n[Foo] | ORG"
     assert parse_response(response, example, ["ORG"]).pred_tags == example.tags
 

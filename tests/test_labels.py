@@ -34,7 +34,7 @@ def test_every_accepted_label_reads_back_as_itself_in_both_formats(label):
     if label.upper() == "LOC":
         example = Example("x", ["Mario", "vive", "a", "Roma"], ["B-" + label, "O", "O", "O"])
     for name in ("entity_list", "inline"):
-        response = get_format(name).to_str(example)
+        response = get_format(name).render(example)
         parsed = parse_response(response, example, labels, name)
         assert parsed.pred_tags == example.tags, (name, label, response)
 

@@ -1,13 +1,13 @@
 """gold tags -> rendered response -> parse == gold tags, for every response format (and every corpus)."""
 
 import pytest
-from conftest import needs_shared_data, shared_files
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from instruct_ner.inference.grounding import parse_response
 from instruct_ner.prompts.formats import FORMATS
 from instruct_ner.prompts.readers import load_examples
 
+from conftest import needs_shared_data, shared_files
 from instruct_ner.examples import Example, labels_of, spans_to_tags
 
 FORMAT_NAMES = list(FORMATS)
@@ -15,7 +15,7 @@ FORMAT_NAMES = list(FORMATS)
 
 def round_trip_failures(examples, fmt_name):
     fmt, labels = FORMATS[fmt_name], labels_of(e.tags for e in examples)
-    return [e.id for e in examples if parse_response(fmt.to_str(e), e, labels, fmt_name).pred_tags != e.tags]
+    return [e.id for e in examples if parse_response(fmt.render(e), e, labels, fmt_name).pred_tags != e.tags]
 
 
 @needs_shared_data
@@ -55,5 +55,5 @@ def examples(draw):
 @pytest.mark.parametrize("fmt_name", FORMAT_NAMES)
 @given(example=examples())
 def test_random_tokens_and_tags_round_trip(fmt_name, example):
-    response = FORMATS[fmt_name].to_str(example)
+    response = FORMATS[fmt_name].render(example)
     assert parse_response(response, example, ["PER", "ORG", "LOC", "MONEY"], fmt_name).pred_tags == example.tags
