@@ -55,7 +55,15 @@ from instruct_ner.sft.options import ModelOptions
 
 from instruct_ner.config import Config, ConfigError, explicit_or_saved, parse_config
 from instruct_ner.examples import DataError, Example, labels_of
-from instruct_ner.jsonl import check_output, check_run_settings, iter_jsonl, read_records, write_jsonl
+from instruct_ner.jsonl import (
+    check_run_settings,
+    iter_jsonl,
+    output_lock,
+    read_records,
+    records_fingerprint,
+    write_jsonl,
+)
+from instruct_ner.outputs import check_outputs
 
 
 @dataclass
@@ -231,15 +239,19 @@ def check_model(model: str) -> None:
 
 def generate(config: GenerateConfig) -> dict:
     """Generate `config.data` into `config.out`; the adapter's description is read once, here."""
-    check_output(config.out, config.data, config.few_shot_from)
+    inputs = [config.data, config.few_shot_from, config.label_definitions]
+    models = [config.adapter, config.model]
+    check_outputs("generate", files={"--out": config.out}, inputs=inputs, models=models)
     artifact = adapter_artifact(config)
     chosen = model_options(config, artifact)
     check_model(chosen["model"])
     records, examples = input_records(config.data, config)
     builder = prompt_builder(config, examples, records, artifact)
-    check_run_settings(config.out, run_settings(config, builder, chosen), config.resume)
-    predictor = load_predictor(config, builder, artifact)
-    return run_generation(predictor, records, examples, config.out, config.run_options(), config.resume)
+    with output_lock(config.out):  # one run per output: a second is refused, naming this one's process
+        settings = {**run_settings(config, builder, chosen), "data_fingerprint": records_fingerprint(records)}
+        check_run_settings(config.out, settings, config.resume)
+        predictor = load_predictor(config, builder, artifact)
+        return run_generation(predictor, records, examples, config.out, config.run_options(), config.resume)
 
 
 def run_settings(config: GenerateConfig, builder: PromptBuilder, chosen: dict) -> dict:

@@ -22,7 +22,8 @@ from instruct_ner.prompts.formats import FORMAT_NAMES
 
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.examples import DataError, Example, labels_of
-from instruct_ner.jsonl import check_output, iter_jsonl, write_jsonl
+from instruct_ner.jsonl import iter_jsonl, write_jsonl
+from instruct_ner.outputs import check_outputs
 
 
 @dataclass
@@ -100,7 +101,7 @@ def summarise(records: list[dict]) -> Counter:
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_config(ParseConfig, argv, prog="instruct-ner parse", description=__doc__)
-    check_output(config.out, config.data)
+    check_outputs("parse", files={"--out": config.out}, inputs=[config.data])
     records = [
         parse_record(
             record, where, config.text_field, config.labels, config.response_format, config.snap_partial_words

@@ -26,7 +26,8 @@ from instruct_ner.inference.grounding import total_diagnostics
 
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.examples import TAG_PATTERN, DataError, labels_of, tags_to_spans
-from instruct_ner.jsonl import check_output, iter_jsonl, write_text_atomic
+from instruct_ner.jsonl import iter_jsonl, write_text_atomic
+from instruct_ner.outputs import check_outputs
 
 DIAGNOSTIC_KEYS = (
     "mentions",
@@ -228,7 +229,7 @@ def format_table(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     config = parse_config(ScoreConfig, argv, prog="instruct-ner score", description=__doc__)
     if config.out:
-        check_output(config.out, config.data)
+        check_outputs("score", files={"--out": config.out}, inputs=[config.data])
     result = score_file(config.data, config.strict)
     print(format_table(result))
     if config.out:

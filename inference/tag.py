@@ -23,7 +23,8 @@ from instruct_ner.sft.options import ModelOptions
 
 from instruct_ner.config import Config, ConfigError, parse_config
 from instruct_ner.examples import labels_of
-from instruct_ner.jsonl import check_output, write_jsonl
+from instruct_ner.jsonl import output_lock, write_jsonl
+from instruct_ner.outputs import check_outputs
 
 
 @dataclass
@@ -40,7 +41,7 @@ class TagConfig(Config, ModelOptions, ReaderOptions):
 
 def tag(config: TagConfig) -> dict:
     """Tag `config.data` into `config.out`; an explicit --model / --precision wins over the saved ones."""
-    check_output(config.out, config.data)
+    check_outputs("tag", files={"--out": config.out}, inputs=[config.data], models=[config.adapter, config.model])
     artifact = Artifact.load(config.adapter, kind="tagger")
     records, examples = input_records(config.data, config)
     check_labels(artifact.labels, labels_of(e.tags for e in examples), config.adapter, config.data)
@@ -48,7 +49,8 @@ def tag(config: TagConfig) -> dict:
     started = time.perf_counter()
     outputs = predictor.predict(examples, config.batch_size, records)
     seconds = time.perf_counter() - started
-    write_jsonl(config.out, [file_record(output) for output in outputs])
+    with output_lock(config.out):
+        write_jsonl(config.out, [file_record(output) for output in outputs])
     return {"records": len(outputs), "seconds": seconds, "sentences_per_second": len(outputs) / seconds}
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from instruct_ner.examples import Entity, Example
 from instruct_ner.inference.predictor import GenerativePredictor, Predictor, file_record, input_records, load_predictor
 from instruct_ner.jsonl import write_jsonl
+from instruct_ner.outputs import check_outputs
 from instruct_ner.prompts.readers import ReaderOptions
 from instruct_ner.prompts.templates import PROMPTING_TEMPLATE
 from instruct_ner.prompts.tokenize import tokenize_with_offsets
@@ -112,6 +113,8 @@ class NER:
         """
         from instruct_ner.inference.score import score_file
 
+        if out is not None:  # before anything is read or predicted: never onto the data or the model folder
+            check_outputs("evaluate", files={"out": out}, inputs=[data], models=[self.predictor.folder])
         records, examples = input_records(data, ReaderOptions(**reader_options))
         self.predictor.check_data(examples, data)
         outputs = self.predictor.predict(examples, self.batch_size, records)

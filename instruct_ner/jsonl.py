@@ -1,8 +1,8 @@
 """JSONL in and out: the one file format every stage reads and writes, and the rules every output obeys.
 
 Readers report the file and line of a malformed record (a UTF-8 BOM is stripped, bytes that are not
-UTF-8 are an error naming the line). Outputs never destroy input: `check_output` refuses an output path
-that is a folder or one of the inputs, and `write_jsonl` writes a new file to a temporary file beside
+UTF-8 are an error naming the line). Outputs never destroy input (`outputs.check_outputs` checks
+every output path first), and `write_jsonl` writes a new file to a temporary file beside
 it, renamed into place only when every record is written (an interrupted stage leaves the old file, or
 none, never half of one). Appending (`append=True`, used by `generate --resume`) writes in place and
 flushes each record, so an interrupted run leaves a valid file up to its last complete line. A folder
@@ -66,20 +66,19 @@ def same_file(a: str | Path, b: str | Path) -> bool:
     return a.resolve() == b.resolve()
 
 
-def check_output(out: str | Path, *inputs: str | Path | None, flag: str = "--out", overwrite: bool = True) -> Path:
-    """Refuse an output path that is a folder, one of the inputs, or (overwrite=False) an existing file.
+def records_fingerprint(records: Iterable[dict]) -> str:
+    """SHA-256 over the records' ids and words (`id`, `tokens`, `text`), in order: what a resumed output was made of.
 
-    Example: check_output("data.jsonl", "data.jsonl") raises DataError("data.jsonl: ... is also an input")
+    `generate --resume` compares it, so that a file with the same ids but other texts is never continued.
+    Example: records_fingerprint([{"id": "a", "tokens": ["EU"]}]) differs from that of [{"id": "a", "tokens": ["UE"]}]
     """
-    out = Path(out)
-    if out.is_dir():
-        raise DataError(str(out), f"{flag} is a folder; expected a file path", "out_is_folder")
-    for source in inputs:
-        if source is not None and str(source) and same_file(out, source):
-            raise DataError(str(out), f"{flag} is also an input ({source}); it would be overwritten", "out_is_input")
-    if not overwrite and out.exists():
-        raise DataError(str(out), f"{flag} exists; choose a new path or remove it first", "out_exists")
-    return out
+    import hashlib
+
+    digest = hashlib.sha256()
+    for record in records:
+        key = [record.get("id"), record.get("tokens"), record.get("text")]
+        digest.update(json.dumps(key, ensure_ascii=False, default=str).encode() + b"\n")
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager
@@ -230,6 +229,9 @@ def check_run_settings(out: str | Path, settings: dict, resume: bool) -> None:
                 "resume_mismatch",
             )
         return
+    # A new run: the old output goes first, then the settings are written, so that a run cut off in between leaves
+    # either the old output with its own settings or no output at all, never an old output under new settings.
+    Path(out).unlink(missing_ok=True)
     write_text_atomic(sidecar, json.dumps(settings, indent=2, ensure_ascii=False))
 
 

@@ -26,7 +26,8 @@ from instruct_ner.prompts.templates import (
 
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.examples import Example
-from instruct_ner.jsonl import check_output, write_jsonl
+from instruct_ner.jsonl import write_jsonl
+from instruct_ner.outputs import check_outputs
 
 
 @dataclass
@@ -49,7 +50,11 @@ def pair_records(examples: list[Example], builder: PromptBuilder) -> list[dict]:
 
 
 def prepare(config: PrepareConfig) -> tuple[list[dict], ReadReport, PromptBuilder]:
-    check_output(config.out, config.data, config.few_shot_from, config.label_definitions)
+    check_outputs(
+        "prepare",
+        files={"--out": config.out},
+        inputs=[config.data, config.few_shot_from, config.label_definitions],
+    )
     examples, report = load_examples(config.data, config)
     if not examples:
         raise ConfigError(f"{config.data}: no examples read\n{report.summary()}")

@@ -234,7 +234,9 @@ def test_resume_refuses_other_settings_and_accepts_the_same(tmp_path):
     out = jsonl(tmp_path / "p.jsonl", [{"id": "1"}])
     settings = {"template": "ner-list.en.v1", "labels": ["PER"], "model": "embedded", "adapter": None}
     check_run_settings(out, settings, resume=False)
+    assert not out.exists()  # a new run clears the old output before it records its settings (issue 43, item 5)
     assert json.loads((tmp_path / "p.jsonl.settings.json").read_text()) == settings
+    jsonl(out, [{"id": "1"}])  # the run writes its first record
     check_run_settings(out, settings, resume=True)  # same settings: fine
     with pytest.raises(
         DataError,
