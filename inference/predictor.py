@@ -268,7 +268,7 @@ class TaggerPredictor(Predictor):
         return cls(tagger, tokenizer, artifact, str(folder))
 
     def outputs(self, records, examples, options: RunOptions, start: int = 0) -> Iterator[list[dict]]:
-        from instruct_ner.sft.tagger import predict
+        from instruct_ner.inference.tagging import predict
 
         todo = list(range(start, len(examples)))
         max_length = self.artifact.tagger.get("max_length", 512)
