@@ -6,7 +6,9 @@ The loss covers the response tokens only: examples are given to TRL as prompt/co
 its completion mask hides the prompt (and, in chat style, the system and user turns). The adapter folder
 gets its description (`sft/artifact.py`, `instruct_ner.json`): the exact prompt builder (template
 source, style, labels, definitions, few-shot examples), the response format, the base model and the
-training config, so that `generate` and the Python API rebuild the training prompt exactly.
+training config, so that `generate` and the Python API rebuild the training prompt exactly. With
+`--eval_f1_steps`, dev-F1 selection (sft/selection.py, shared with the token classifier) keeps the best adapter; its
+evaluator comes from the caller (instruct_ner/training.py), since scoring needs generation.
 
 Examples:
     instruct-ner train --config sft/recipes/smollm2-conll2003-cpu.yaml
@@ -323,7 +325,7 @@ def completion_only_lm_head(enabled: bool = True):
     position, to keep tile shapes fixed for compilers such as Neuron's. On CPU that is wasted work: the
     prompt is most of an example and the LM head (vocabulary x hidden) is a fifth of the model's FLOPs. The
     loss is the same either way (prompt positions are masked out of it); only the cost differs. With a TRL
-    without that switch this does nothing.
+    without that switch this does nothing; `_use_triton` is private, so pyproject.toml bounds trl below 2.
     """
     try:
         from trl.trainer import utils as trl_utils
