@@ -20,6 +20,17 @@ VARIANTS = [("causal", "linear", "ce"), ("bidirectional", "linear", "ce"), ("cau
             ("bidirectional", "crf", "compound")]  # fmt: skip
 
 
+
+def StepTimes(times: list[float]):
+    """A TrainerCallback that records the wall time at the end of every optimizer step into `times`."""
+    from transformers import TrainerCallback
+
+    class _StepTimes(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            times.append(time.perf_counter())
+
+    return _StepTimes()
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default="../shared/data/conll2003/train.txt")
@@ -53,9 +64,7 @@ def main() -> None:
                 save_steps=10_000,
                 logging_steps=10_000,
             )
-            summary, _, _ = train_tagger(
-                config, step_callback=lambda step, times=times: times.append(time.perf_counter())
-            )
+            summary, _, _ = train_tagger(config, callbacks=[StepTimes(times)])
         steady = (times[-1] - times[0]) / (len(times) - 1)  # the first step pays one-off costs
         name = f"{attention}-{head}"
         results["runs"][name] = {

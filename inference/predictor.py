@@ -292,7 +292,7 @@ class TaggerPredictor(Predictor):
         return cls(tagger, tokenizer, artifact, str(folder))
 
     def outputs(self, run: Run, start: int = 0) -> Iterator[list[dict]]:
-        from instruct_ner.sft.tagger import predict
+        from instruct_ner.inference.tagging import predict
 
         records, examples, options = run.records, run.examples, run.options
         todo = run.order[start:]

@@ -1,14 +1,12 @@
-"""`instruct-ner train` and `instruct-ner train-tagger`: the trainers of `sft/` plus dev-F1 model selection.
+"""`instruct-ner train` and `instruct-ner train-tagger`: config -> dev-F1 evaluator -> the trainer of `sft/`.
 
 With `--eval_f1_steps N --eval_f1_data DEV`, every N steps (and at the last step) the model being trained
 labels the dev sentences, generating for SFT (greedy, constrained, as `generate` does) or tagging for the
 token classifier, and its micro entity F1 is recorded; the best weights are the ones saved in
 `output_dir`, and `--early_stopping_patience K` ends training after K evaluations without a better F1.
-The history (`dev_f1/early_stopping.json`) survives `--resume`. Without those options the trainers run
-exactly as `sft.train.train` / `sft.train_tagger.train_tagger`.
-
-It lives here, above `inference/`, because scoring a generative model needs generation: `sft/` may not
-import `inference/`. It trains nothing itself.
+The history (`dev_f1/early_stopping.json`) survives `--resume`. Both trainers select the same way
+(sft/selection.py); this module only builds the evaluator (inference/evaluation.py, since scoring a generative
+model needs generation, which `sft/` may not import) and hands it down. It trains nothing itself.
 
 Examples:
     instruct-ner train --data data/conll_en/train.txt --eval_f1_data data/conll_en/test.txt --eval_f1_steps 20
@@ -18,19 +16,13 @@ Examples:
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import sys
-from pathlib import Path
 
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.prompts.readers import load_examples
 from instruct_ner.sft import train as sft_train
 from instruct_ner.sft import train_tagger as sft_tagger
-
-STATE_DIR = "dev_f1"
-ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
 
 def dev_examples(config) -> list:
@@ -49,49 +41,20 @@ def train(config: sft_train.TrainConfig) -> dict:
     """SFT; with `eval_f1_steps`, the adapter saved in output_dir is the one with the best dev F1."""
     if not config.eval_f1_steps:
         return sft_train.train(config)
-    from instruct_ner.inference.early_stopping import sft_early_stopping
-    from instruct_ner.sft.models import load_tokenizer, resolve_model
+    from instruct_ner.inference.evaluation import generative_evaluator
 
-    dev = dev_examples(config)
-    tokenizer = load_tokenizer(resolve_model(config.model), config.trust_remote_code, padding_side="left")
-    state = Path(config.output_dir) / STATE_DIR
-    made = []  # the callback, built by run_training from the prompt builder it has already made
-
-    def callbacks(builder):
-        made.append(sft_early_stopping(dev, builder, tokenizer, state, config.eval_f1_steps, patience_of(config)))
-        return made
-
-    results = sft_train.run_training(config, callbacks=callbacks)[0]
-    callback = made[0]
-    if (state / ADAPTER_FILES[0]).exists():  # the best adapter replaces the last one
-        for name in ADAPTER_FILES:
-            shutil.copy2(state / name, Path(config.output_dir) / name)
-    return record(results, callback.tracker, config.output_dir)
+    prepared = sft_train.training_pairs(config)  # the run's prompt builder, made once: the evaluator prompts with it
+    evaluator = generative_evaluator(dev_examples(config), prepared[2])
+    return sft_train.run_training(config, evaluator=evaluator, prepared=prepared)[0]
 
 
 def train_tagger(config: sft_tagger.TaggerConfig) -> dict:
     """The token classifier; with `eval_f1_steps`, the weights saved are those with the best dev F1."""
     if not config.eval_f1_steps:
         return sft_tagger.train_tagger(config)[0]
-    from instruct_ner.inference.early_stopping import TaggerEarlyStopping
+    from instruct_ner.inference.evaluation import tagger_evaluator
 
-    state = Path(config.output_dir) / STATE_DIR
-    callback = TaggerEarlyStopping(
-        dev_examples(config), state, config.eval_f1_steps, patience_of(config), config.max_length
-    )
-    results = sft_tagger.train_tagger(config, step_callback=callback)[0]
-    return record(results, callback.tracker, config.output_dir)
-
-
-def patience_of(config) -> int | None:
-    return config.early_stopping_patience or None
-
-
-def record(results: dict, tracker, output_dir) -> dict:
-    results = {**results, **tracker.summary()}
-    Path(output_dir, "dev_f1.json").write_text(json.dumps(tracker.summary(), indent=2), encoding="utf-8")
-    print(f"best dev F1 {tracker.best_f1:.4f} at step {tracker.best_step}: those weights are saved", file=sys.stderr)
-    return results
+    return sft_tagger.train_tagger(config, evaluator=tagger_evaluator(dev_examples(config), config.max_length))[0]
 
 
 def train_main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,9 @@
 """The options `train` and `train-tagger` share, declared once: the model (`ModelOptions`, also used by
 `generate` and `tag`; `PrecisionOption` also by `demo`), the optimisation loop (`LoopOptions`), the
 LoRA adapter (`LoraOptions`) and dev-F1 model selection (`DevF1Options`, carried out by
-`instruct_ner.training`, which can score generations), plus the helpers built on them: `lora_config`,
-`resume_checkpoint` (the checkpoint lookup for `--resume`) and `prune_checkpoints` (`--save_total_limit` for the
-tagger's own loop; TRL's Trainer prunes its own).
+sft/selection.py with an evaluator that `instruct_ner.training` builds), plus the helpers built on them: `lora_config`,
+`loop_arguments` (the Trainer arguments both trainers share), `resume_checkpoint` (the checkpoint lookup for
+`--resume`) and `prune_checkpoints` (for scripts that prune by hand; the Trainer prunes its own).
 
 This module loads no model and reads no data.
 """
@@ -156,6 +156,48 @@ def lora_config(options: LoraOptions, task_type: str):
         target_modules="all-linear" if targets == ["all-linear"] else targets,
         task_type=task_type,
     )
+
+
+def loop_arguments(config: LoopOptions, output_dir: str, names: set[str]) -> dict:
+    """The `transformers.TrainingArguments` (or TRL `SFTConfig`) fields of the loop options, the same for both
+    trainers: AdamW, warm-up, steps or epochs, batch size, checkpoints, logging, seeds, CPU or CUDA. `names`: the
+    argument class's field names (transformers 5 dropped `warmup_ratio`).
+
+    Example: loop_arguments(LoopOptions(max_steps=5), "runs/x", names)["max_steps"] -> 5
+    """
+    import torch
+
+    return {
+        "output_dir": output_dir,
+        "learning_rate": config.learning_rate,
+        **warmup_argument(config.warmup_ratio, names),
+        "weight_decay": config.weight_decay,
+        "optim": "adamw_torch",
+        "num_train_epochs": config.num_train_epochs,
+        "max_steps": config.max_steps,
+        "per_device_train_batch_size": config.per_device_train_batch_size,
+        "per_device_eval_batch_size": config.per_device_train_batch_size,
+        "save_strategy": "steps",
+        "save_steps": config.save_steps,
+        "save_total_limit": config.save_total_limit,
+        "logging_steps": config.logging_steps,
+        "seed": config.seed,
+        "data_seed": config.seed,
+        "use_cpu": not torch.cuda.is_available(),
+        "report_to": "none",
+        "dataloader_num_workers": 0,
+    }
+
+
+def warmup_argument(ratio: float, names: set[str]) -> dict:
+    """The warm-up as this transformers version takes it: `warmup_ratio` where it still exists, else
+    `warmup_steps` given as a float in (0, 1), which transformers 5 reads as a ratio of the total steps.
+
+    Example: warmup_argument(0.05, {"warmup_steps"}) -> {"warmup_steps": 0.05}
+    """
+    if "warmup_ratio" in names:
+        return {"warmup_ratio": ratio}
+    return {"warmup_steps": float(ratio)} if ratio > 0 else {"warmup_steps": 0}
 
 
 def resume_checkpoint(resume: str | None, output_dir: str | Path, marker: str | None = None) -> str | None:

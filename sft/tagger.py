@@ -1,5 +1,6 @@
-"""The token-classification variant: a Llama backbone (causal or bidirectional attention) with LoRA, or
-frozen, under a linear, CRF or BiLSTM-CRF head, trained on word-level IOB2 labels.
+"""The token-classification model that training and prediction share: a Llama backbone (causal or bidirectional
+attention) with LoRA, or frozen, under a linear, CRF or BiLSTM-CRF head; the encoding of word-level IOB2 examples
+into windows of sub-tokens and their batches; and the tagger folder's save and load.
 
 - `attention: bidirectional` removes the causal mask in every layer (padding stays masked): the
   config's `is_causal` makes transformers build a bidirectional mask, and every attention module's
@@ -14,17 +15,13 @@ frozen, under a linear, CRF or BiLSTM-CRF head, trained on word-level IOB2 label
 - Encoder backbones (BERT family, e.g. MiniLM-L6) work too: they are bidirectional already (`causal` is
   refused), each window is wrapped in [CLS] ... [SEP], and LoRA targets their own projection names.
 
-The training loop is ours (AdamW, cosine schedule with warm-up, gradient clipping, checkpoints with
-optimizer state, the newest `save_total_limit` kept, resume), since the model is not a Hugging Face
-`PreTrainedModel`. `instruct-ner tag` (inference/tag.py) loads what `save_tagger` writes; the folder's
-description is `sft/artifact.py`'s.
+It does not train (sft/train_tagger.py does, through `transformers.Trainer`), cache features (sft/features.py)
+or predict (inference/tagging.py). The torch-free names (heads, losses, file names) are sft/tagger_spec.py's;
+the folder's description is sft/artifact.py's.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import random
 import sys
 import warnings
 from dataclasses import dataclass
@@ -32,33 +29,19 @@ from pathlib import Path
 
 import torch
 from instruct_ner.sft.crf import CRF, constrained_decode
-from instruct_ner.sft.options import prune_checkpoints
+from instruct_ner.sft.tagger_spec import (
+    ATTENTIONS,
+    CLASS_WEIGHTS,
+    ENCODER_LORA_TARGETS,
+    HEAD_WEIGHTS,
+    HEADS,
+    IGNORE,
+    LOSSES,
+    tag_names,
+)
 from torch import nn
 
-from instruct_ner.examples import Example, iob1_to_iob2
-from instruct_ner.jsonl import atomic_path
-
-HEADS = ("linear", "crf", "bilstm-crf")
-LOSSES = ("ce", "compound")
-ATTENTIONS = ("causal", "bidirectional")
-IGNORE = -100
-HEAD_WEIGHTS = "head.pt"
-TRAINING_STATE = "training_state.pt"
-
-
-def tag_names(labels: list[str]) -> list[str]:
-    """IOB2 tag names for a label set, O first. Example: tag_names(["PER"]) -> ["O", "B-PER", "I-PER"]"""
-    return ["O"] + [f"{prefix}-{label}" for label in labels for prefix in ("B", "I")]
-
-
-# Encoder (BERT-family) model types: bidirectional by construction, and their LoRA target module names.
-ENCODER_LORA_TARGETS = {
-    "bert": ["query", "key", "value", "dense"],
-    "roberta": ["query", "key", "value", "dense"],
-    "xlm-roberta": ["query", "key", "value", "dense"],
-    "electra": ["query", "key", "value", "dense"],
-    "distilbert": ["q_lin", "k_lin", "v_lin", "out_lin", "lin1", "lin2"],
-}
+from instruct_ner.examples import Example
 
 
 def is_encoder(model: nn.Module) -> bool:
@@ -172,9 +155,11 @@ class TokenTagger(nn.Module):
         w_ce, w_crf, w_smooth = self.loss_weights
         return w_ce * weighted + w_crf * crf_nll + w_smooth * smoothed
 
-    def forward(self, input_ids, attention_mask, word_index, word_mask, labels=None, features=None):
+    def forward(self, input_ids, attention_mask, word_index, word_mask, labels=None, features=None) -> dict:
+        """{"emissions", "loss"} (loss None without labels): the form `transformers.Trainer` reads its loss from."""
         emissions = self.emissions(input_ids, attention_mask, word_index, features)
-        return emissions, (self.loss(emissions, labels, word_mask) if labels is not None else None)
+        loss = self.loss(emissions, labels, word_mask) if labels is not None else None
+        return {"loss": loss, "emissions": emissions}
 
     @torch.no_grad()
     def decode(self, emissions, word_mask) -> list[list[str]]:
@@ -277,142 +262,6 @@ def class_weights_from(encoded: list[Encoded], size: int) -> torch.Tensor:
     return weights / weights.mean()
 
 
-@torch.no_grad()
-def predict(
-    model: TokenTagger, examples: list[Example], tokenizer, max_length: int = 512, batch_size: int = 16
-) -> list[list[str]]:
-    """IOB2 tags for every example (windows stitched back in order)."""
-    model.eval()
-    encoded = encode_examples(examples, tokenizer, model.tags, max_length, with_labels=False)
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
-    decoded: dict[int, list[str]] = {}
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    for start in range(0, len(order), batch_size):
-        batch_ids = order[start : start + batch_size]
-        batch = collate([encoded[i] for i in batch_ids], pad_id)
-        device = model.device
-        emissions = model.emissions(
-            batch["input_ids"].to(device), batch["attention_mask"].to(device), batch["word_index"].to(device)
-        )
-        for i, tags in zip(batch_ids, model.decode(emissions, batch["word_mask"].to(device))):
-            decoded[i] = tags
-    per_example: list[list[str]] = [[] for _ in examples]
-    for i, e in enumerate(encoded):
-        per_example[e.example_index] += decoded[i]
-    # An I- tag that a window boundary left without its B- opens an entity: the IOB1 -> IOB2 rule.
-    return [iob1_to_iob2(tags) for tags in per_example]
-
-
-# ------------------------------------------------------------------------------- feature cache
-
-FEATURE_CACHE_VERSION = 1
-
-
-def backbone_is_frozen(model: TokenTagger) -> bool:
-    return not any(p.requires_grad for p in model.backbone.parameters())
-
-
-def feature_cache_key(model: TokenTagger, encoded: list[Encoded], max_length: int) -> str:
-    """A hash of everything a frozen backbone's word features depend on: the model (its config, weight
-    files' names, sizes and times, dtype), the attention, the layer read, max_length and the data as the
-    backbone sees it (token ids and first-sub-token positions of every window)."""
-    import hashlib
-
-    backbone = model.backbone
-    config = backbone.config
-    digest = hashlib.sha256()
-    source = Path(str(getattr(config, "name_or_path", "") or ""))
-    weights = []
-    if source.is_dir():
-        for path in sorted(source.glob("*.safetensors")) + sorted(source.glob("*.bin")):
-            stat = path.stat()
-            weights.append((path.name, stat.st_size, stat.st_mtime_ns))
-    identity = {
-        "version": FEATURE_CACHE_VERSION,
-        "config": config.to_json_string(use_diff=False),
-        "weights": weights,
-        "dtype": str(next(backbone.parameters()).dtype),
-        "attention": bool(getattr(config, "is_causal", True)),
-        "layer": "last_hidden_state",
-        "max_length": max_length,
-    }
-    digest.update(json.dumps(identity, sort_keys=True, default=str).encode())
-    for e in encoded:
-        digest.update(json.dumps([e.input_ids, e.word_index]).encode())
-    return digest.hexdigest()[:32]
-
-
-@torch.no_grad()
-def compute_features(
-    model: TokenTagger, encoded: list[Encoded], pad_id: int, batch_size: int = 16
-) -> list[torch.Tensor]:
-    """Word features of every window ([1 + words, hidden], slot 0 the padding value; backbone dtype)."""
-    was_training = model.training
-    model.eval()
-    device = model.device
-    dtype = next(model.backbone.parameters()).dtype
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
-    features: list[torch.Tensor | None] = [None] * len(encoded)
-    for start in range(0, len(order), batch_size):
-        ids = order[start : start + batch_size]
-        batch = collate([encoded[i] for i in ids], pad_id)
-        # Slot 0 is position 0's state: what a padded word slot holds in the uncached path (word_index pads
-        # with 0), since a BiLSTM reads padded slots too; collate_features pads with it, so batches match exactly.
-        word_index = torch.cat([torch.zeros_like(batch["word_index"][:, :1]), batch["word_index"]], 1)
-        words = model.word_features(
-            batch["input_ids"].to(device), batch["attention_mask"].to(device), word_index.to(device)
-        )
-        for row, i in enumerate(ids):
-            features[i] = words[row, : 1 + len(encoded[i].word_index)].to(dtype).cpu().clone()
-    model.train(was_training)
-    return features
-
-
-def cached_features(
-    model: TokenTagger, encoded: list[Encoded], pad_id: int, max_length: int, folder: Path | None = None
-) -> list[torch.Tensor]:
-    """A frozen backbone's word features, read from `folder` (default: the cache dir's tagger-features/) when
-    computed before for the same model, attention, precision, max_length and data; computed and saved
-    (safetensors) otherwise."""
-    from instruct_ner.sft.models import cache_dir
-    from safetensors.torch import load_file, save_file
-
-    folder = Path(folder) if folder is not None else cache_dir() / "tagger-features"
-    path = folder / f"{feature_cache_key(model, encoded, max_length)}.safetensors"
-    if path.exists():
-        stored = load_file(str(path))
-        flat, offsets = stored["features"], stored["offsets"].tolist()
-        if len(offsets) == len(encoded) + 1:
-            print(f"frozen backbone: word features read from {path}", file=sys.stderr)
-            return [flat[offsets[i] : offsets[i + 1]] for i in range(len(encoded))]
-    import time
-
-    started = time.perf_counter()
-    features = compute_features(model, encoded, pad_id)
-    offsets = [0]
-    for f in features:
-        offsets.append(offsets[-1] + f.shape[0])
-    # atomic, and a file of this writer's own: a cut-off run never leaves half a cache, two runs never mix theirs
-    with atomic_path(path) as partial:
-        save_file({"features": torch.cat(features), "offsets": torch.tensor(offsets)}, str(partial))
-    print(
-        f"frozen backbone: word features of {len(encoded)} windows computed in {time.perf_counter() - started:.1f} s, "
-        f"cached in {path}",
-        file=sys.stderr,
-    )
-    return features
-
-
-def collate_features(features: list[torch.Tensor]) -> torch.Tensor:
-    """[batch, words, hidden] float; each row's padded slots hold its slot 0 (see compute_features)."""
-    words = max(f.shape[0] for f in features) - 1
-    out = torch.empty(len(features), words, features[0].shape[-1])
-    for row, f in enumerate(features):
-        out[row] = f[0].float()
-        out[row, : f.shape[0] - 1] = f[1:].float()
-    return out
-
-
 # -------------------------------------------------------------------------------------- building
 
 
@@ -461,7 +310,7 @@ def save_tagger(model: TokenTagger, tokenizer, output_dir: str | Path, artifact)
     if hasattr(model.backbone, "peft_config"):
         model.backbone.save_pretrained(str(output_dir))
     torch.save({k: v.cpu() for k, v in model.head_modules().state_dict().items()}, output_dir / HEAD_WEIGHTS)
-    torch.save(model.class_weights.cpu(), output_dir / "class_weights.pt")
+    torch.save(model.class_weights.cpu(), output_dir / CLASS_WEIGHTS)
     tokenizer.save_pretrained(str(output_dir))
     artifact.save(output_dir)
 
@@ -495,7 +344,7 @@ def load_tagger(
         saved["head"],
         saved["loss"],
         tuple(saved["loss_weights"]),
-        torch.load(adapter_dir / "class_weights.pt", weights_only=True),
+        torch.load(adapter_dir / CLASS_WEIGHTS, weights_only=True),
         saved["lstm_hidden"],
         0.0,
     )
@@ -507,129 +356,3 @@ def load_tagger(
 def trainable_parameters(model: nn.Module) -> tuple[int, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, sum(p.numel() for p in model.parameters())
-
-
-def train_loop(
-    model: TokenTagger,
-    encoded: list[Encoded],
-    tokenizer,
-    config,
-    output_dir: str | Path,
-    save: callable,
-    resume_from: str | None = None,
-    step_callback=None,
-    feature_cache: bool | None = None,
-) -> dict:
-    """AdamW + cosine schedule with warm-up; checkpoints (weights + optimizer + scheduler + step) and resume.
-
-    `step_callback(step)` runs after every optimizer step; returning False stops training there. If it has a
-    `bind(model, tokenizer, total_steps)` method, that is called once before the first step.
-    With a frozen backbone (`feature_cache` None = whenever the backbone is frozen), its word features are
-    computed once (or read from the on-disk cache) and every step runs the head only.
-    """
-    import time
-
-    from transformers import get_cosine_schedule_with_warmup
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    batches_per_epoch = math.ceil(len(encoded) / config.per_device_train_batch_size)
-    total = config.max_steps if config.max_steps > 0 else math.ceil(batches_per_epoch * config.num_train_epochs)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
-    step, losses = 0, []
-    if resume_from:
-        state = load_training_state(Path(resume_from) / TRAINING_STATE)
-        model.load_state_dict(state["model"], strict=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step, losses = state["step"], state["losses"]
-    rng = random.Random(config.seed)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    device = model.device
-    use_cache = backbone_is_frozen(model) if feature_cache is None else feature_cache
-    features_started = time.perf_counter()
-    features = (
-        cached_features(
-            model, encoded, pad_id, getattr(config, "max_length", 512), getattr(config, "feature_cache_dir", None)
-        )
-        if use_cache
-        else None
-    )
-    epoch_started: list[float] = []
-    order: list[int] = []
-    for _ in range(step // batches_per_epoch + 1):  # replay the shuffles of finished epochs, for a faithful resume
-        order = list(range(len(encoded)))
-        rng.shuffle(order)
-    position = (step % batches_per_epoch) * config.per_device_train_batch_size
-    started = time.perf_counter()
-    if hasattr(step_callback, "bind"):  # a callback that evaluates the model (dev-F1 early stopping) gets it here
-        step_callback.bind(model, tokenizer, total)
-    model.train()
-    while step < total:
-        if position >= len(order):
-            order = list(range(len(encoded)))
-            rng.shuffle(order)
-            position = 0
-        if position == 0:
-            epoch_started.append(time.perf_counter())
-        chosen = order[position : position + config.per_device_train_batch_size]
-        batch = collate([encoded[i] for i in chosen], pad_id)
-        if features is not None:
-            batch["features"] = collate_features([features[i] for i in chosen])
-        position += config.per_device_train_batch_size
-        batch = {k: v.to(device) for k, v in batch.items()}
-        _, loss = model(**batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-        step += 1
-        losses.append(loss.detach().item())
-        if step_callback is not None and step_callback(step) is False:  # False stops training (early stopping)
-            break
-        if step % config.logging_steps == 0:
-            print(f"step {step}/{total} loss {losses[-1]:.4f} lr {scheduler.get_last_lr()[0]:.2e}", file=sys.stderr)
-        if step % config.save_steps == 0 and step < total:
-            checkpoint = Path(output_dir) / f"checkpoint-{step}"
-            save(checkpoint)
-            trainable = {k: v for k, v in model.state_dict().items() if _is_trainable(model, k)}
-            torch.save(
-                {
-                    "model": trainable,
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "step": step,
-                    "losses": [float(loss) for loss in losses],
-                },
-                checkpoint / TRAINING_STATE,
-            )
-            prune_checkpoints(output_dir, config.save_total_limit)  # only after the new one is complete
-    seconds = time.perf_counter() - started
-    ends = [*epoch_started[1:], time.perf_counter()]
-    epoch_seconds = [end - begin for begin, end in zip(epoch_started, ends)]
-    if epoch_seconds:  # the first epoch carries the feature extraction (or cache read)
-        epoch_seconds[0] += epoch_started[0] - features_started
-    return {"steps": step, "losses": losses, "seconds": seconds, "epoch_seconds": epoch_seconds}
-
-
-def load_training_state(path: Path) -> dict:
-    """A checkpoint's training state, loaded as tensors and plain values only (never unpickling code).
-
-    `weights_only=True` accepts dicts, lists, tensors, numbers and strings: what `train_loop` saves. Anything
-    else (a crafted pickle whose `__reduce__` runs code, for example) is refused with a ModelError.
-    """
-    import pickle
-
-    from instruct_ner.sft.models import ModelError
-
-    try:
-        return torch.load(path, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError) as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ModelError(f"{path}: refused: not a training state of tensors and numbers ({message})") from None
-
-
-def _is_trainable(model: nn.Module, name: str) -> bool:
-    parameters = dict(model.named_parameters())
-    return name in parameters and parameters[name].requires_grad

@@ -6,7 +6,9 @@ The loss covers the response tokens only: examples are given to TRL as prompt/co
 its completion mask hides the prompt (and, in chat style, the system and user turns). The adapter folder
 gets its description (`sft/artifact.py`, `instruct_ner.json`): the exact prompt builder (template
 source, style, labels, definitions, few-shot examples), the response format, the base model and the
-training config, so that `generate` and the Python API rebuild the training prompt exactly.
+training config, so that `generate` and the Python API rebuild the training prompt exactly. With
+`--eval_f1_steps`, dev-F1 selection (sft/selection.py, shared with the token classifier) keeps the best adapter; its
+evaluator comes from the caller (instruct_ner/training.py), since scoring needs generation.
 
 Examples:
     instruct-ner train --config sft/recipes/smollm2-conll2003-cpu.yaml
@@ -49,6 +51,7 @@ from instruct_ner.sft.options import (  # noqa: F401  (ModelOptions, LoopOptions
     LoopOptions,
     LoraOptions,
     ModelOptions,
+    loop_arguments,
     lora_config,
     resume_checkpoint,
 )
@@ -295,16 +298,8 @@ def sft_config(config: TrainConfig, has_eval: bool, precision: str):
         else:
             extra["group_by_length"] = True
     return SFTConfig(
-        output_dir=config.output_dir,
-        learning_rate=config.learning_rate,
+        **loop_arguments(config, config.output_dir, names),
         lr_scheduler_type=config.lr_scheduler_type,
-        **warmup_argument(config.warmup_ratio, names),
-        weight_decay=config.weight_decay,
-        optim="adamw_torch",
-        num_train_epochs=config.num_train_epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        per_device_eval_batch_size=config.per_device_train_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         max_length=trainer_max_length(config),
         packing=config.packing,
@@ -314,31 +309,11 @@ def sft_config(config: TrainConfig, has_eval: bool, precision: str):
         completion_only_loss=True,
         eval_strategy="steps" if has_eval else "no",
         eval_steps=config.eval_steps,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        logging_steps=config.logging_steps,
-        seed=config.seed,
-        data_seed=config.seed,
         bf16=precision != "fp32" and (torch.cuda.is_available() or precision == "bf16"),
-        use_cpu=not torch.cuda.is_available(),
-        report_to="none",
-        dataloader_num_workers=0,
         disable_tqdm=False,
         dataset_num_proc=None,
         **extra,
     )
-
-
-def warmup_argument(ratio: float, names: set[str]) -> dict:
-    """The warm-up as this transformers version takes it: `warmup_ratio` where it still exists, else
-    `warmup_steps` given as a float in (0, 1), which transformers 5 reads as a ratio of the total steps.
-
-    Example: warmup_argument(0.05, {"warmup_steps"}) -> {"warmup_steps": 0.05}
-    """
-    if "warmup_ratio" in names:
-        return {"warmup_ratio": ratio}
-    return {"warmup_steps": float(ratio)} if ratio > 0 else {"warmup_steps": 0}
 
 
 @contextlib.contextmanager
@@ -350,7 +325,7 @@ def completion_only_lm_head(enabled: bool = True):
     position, to keep tile shapes fixed for compilers such as Neuron's. On CPU that is wasted work: the
     prompt is most of an example and the LM head (vocabulary x hidden) is a fifth of the model's FLOPs. The
     loss is the same either way (prompt positions are masked out of it); only the cost differs. With a TRL
-    without that switch this does nothing.
+    without that switch this does nothing; `_use_triton` is private, so pyproject.toml bounds trl below 2.
     """
     try:
         from trl.trainer import utils as trl_utils
@@ -380,20 +355,26 @@ def artifact_of(builder: PromptBuilder, config: TrainConfig, model_path: str) ->
     )
 
 
-def train(config: TrainConfig) -> dict:
+def train(config: TrainConfig, evaluator=None) -> dict:
     """Run SFT; returns timing and loss figures (also written to output_dir/train_results.json)."""
-    return run_training(config)[0]
+    return run_training(config, evaluator=evaluator)[0]
 
 
-def run_training(config: TrainConfig, callbacks=None):
-    """SFT; returns (results, the trained PeftModel, the tokenizer). `callbacks` go to the Trainer: a list,
-    or a function of the prompt builder returning one (for callbacks that build prompts, e.g. dev-F1)."""
+def run_training(config: TrainConfig, callbacks=None, evaluator=None, prepared=None):
+    """SFT; returns (results, the trained PeftModel, the tokenizer). `callbacks` go to the Trainer.
+
+    With `eval_f1_steps`, `evaluator` (`(model, tokenizer) -> dev micro F1`, see sft/selection.py) selects the
+    adapter by dev F1: the one saved is the best. `prepared`: `training_pairs(config)`, when the caller has it
+    already (the evaluator needs its prompt builder).
+    """
     import datasets
+    from instruct_ner.sft.selection import selection_for
     from trl import SFTTrainer
 
-    pairs, dev, builder = training_pairs(config)  # every data and template check before the model loads
-    if callable(callbacks):
-        callbacks = callbacks(builder)
+    # every data and template check before the model loads
+    pairs, dev, builder = prepared if prepared is not None else training_pairs(config)
+    selection = selection_for(config, evaluator)
+    callbacks = [*(callbacks or []), *([selection] if selection else [])]
     checkpoint = resume_checkpoint(config.resume, config.output_dir)
     model_path = resolve_model(config.model)
     precision = resolve_precision(config.precision, "train")
@@ -444,6 +425,8 @@ def run_training(config: TrainConfig, callbacks=None):
     if dev:
         results["final_eval_loss"] = final_eval_loss
     Path(config.output_dir, "train_results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    if selection:
+        results = selection.report(results, config.output_dir)
     if config.merge:
         export_merged(config, model_path, precision)
     return results, trainer.model, tokenizer

@@ -10,6 +10,13 @@ Every check on the config and data runs before the model loads. The output folde
 adapter (unless the backbone is frozen), the head weights, the tokenizer and its description
 (`sft/artifact.py`, `instruct_ner.json`: labels, attention, head, loss, base model and the training
 config), which `instruct-ner tag` and the Python API read.
+
+Training goes through `transformers.Trainer`, as SFT goes through TRL's: the same AdamW, cosine schedule with
+warm-up, gradient clipping, checkpoints (`checkpoint-N`, the newest `save_total_limit` kept), `--resume` (weights,
+optimizer, scheduler, RNG and data order) and dev-F1 selection (sft/selection.py). A checkpoint holds the trainable
+weights only (`trainable.safetensors`: the LoRA adapter and the head; never a frozen backbone), the per-step losses
+and a loadable tagger folder. With a frozen backbone its word features are computed once (sft/features.py, cached on
+disk) and ride in the dataset's items, so that every step runs the head only.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from instruct_ner.sft.options import (
     lora_config,
     resume_checkpoint,
 )
-from instruct_ner.sft.tagger import ATTENTIONS, HEADS, LOSSES
+from instruct_ner.sft.tagger_spec import ATTENTIONS, HEADS, LOSSES, tag_names
 
 from instruct_ner.config import ConfigError
 from instruct_ner.examples import labels_of
@@ -85,28 +92,36 @@ class TaggerConfig(ModelOptions, LoopOptions, LoraOptions, DevF1Options, ReaderO
             )
 
 
-def train_tagger(config: TaggerConfig, step_callback=None):
-    """Train; returns (results, tagger, tokenizer)."""
+def train_tagger(config: TaggerConfig, callbacks=None, evaluator=None, feature_cache: bool | None = None):
+    """Train; returns (results, tagger, tokenizer). `callbacks` go to the Trainer.
+
+    With `eval_f1_steps`, `evaluator` (`(model, tokenizer) -> dev micro F1`, see sft/selection.py) selects the
+    weights by dev F1: the ones saved are the best. `feature_cache`: run the head on cached word features (None:
+    whenever the backbone is frozen).
+    """
+    import time
+
     import torch
+    from instruct_ner.sft.features import backbone_is_frozen, cached_features
     from instruct_ner.sft.models import default_precision, load_tokenizer, resolve_model
+    from instruct_ner.sft.selection import selection_for
     from instruct_ner.sft.tagger import (
-        TRAINING_STATE,
         TokenTagger,
         add_lora,
         class_weights_from,
         encode_examples,
         load_backbone,
         save_tagger,
-        tag_names,
-        train_loop,
         trainable_parameters,
     )
+    from instruct_ner.sft.tagger_trainer import TRAINABLE_WEIGHTS, EpochTimes, tagger_trainer
 
     examples, report = load_examples(config.data, config)  # data and label checks first
     if not examples:
         raise ConfigError(f"{config.data}: no training examples\n{report.summary()}")
     labels = list(config.labels) if config.labels else labels_of(e.tags for e in examples)
-    checkpoint = resume_checkpoint(config.resume, config.output_dir, marker=TRAINING_STATE)
+    checkpoint = resume_checkpoint(config.resume, config.output_dir, marker=TRAINABLE_WEIGHTS)
+    selection = selection_for(config, evaluator)
     precision = default_precision() if config.precision == "auto" else config.precision
     model_path = resolve_model(config.model)
     tokenizer = load_tokenizer(model_path, config.trust_remote_code)
@@ -151,18 +166,28 @@ def train_tagger(config: TaggerConfig, step_callback=None):
             "max_length": config.max_length,
         },
     )
-
-    def save(folder):
-        save_tagger(model, tokenizer, folder, artifact)
-
-    results = train_loop(model, encoded, tokenizer, config, config.output_dir, save, checkpoint, step_callback)
-    save(config.output_dir)
-    results.update(
-        train_examples=len(examples),
-        windows=len(encoded),
-        precision=precision,
-        samples_per_second=results["steps"] * config.per_device_train_batch_size / results["seconds"]
-        if results["seconds"]
-        else 0.0,
-    )
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    started = time.perf_counter()
+    use_cache = backbone_is_frozen(model) if feature_cache is None else feature_cache
+    features = cached_features(model, encoded, pad_id, config.max_length) if use_cache else None
+    items = [{"window": e, "features": features[i] if features else None} for i, e in enumerate(encoded)]
+    timing = EpochTimes(started)
+    callbacks = [*(callbacks or []), timing, *([selection] if selection else [])]
+    trainer = tagger_trainer(config, model, tokenizer, items, pad_id, artifact, callbacks)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.perf_counter() - timing.training_started
+    save_tagger(model, tokenizer, config.output_dir, artifact)
+    steps = trainer.state.global_step
+    results = {
+        "steps": steps,
+        "losses": trainer.step_losses,
+        "seconds": seconds,
+        "epoch_seconds": timing.epoch_seconds(),
+        "train_examples": len(examples),
+        "windows": len(encoded),
+        "precision": precision,
+        "samples_per_second": steps * config.per_device_train_batch_size / seconds if seconds else 0.0,
+    }
+    if selection:
+        results = selection.report(results, config.output_dir)
     return results, model, tokenizer

@@ -1,14 +1,17 @@
-"""Dev-F1 early stopping: the history survives a restart, patience stops training, the saved model is the best."""
+"""Dev-F1 selection, one way for both trainers: the history survives a restart, patience stops training, the saved
+model is the best, and a run resumed from a checkpoint selects as an uninterrupted one does."""
 
 import json
 
 import pytest
 import torch
-from instruct_ner.inference import early_stopping
-from instruct_ner.inference.early_stopping import BEST_WEIGHTS, DevF1Tracker, TaggerEarlyStopping, tagger_dev_f1
+from instruct_ner.inference import evaluation
+from instruct_ner.inference.evaluation import tagger_dev_f1, tagger_evaluator
 from instruct_ner.prompts.readers import load_examples
+from instruct_ner.sft.selection import BEST_WEIGHTS, STATE_DIR, DevF1Tracker
 from instruct_ner.sft.tagger import load_tagger
 from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
+from safetensors.torch import load_file
 
 
 def test_tracker_keeps_the_best_across_a_restart_and_counts_patience(tmp_path):
@@ -42,51 +45,108 @@ def tagger_options(tiny_llama, conll_file, tmp_path, **overrides):
 
 def test_the_saved_tagger_is_the_best_one_on_dev(tiny_llama, conll_file, tmp_path):
     dev = load_examples(conll_file)[0]
-    callback = TaggerEarlyStopping(dev, tmp_path / "es", every=2)
-    results, _, _ = train_tagger(tagger_options(tiny_llama, conll_file, tmp_path), step_callback=callback)
-    assert results["steps"] == 8 and [h["step"] for h in callback.tracker.history] == [2, 4, 6, 8]
+    config = tagger_options(tiny_llama, conll_file, tmp_path, eval_f1_data=str(conll_file), eval_f1_steps=2)
+    results, _, _ = train_tagger(config, evaluator=tagger_evaluator(dev))
+    assert results["steps"] == 8 and [h["step"] for h in results["dev_history"]] == [2, 4, 6, 8]
     reloaded, tokenizer, _ = load_tagger(tmp_path / "tagger")
-    assert tagger_dev_f1(reloaded, tokenizer, dev) == pytest.approx(callback.tracker.best_f1)
+    assert tagger_dev_f1(reloaded, tokenizer, dev) == pytest.approx(results["best_dev_f1"])
 
 
-def test_patience_stops_training_and_restores_the_earlier_best(tiny_llama, conll_file, tmp_path, monkeypatch):
+def test_patience_stops_training_and_restores_the_earlier_best(tiny_llama, conll_file, tmp_path):
     scores = iter([0.5, 0.4, 0.3, 0.2])
-    monkeypatch.setattr(early_stopping, "tagger_dev_f1", lambda *args, **kwargs: next(scores))
-    callback = TaggerEarlyStopping(load_examples(conll_file)[0], tmp_path / "es", every=2, patience=1)
-    results, model, _ = train_tagger(tagger_options(tiny_llama, conll_file, tmp_path), step_callback=callback)
-    assert results["steps"] == 4 and callback.tracker.best_step == 2
-    best = torch.load(tmp_path / "es" / BEST_WEIGHTS, weights_only=True)
+    config = tagger_options(tiny_llama, conll_file, tmp_path, eval_f1_data=str(conll_file), eval_f1_steps=2)
+    config.early_stopping_patience, config.save_steps = 1, 2
+    results, model, _ = train_tagger(config, evaluator=lambda model, tokenizer: next(scores))
+    assert results["steps"] == 4 and results["best_step"] == 2
+    best = load_file(tmp_path / "tagger" / STATE_DIR / BEST_WEIGHTS)
+    step2 = load_file(tmp_path / "tagger" / "checkpoint-2" / "trainable.safetensors")  # the Trainer's own checkpoint
+    step4 = load_file(tmp_path / "tagger" / "checkpoint-4" / "trainable.safetensors")
     current = model.state_dict()
-    assert best and all(torch.equal(current[name], value) for name, value in best.items())
+    assert best.keys() == step2.keys() and all(torch.equal(current[k], step2[k]) for k in step2)
+    assert any(not torch.equal(current[k], step4[k]) for k in step4)  # the last step's weights are not the ones kept
 
 
-def test_sft_callback_keeps_the_best_adapter_and_stops_on_patience(tiny_llama, conll_file, tmp_path, monkeypatch):
-    """The adapter in best_dir equals the trainer's own checkpoint of the best step; patience ends the run."""
-    from instruct_ner.sft.models import load_tokenizer
+def test_sft_keeps_the_best_adapter_and_stops_on_patience(tiny_llama, conll_file, tmp_path):
+    """The adapter saved in output_dir equals the trainer's own checkpoint of the best step; patience ends the run."""
     from instruct_ner.sft.train import run_training, training_pairs
-    from safetensors.torch import load_file
     from test_sft import config_for
 
-    real, scores, seen = early_stopping.generative_dev_f1, iter([0.2, 0.5, 0.1, 0.0]), []
+    scores, seen = iter([0.2, 0.5, 0.1, 0.0]), []
+    config = config_for(tiny_llama, conll_file, tmp_path, max_steps=6, learning_rate=1e-2, save_steps=1)
+    config.eval_f1_data, config.eval_f1_steps, config.early_stopping_patience = str(conll_file), 1, 1
+    prepared, dev = training_pairs(config), load_examples(conll_file)[0]
 
-    def dev_f1(*args, **kwargs):  # the real evaluation runs (and must return a score); the value is scripted
-        seen.append(real(*args, **kwargs))
+    def evaluator(model, tokenizer):  # the real evaluation runs (and must return a score); the value is scripted
+        seen.append(evaluation.generative_dev_f1(model, tokenizer, prepared[2], dev))
         return next(scores)
 
-    monkeypatch.setattr(early_stopping, "generative_dev_f1", dev_f1)
-    config = config_for(tiny_llama, conll_file, tmp_path, max_steps=6, learning_rate=1e-2, save_steps=1)
-    dev = load_examples(conll_file)[0]
-    builder = training_pairs(config)[2]
-    tokenizer = load_tokenizer(str(tiny_llama), padding_side="left")
-    callback = early_stopping.sft_early_stopping(dev, builder, tokenizer, tmp_path / "best", every=1, patience=1)
-    results = run_training(config, callbacks=[callback])[0]
-    assert results["steps"] == 3 and callback.tracker.best_step == 2
+    results = run_training(config, evaluator=evaluator, prepared=prepared)[0]
+    assert results["steps"] == 3 and results["best_step"] == 2
     assert len(seen) == 3 and all(0.0 <= f1 <= 1.0 for f1 in seen)
-    best = load_file(tmp_path / "best" / "adapter_model.safetensors")
+    saved = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
     step2 = load_file(tmp_path / "adapter" / "checkpoint-2" / "adapter_model.safetensors")
     step3 = load_file(tmp_path / "adapter" / "checkpoint-3" / "adapter_model.safetensors")
-    assert best.keys() == step2.keys() and all(torch.equal(best[k], step2[k]) for k in best)
-    assert any(not torch.equal(best[k], step3[k]) for k in best)  # the last step's weights are not the best
+    assert saved.keys() == step2.keys() and all(torch.equal(saved[k], step2[k]) for k in saved)
+    assert any(not torch.equal(saved[k], step3[k]) for k in saved)  # the last step's weights are not the best
+
+
+class ScoresByStep:
+    """A scripted evaluator: the dev F1 of the step being scored, read from a callback that runs before selection."""
+
+    def __init__(self, scores: dict[int, float]):
+        from transformers import TrainerCallback
+
+        self.scores, self.step, outer = scores, 0, self
+
+        class Step(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                outer.step = state.global_step
+
+        self.callback = Step()
+
+    def __call__(self, model, tokenizer) -> float:
+        return self.scores[self.step]
+
+
+def trainable(model) -> dict:
+    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("kind", ["tagger", "generative"])
+def test_selection_and_resume_are_one_path_for_both_trainers(tiny_llama, conll_file, tmp_path, kind):
+    """Each trainer, with dev-F1 selection, stopped after step 3 and resumed: the same history, best step and kept
+    weights as an uninterrupted run, and those weights are the best step's checkpoint."""
+    from instruct_ner.sft.train import run_training
+    from test_sft import StopAt, config_for
+
+    scores = {1: 0.2, 2: 0.6, 3: 0.4, 4: 0.5}
+    common = dict(max_steps=4, save_steps=1, save_total_limit=None, eval_f1_data=str(conll_file), eval_f1_steps=1)
+    if kind == "tagger":
+        common.update(head="crf", loss="ce", dropout=0.0, lora_dropout=0.0)
+        make, run, weights = tagger_options, train_tagger, "trainable.safetensors"
+    else:
+        common.update(learning_rate=1e-2, lora_dropout=0.0)
+        make, run, weights = config_for, run_training, "adapter_model.safetensors"
+
+    def train(name, *callbacks, **overrides):
+        evaluator = ScoresByStep(scores)
+        config = make(tiny_llama, conll_file, tmp_path / name, **common, **overrides)
+        return run(config, callbacks=[evaluator.callback, *callbacks], evaluator=evaluator)
+
+    full, full_model, _ = train("full")
+    cut, _, _ = train("cut", StopAt(3))
+    resumed, resumed_model, _ = train("cut", resume="latest")
+    assert cut["steps"] == 3 and resumed["steps"] == full["steps"] == 4
+    assert [h["step"] for h in resumed["dev_history"]] == [h["step"] for h in full["dev_history"]] == [1, 2, 3, 4]
+    assert resumed["best_step"] == full["best_step"] == 2 and resumed["best_dev_f1"] == full["best_dev_f1"] == 0.6
+    expected, got = trainable(full_model), trainable(resumed_model)
+    assert expected.keys() == got.keys() and all(torch.allclose(expected[k], got[k], atol=1e-5) for k in expected)
+    out = tmp_path / "full" / ("tagger" if kind == "tagger" else "adapter")
+    step2, step4 = (load_file(out / f"checkpoint-{n}" / weights) for n in (2, 4))
+    # what the run kept: the tagger's trainable weights; the adapter file SFT saved in output_dir
+    kept = trainable(full_model) if kind == "tagger" else load_file(out / weights)
+    assert kept.keys() == step2.keys() and all(torch.equal(kept[k], step2[k]) for k in step2)
+    assert any(not torch.equal(kept[k], step4[k]) for k in step4)
 
 
 def cli_training(command, tiny_llama, conll_file, out, every, steps, lr, *extra):

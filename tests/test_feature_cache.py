@@ -1,9 +1,10 @@
 """The frozen-backbone feature cache: cached training equals uncached training; new data, new cache."""
 
 import torch
-from conftest import CONLL_SAMPLE
-from instruct_ner.sft.tagger import feature_cache_key
+from instruct_ner.sft.features import feature_cache_key
 from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
+
+from conftest import CONLL_SAMPLE
 
 
 def config_for(tiny_llama, data, tmp_path, name, **overrides):
@@ -26,18 +27,7 @@ def config_for(tiny_llama, data, tmp_path, name, **overrides):
 
 
 def run(config, feature_cache):
-    from instruct_ner.sft import tagger
-
-    original = tagger.train_loop
-
-    def loop(*args, **kwargs):
-        return original(*args, **kwargs, feature_cache=feature_cache)
-
-    tagger.train_loop = loop
-    try:
-        return train_tagger(config)[0]
-    finally:
-        tagger.train_loop = original
+    return train_tagger(config, feature_cache=feature_cache)[0]
 
 
 def test_cached_and_uncached_training_give_the_same_losses(tiny_llama, conll_file, tmp_path, monkeypatch):

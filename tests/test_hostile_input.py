@@ -451,43 +451,23 @@ def test_parser_work_grows_linearly_with_a_long_text_and_a_long_response():
 # ----------------------------------------------------------------------------------------- security
 
 
-class _RunsCode:
-    def __reduce__(self):
-        import os
-
-        return (os.system, ("touch pwned-by-checkpoint",))
-
-
-def test_training_state_with_code_is_refused_and_the_code_not_run(tmp_path, monkeypatch):
+def test_checkpoint_weights_are_safetensors_and_foreign_names_are_refused(tmp_path):
+    """A tagger checkpoint's and dev-F1 selection's weights are safetensors (tensors only, nothing unpickled); a file
+    with names the model lacks is a ModelError, not a silent partial load."""
     import torch
     from instruct_ner.sft.models import ModelError
-    from instruct_ner.sft.tagger import load_training_state
-
-    monkeypatch.chdir(tmp_path)
-    path = tmp_path / "training_state.pt"
-    torch.save({"model": {}, "step": 3, "evil": _RunsCode()}, path)
-    with pytest.raises(ModelError, match=rf"^{re.escape(str(path))}: refused: not a training state"):
-        load_training_state(path)
-    assert not (tmp_path / "pwned-by-checkpoint").exists()
-
-
-def test_a_real_training_state_loads_with_weights_only(tmp_path):
-    import torch
-    from instruct_ner.sft.tagger import load_training_state
-    from transformers import get_cosine_schedule_with_warmup
+    from instruct_ner.sft.selection import load_trainable, save_trainable
+    from safetensors.torch import save_file
 
     layer = torch.nn.Linear(3, 2)
-    optimizer = torch.optim.AdamW(layer.parameters(), lr=1e-3)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, 1, 10)
-    layer(torch.ones(1, 3)).sum().backward()
-    optimizer.step()
-    scheduler.step()
-    state = {"model": layer.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
-    torch.save({**state, "step": 1, "losses": [0.5]}, tmp_path / "training_state.pt")
-    loaded = load_training_state(tmp_path / "training_state.pt")
-    assert loaded["step"] == 1 and loaded["losses"] == [0.5]
-    scheduler.load_state_dict(loaded["scheduler"])
-    optimizer.load_state_dict(loaded["optimizer"])
+    save_trainable(layer, tmp_path / "w.safetensors")
+    assert (tmp_path / "w.safetensors").read_bytes()[8:9] == b"{"  # a safetensors header, not a pickle
+    other = torch.nn.Linear(3, 2)
+    load_trainable(other, tmp_path / "w.safetensors")
+    assert torch.equal(other.weight, layer.weight)
+    save_file({"evil.weight": torch.zeros(1)}, str(tmp_path / "x.safetensors"))
+    with pytest.raises(ModelError, match=r"weights this model does not have: \['evil.weight'\]"):
+        load_trainable(other, tmp_path / "x.safetensors")
 
 
 def test_no_unsafe_loading_in_the_package():

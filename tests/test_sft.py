@@ -8,6 +8,7 @@ import torch
 from instruct_ner.prompts.templates import TemplateError
 from instruct_ner.sft import train as train_module
 from instruct_ner.sft.train import TrainConfig, run_training, to_prompt_completion, training_pairs
+from transformers import TrainerCallback
 
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.examples import DataError
@@ -121,27 +122,36 @@ def lora_weights(model) -> dict:
     return {name: value.detach().clone() for name, value in model.state_dict().items() if "lora_" in name}
 
 
+class StopAt(TrainerCallback):
+    """Ends training after optimizer step `step` (its checkpoint, when due, is written first)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        control.should_training_stop = state.global_step == self.step
+
+
+class Steps(TrainerCallback):
+    """The optimizer steps a run really takes."""
+
+    def __init__(self):
+        self.taken = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.taken.append(state.global_step)
+
+
 def test_resume_equals_an_uninterrupted_run(tiny_llama, conll_file, tmp_path):
-    from transformers import TrainerCallback
-
-    class StopAt(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            control.should_training_stop = state.global_step == 2
-
-    class Steps(TrainerCallback):  # the optimizer steps a run really takes
-        taken = []
-
-        def on_step_end(self, args, state, control, **kwargs):
-            self.taken.append(state.global_step)
-
     common = dict(max_steps=4, save_steps=2, learning_rate=1e-2)
     full, full_model, _ = run_training(config_for(tiny_llama, conll_file, tmp_path / "full", **common))
     interrupted = config_for(tiny_llama, conll_file, tmp_path / "cut", **common)
-    first, _, _ = run_training(interrupted, callbacks=[StopAt()])
+    first, _, _ = run_training(interrupted, callbacks=[StopAt(2)])
     assert first["steps"] == 2 and (tmp_path / "cut" / "adapter" / "checkpoint-2").is_dir()
     resumed_config = config_for(tiny_llama, conll_file, tmp_path / "cut", resume="latest", **common)
-    resumed, resumed_model, _ = run_training(resumed_config, callbacks=[Steps()])
-    assert Steps.taken == [3, 4]  # only what was left
+    steps = Steps()
+    resumed, resumed_model, _ = run_training(resumed_config, callbacks=[steps])
+    assert steps.taken == [3, 4]  # only what was left
     # The same losses and weights as the run that was never stopped (optimizer, schedule and data order restored).
     assert resumed["losses"] == pytest.approx(full["losses"], rel=1e-4) and len(full["losses"]) == 4
     expected, got = lora_weights(full_model), lora_weights(resumed_model)

@@ -6,12 +6,13 @@ import warnings
 
 import pytest
 import torch
-from conftest import DATA
 from instruct_ner.inference.tag import TagConfig, tag
+from instruct_ner.inference.tagging import predict
 from instruct_ner.sft.crf import CRF, constrained_decode
-from instruct_ner.sft.tagger import encode_examples, load_tagger, predict, set_attention, tag_names
+from instruct_ner.sft.tagger import encode_examples, load_tagger, set_attention, tag_names
 from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
 
+from conftest import DATA
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.examples import Example, iob2_error
 
@@ -168,23 +169,28 @@ def test_texts_longer_than_the_context_are_windowed_with_a_warning(tiny_llama):
 
 
 def test_tagger_resume_equals_an_uninterrupted_run(tiny_llama, conll_file, tmp_path):
-    def stop_at_4(step):
-        if step == 4:
-            raise KeyboardInterrupt
+    """The Trainer's resume, as SFT's: the same losses and weights as a run that was never stopped."""
+    from test_sft import Steps, StopAt
 
     common = dict(max_steps=5, head="crf", loss="compound", learning_rate=5e-3)
     common.update(dropout=0.0, lora_dropout=0.0)  # no random draws, so that losses compare exactly
     full, full_model, _ = train_tagger(tagger_config(tiny_llama, conll_file, tmp_path / "full", **common))
     common.update(save_steps=1, save_total_limit=2)  # checkpoints of steps 1, 2, 3; the two newest are kept
-    with pytest.raises(KeyboardInterrupt):
-        train_tagger(tagger_config(tiny_llama, conll_file, tmp_path / "cut", **common), step_callback=stop_at_4)
-    kept = sorted(p.name for p in (tmp_path / "cut" / "tagger").glob("checkpoint-*"))
-    assert kept == ["checkpoint-2", "checkpoint-3"]
-    taken = []
+    cut = train_tagger(tagger_config(tiny_llama, conll_file, tmp_path / "cut", **common), callbacks=[StopAt(3)])[0]
+    assert cut["steps"] == 3
+    folder = tmp_path / "cut" / "tagger"
+    assert sorted(p.name for p in folder.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
+    # a checkpoint keeps the trainable weights only: LoRA and the head, not the backbone
+    from safetensors.torch import load_file
+
+    kept = load_file(folder / "checkpoint-3" / "trainable.safetensors")
+    trainable = {name for name, p in full_model.named_parameters() if p.requires_grad}
+    assert set(kept) == trainable and any("lora_" in name for name in kept) and any("crf" in name for name in kept)
+    steps = Steps()
     resumed, resumed_model, _ = train_tagger(
-        tagger_config(tiny_llama, conll_file, tmp_path / "cut", resume="latest", **common), step_callback=taken.append
+        tagger_config(tiny_llama, conll_file, tmp_path / "cut", resume="latest", **common), callbacks=[steps]
     )
-    assert taken == [4, 5]  # only what was left after the checkpoint of step 3
+    assert steps.taken == [4, 5]  # only what was left after the checkpoint of step 3
     # The same losses and weights as the run that was never stopped (optimizer, schedule and data order restored).
     assert resumed["losses"] == pytest.approx(full["losses"], rel=1e-4) and len(full["losses"]) == 5
     expected, got = full_model.state_dict(), resumed_model.state_dict()

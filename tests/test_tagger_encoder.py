@@ -5,7 +5,8 @@ import importlib.util
 
 import pytest
 import torch
-from instruct_ner.sft.tagger import encode_examples, load_tagger, predict, set_attention, tag_names
+from instruct_ner.inference.tagging import predict
+from instruct_ner.sft.tagger import encode_examples, load_tagger, set_attention, tag_names
 from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
 
 from instruct_ner.config import ConfigError
