@@ -307,41 +307,105 @@ def _bool_flags_before_values(parser: argparse.ArgumentParser, argv: list[str]) 
 
 
 def load_recipe(path: str | None, config_class) -> dict:
-    """The flat mapping of a YAML recipe, checked against the config's field names."""
+    """The flat mapping of a YAML recipe, checked against the config's field names and types.
+
+    Every problem is one ConfigError naming the recipe and, where it has one, the key and the line: malformed YAML,
+    a tag that would build a Python object (`!!python/object`), a key that is no field, a value of the wrong type.
+    """
     if not path:
         return {}
     path = resolve_recipe(path)
-    values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    from instruct_ner.textio import read_text
+
+    try:
+        values = yaml.safe_load(read_text(path, "recipe")) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"config file {path}{line}: not a YAML mapping of field: value ({problem})") from None
+    except ValueError as error:  # DataError from read_text: not UTF-8, names the line
+        raise ConfigError(f"config file {error}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path}: expected a flat mapping of field: value")
-    known = {spec.name for spec in dataclasses.fields(config_class)}
-    if unknown := sorted(set(values) - known):
+    known = {spec.name: spec for spec in dataclasses.fields(config_class)}
+    if unknown := sorted(str(key) for key in values if key not in known):
         raise ConfigError(f"config file {path}: unknown field(s) {unknown}; known fields: {sorted(known)}")
-    return values
+    return {name: checked_value(known[name], value, f"config file {path}: ") for name, value in values.items()}
+
+
+_KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def checked_value(spec: dataclasses.Field, value, where: str = ""):
+    """`value` converted to the field's type, or ConfigError naming the field and the type it expected.
+
+    Example: checked_value(<field limit: int | None>, "7") -> 7; checked_value(<it>, [1, 2]) raises ConfigError
+    """
+    import math
+
+    kind, is_list = _base_type(spec.type)
+    expected = _KIND_NAMES.get(kind, getattr(kind, "__name__", str(kind)))
+
+    def refuse(shown=value):
+        what = f"a list of {expected.removeprefix('a ').removeprefix('an ')}s" if is_list else expected
+        raise ConfigError(f"{where}field {spec.name!r}: expected {what}, got {shown!r}")
+
+    def scalar(item):
+        if kind is bool:
+            if isinstance(item, bool):
+                return item
+            if isinstance(item, str | int) and str(item).lower() in BOOL_WORDS:
+                return _parse_bool(str(item))
+            refuse(item)
+        if kind in (int, float):
+            if isinstance(item, bool) or not isinstance(item, int | float | str):
+                refuse(item)
+            try:
+                number = float(item) if kind is float or isinstance(item, float) else int(item)
+            except ValueError:
+                try:
+                    number = float(item)
+                except ValueError:
+                    refuse(item)
+            if isinstance(number, float) and not math.isfinite(number):
+                refuse(item)
+            if kind is int:
+                if number != int(number):
+                    refuse(item)
+                return int(number)
+            return float(number)
+        if kind is str:
+            if not isinstance(item, str):
+                refuse(item)
+            return item
+        return item
+
+    if value is None:
+        return None
+    if is_list:
+        if isinstance(value, str):
+            value = value.split(",")
+        elif not isinstance(value, list):
+            value = [value]
+        if any(isinstance(item, list | dict) for item in value):
+            refuse()
+        value = [scalar(item) for item in value]
+    else:
+        value = scalar(value)
+    choices = spec.metadata.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{where}field {spec.name!r}: expected one of {choices}, got {value!r}")
+    return value
 
 
 def make_config(config_class, values: dict):
     """Instantiate a config, turning type problems into ConfigError messages that name the field."""
     known = {spec.name: spec for spec in dataclasses.fields(config_class)}
     values = dict(values)  # the caller's mapping is not changed
-    if unknown := sorted(set(values) - set(known)):
+    if unknown := sorted(str(key) for key in values if key not in known):
         raise ConfigError(f"unknown field(s) {unknown}; known fields: {sorted(known)}")
-    for name, value in values.items():
-        kind, is_list = _base_type(known[name].type)
-        if value is None:
-            continue
-        if is_list and not isinstance(value, list):
-            values[name] = [value] if not isinstance(value, str) else value.split(",")
-        elif kind in (int, float) and not isinstance(value, bool) and isinstance(value, (int, float, str)):
-            try:
-                values[name] = kind(value)
-            except ValueError as error:
-                raise ConfigError(f"field {name!r}: expected {kind.__name__}, got {value!r}") from error
-        elif kind is bool and not isinstance(value, bool):
-            values[name] = _parse_bool(str(value))
-        choices = known[name].metadata.get("choices")
-        if choices and values[name] not in choices:
-            raise ConfigError(f"field {name!r}: expected one of {choices}, got {values[name]!r}")
+    values = {name: checked_value(known[name], value) for name, value in values.items()}
     try:
         config = config_class(**values)
     except TypeError as error:
