@@ -1,0 +1,77 @@
+"""Issue "Nothing overwritten, nothing mixed, no traceback", items 10 and 11: reader edge cases that lost or
+mixed data silently (CoNLL separators and blank lines, duplicate CSV ids, case-insensitive entity search,
+JSONL tokens against their text, entities inside a token) and errors naming the wrong line. Inputs inline."""
+
+import pytest
+from instruct_ner.prompts.readers import ReaderOptions, load_examples
+
+from instruct_ner.examples import DataError
+
+
+def write(path, text):
+    path.write_text(text, encoding="utf-8", newline="")
+    return path
+
+
+def load(path, **options):
+    return load_examples(path, ReaderOptions(**options))
+
+
+def write_wide(path, rows, header=("text", "entities")):
+    lines = [",".join(header)]
+    for row in rows:
+        lines.append(",".join('"' + str(cell).replace('"', '""') + '"' for cell in row))
+    return write(path, "\n".join(lines) + "\n")
+
+
+# ------------------------------------------------------------------------------------------ CoNLL columns
+
+
+def test_conll_token_keeps_a_non_breaking_space(tmp_path):
+    path = write(tmp_path / "nbsp.txt", "New\u00a0York B-LOC\nis O\n\nthe\u2009end O\n")
+    examples, _ = load(path)
+    assert [e.tokens for e in examples] == [["New\u00a0York", "is"], ["the\u2009end"]]
+    assert [e.tags for e in examples] == [["B-LOC", "O"], ["O"]]
+
+
+def test_conll_token_of_only_other_whitespace_is_an_error(tmp_path):
+    path = write(tmp_path / "nbsp.txt", "EU B-ORG\n\u00a0 O\n")
+    with pytest.raises(DataError, match=rf"{path}:2: empty token"):
+        load(path)
+
+
+@pytest.mark.parametrize("line", ["EU \tB-ORG", "EU\t B-ORG", "EU \t  B-ORG", " EU \tB-ORG "])
+def test_conll_space_and_tab_around_a_tab_are_one_separator(tmp_path, line):
+    path = write(tmp_path / "mixed.tsv", f"{line}\nrejects\tO\n")
+    (example,), _ = load(path)
+    assert example.tokens == ["EU", "rejects"] and example.tags == ["B-ORG", "O"]
+
+
+def test_conll_tab_separated_token_keeps_inner_spaces_and_empty_columns(tmp_path):
+    # as before: a tab file's token may hold spaces, and two tabs make an empty column
+    path = write(tmp_path / "kind.tsv", "New York\t_\tB-LOC\nis\t\tO\n")
+    (example,), _ = load(path)
+    assert example.tokens == ["New York", "is"] and example.tags == ["B-LOC", "O"]
+
+
+def test_conll_whitespace_only_line_is_a_boundary_counted_and_listed(tmp_path):
+    path = write(tmp_path / "ws.txt", "EU B-ORG\n \t \nrejects O\n\nPeter B-PER\n")
+    examples, report = load(path)
+    assert [e.tokens for e in examples] == [["EU"], ["rejects"], ["Peter"]]  # conlleval's reading of ^\s*$
+    assert report.notes["whitespace_only_lines"] == 1
+    assert report.notices == [f"{path}:2: a line of only whitespace, read as a sentence boundary"]
+    assert f"{path}:2: a line of only whitespace" in report.summary()
+    clean, report = load(write(tmp_path / "clean.txt", "EU B-ORG\n\nPeter B-PER\n"))
+    assert len(clean) == 2 and not report.notes and not report.notices
+
+
+# ------------------------------------------------------------------------------------------ CSV ids
+
+
+# ------------------------------------------------------------------------------------------ CSV entity search
+
+
+# ------------------------------------------------------------------------------------------ JSONL
+
+
+# ------------------------------------------------------------------------------------------ entities inside a token
