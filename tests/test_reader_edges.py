@@ -65,6 +65,20 @@ def test_conll_whitespace_only_line_is_a_boundary_counted_and_listed(tmp_path):
     assert len(clean) == 2 and not report.notes and not report.notices
 
 
+def test_conll_unknown_label_names_the_line_holding_it(tmp_path):
+    path = write(tmp_path / "a.txt", "Paris B-LOC\nis O\nfine I-XYZ\n")
+    with pytest.raises(DataError, match=rf"^{path}:3: label\(s\) \['XYZ'\] not in the label set \['LOC'\]"):
+        load(path, labels=["LOC"])
+    examples, report = load(path, labels=["LOC"], on_error="skip")
+    assert examples == [] and report.skipped == {"unknown_label": 1} and f"{path}:3:" in report.errors[0]
+
+
+def test_long_csv_unknown_label_names_the_row_holding_it(tmp_path):
+    path = write(tmp_path / "long.csv", "sentence_id,word,entity_group\n1,Paris,LOC\n1,is,O\n1,Acme,ORG\n")
+    with pytest.raises(DataError, match=rf"^{path}:4 \(row 3\): label\(s\) \['ORG'\] not in the label set"):
+        load(path, labels=["LOC"])
+
+
 # ------------------------------------------------------------------------------------------ CSV ids
 
 
