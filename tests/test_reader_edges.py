@@ -82,6 +82,31 @@ def test_long_csv_unknown_label_names_the_row_holding_it(tmp_path):
 # ------------------------------------------------------------------------------------------ CSV ids
 
 
+def test_wide_csv_duplicate_id_names_both_rows(tmp_path):
+    path = write_wide(
+        tmp_path / "dup.csv",
+        [("r1", "Mario scrive", "[]"), ("r2", "Roma", "[]"), ("r1", "Luigi legge", "[]")],
+        header=("id", "text", "entities"),
+    )
+    with pytest.raises(DataError, match=rf"^{path}:4 \(row 3\): id 'r1' is already the id of row 1 \(line 2\)"):
+        load(path, id_column=["id"])
+    examples, report = load(path, id_column=["id"], on_error="skip")
+    assert [e.id for e in examples] == ["r1", "r2"] and report.skipped == {"duplicate_id": 1}
+
+
+def test_long_csv_keys_that_join_to_one_id_are_an_error(tmp_path):
+    rows = "doc_id,sentence_id,word,entity_group\na-b,c,x,O\na,b-c,y,O\n"
+    path = write(tmp_path / "long.csv", rows)
+    with pytest.raises(DataError, match=rf"^{path}:3 \(row 2\): id 'a-b-c' is already the id of row 1 \(line 2\)"):
+        load(path)
+
+
+def test_long_csv_key_that_comes_back_is_still_an_error(tmp_path):
+    path = write(tmp_path / "long.csv", "sentence_id,word,entity_group\n1,a,O\n2,b,O\n1,c,O\n")
+    with pytest.raises(DataError, match=r"\(row 3\): sentence_id '1' appears again after other texts"):
+        load(path)
+
+
 # ------------------------------------------------------------------------------------------ CSV entity search
 
 
