@@ -2,6 +2,8 @@
 mixed data silently (CoNLL separators and blank lines, duplicate CSV ids, case-insensitive entity search,
 JSONL tokens against their text, entities inside a token) and errors naming the wrong line. Inputs inline."""
 
+import json
+
 import pytest
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 
@@ -108,6 +110,21 @@ def test_long_csv_key_that_comes_back_is_still_an_error(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ CSV entity search
+
+
+@pytest.mark.parametrize(
+    ("text", "words", "found"),
+    [
+        ("İstanbul e Roma .", ["istanbul", "Roma"], ["İstanbul", "Roma"]),  # İ lower-cases to two characters
+        ("Die Straße in Roma .", ["STRAẞE", "roma"], ["Straße", "Roma"]),
+        ("Vado a ROMA e a Milano .", ["roma", "milano"], ["ROMA", "Milano"]),
+    ],
+)
+def test_case_insensitive_entity_search_keeps_offsets_of_the_text(tmp_path, text, words, found):
+    entities = json.dumps([{"word": word, "entity_group": "LOC"} for word in words])
+    (example,), _ = load(write_wide(tmp_path / "w.csv", [(text, entities)]))
+    assert [(e.text, e.label) for e in example.entities] == [(word, "LOC") for word in found]
+    assert [example.tokens[i] for i, tag in enumerate(example.tags) if tag != "O"] == found
 
 
 # ------------------------------------------------------------------------------------------ JSONL

@@ -143,7 +143,9 @@ def locate_entities(text: str, entities: list[dict], where: str) -> list[tuple[s
     """Character spans (label, start, end) of entities listed in order of appearance, by a forward cursor.
 
     `start`/`end` given with an entity are used when they point at its word. Otherwise the word is looked
-    up from the end of the previous entity on, exactly and then ignoring case.
+    up from the end of the previous entity on, exactly and then ignoring case character by character (a regex
+    with IGNORECASE on the text itself, so offsets are the text's even where lower-casing changes a length,
+    as `İ` -> `i̇` does; `STRAẞE` finds `Straße`, but `STRASSE` does not).
     Example: locate_entities("Rossi scrive a Rossi", [{"word": "Rossi", "entity_group": "PER"}] * 2, "x")
         -> [("PER", 0, 5), ("PER", 15, 20)]
     """
@@ -156,8 +158,9 @@ def locate_entities(text: str, entities: list[dict], where: str) -> list[tuple[s
             end = start + len(text[start:end].strip())
         else:
             start = text.find(word, cursor) if word else -1
-            if start < 0:
-                start = text.lower().find(word.lower(), cursor) if word else -1
+            end = start + len(word)
+            if start < 0 and word and (match := re.compile(re.escape(word), re.IGNORECASE).search(text, cursor)):
+                start, end = match.span()
             if start < 0:
                 raise DataError(
                     where,
@@ -165,7 +168,6 @@ def locate_entities(text: str, entities: list[dict], where: str) -> list[tuple[s
                     " (entities must be listed in order of appearance)",
                     "entity_not_in_text",
                 )
-            end = start + len(word)
         spans.append((label, start, end))
         cursor = end
     return spans
