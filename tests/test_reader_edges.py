@@ -130,4 +130,16 @@ def test_case_insensitive_entity_search_keeps_offsets_of_the_text(tmp_path, text
 # ------------------------------------------------------------------------------------------ JSONL
 
 
+def test_jsonl_tokens_that_disagree_with_the_text_are_refused(tmp_path):
+    good = {"id": 1, "text": "EU rejects", "tokens": ["EU", "rejects"], "offsets": [[0, 2], [3, 10]]}
+    good["tags"] = ["O", "O"]
+    bad = {**good, "id": 2, "tokens": ["EU", "accepts"]}
+    path = write(tmp_path / "r.jsonl", json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    message = rf"^{path}:2: token 1 'accepts' is not the text at its offsets \[3, 10\], 'rejects'"
+    with pytest.raises(DataError, match=message):
+        load(path)
+    examples, report = load(path, on_error="skip")
+    assert [e.id for e in examples] == ["1"] and report.skipped == {"offsets_mismatch": 1}
+
+
 # ------------------------------------------------------------------------------------------ entities inside a token
