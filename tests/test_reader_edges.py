@@ -6,6 +6,7 @@ import json
 
 import pytest
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
+from instruct_ner.prompts.tokenize import tokenize_with_offsets
 
 from instruct_ner.examples import DataError
 
@@ -143,3 +144,26 @@ def test_jsonl_tokens_that_disagree_with_the_text_are_refused(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ entities inside a token
+
+
+def test_cjk_entities_fall_on_tokens_of_one_character(tmp_path):
+    entities = json.dumps([{"word": "東京", "entity_group": "LOC"}, {"word": "田中", "entity_group": "PER"}])
+    (example,), report = load(write_wide(tmp_path / "ja.csv", [("東京に行った。田中さん", entities)]))
+    assert example.tokens == ["東", "京", "に", "行", "っ", "た", "。", "田", "中", "さ", "ん"]
+    assert [(e.text, e.label) for e in example.entities] == [("東京", "LOC"), ("田中", "PER")]
+    assert not report.notes
+
+
+def test_entity_covering_part_of_a_token_is_an_error_naming_the_row(tmp_path):
+    entities = json.dumps([{"word": "Acme", "entity_group": "ORG"}])
+    path = write_wide(tmp_path / "w.csv", [("Scrivete a Acme.it oggi", entities)])
+    message = rf"^{path}:2 \(row 1\): entity 'Acme' \(ORG\) covers part of the token 'Acme.it'"
+    with pytest.raises(DataError, match=message):
+        load(path)
+    examples, report = load(path, on_error="skip")
+    assert examples == [] and report.skipped == {"partial_token": 1}
+
+
+def test_cjk_characters_never_join_a_word_or_an_address():
+    tokens = [token for token, _, _ in tokenize_with_offsets("連絡はmario@acme.it abc東京 2024年")]
+    assert tokens == ["連", "絡", "は", "mario@acme.it", "abc", "東", "京", "2024", "年"]

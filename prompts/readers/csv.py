@@ -176,7 +176,13 @@ def locate_entities(text: str, entities: list[dict], where: str) -> list[tuple[s
 def example_from_text(
     example_id: str, text: str, char_spans: list[tuple[str, int, int]], where: str, report: ReadReport
 ) -> Example:
-    """Tokenise a text and turn character-level entity spans into IOB2 tags over the tokens."""
+    """Tokenise a text and turn character-level entity spans into IOB2 tags over the tokens.
+
+    An entity must start and end at token bounds: one that covers part of a token (`Acme` in `Acme.it`) is an
+    error naming the row, the entity and the token (`partial_token`), never widened to the whole token, which
+    would tag text the annotation did not. Scripts written without spaces (Chinese, Japanese) are tokenised
+    one character a token (`prompts.tokenize`), so their entities fall on token bounds.
+    """
     tokenized = tokenize_with_offsets(text)
     tokens = [token for token, _, _ in tokenized]
     offsets = [(start, end) for _, start, end in tokenized]
@@ -187,7 +193,12 @@ def example_from_text(
             raise DataError(where, f"entity {text[start:end]!r} ({label}) covers no token", "entity_not_in_text")
         first, last, widened = snapped
         if widened:
-            report.notes["entities_snapped_to_tokens"] += 1
+            cut = first if offsets[first][0] != start else last - 1
+            message = (
+                f"entity {text[start:end]!r} ({label}) covers part of the token {tokens[cut]!r}; an entity must"
+                " start and end at token bounds (words, numbers, addresses as prompts.tokenize splits them)"
+            )
+            raise DataError(where, message, "partial_token")
         if token_spans and first < token_spans[-1][2]:
             raise DataError(where, f"entity {text[start:end]!r} ({label}) overlaps the previous one", "overlap")
         token_spans.append((label, first, last))
