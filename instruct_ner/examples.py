@@ -94,7 +94,8 @@ class Example:
 
         Types are checked: `tokens` a list of strings, `tags` a list of strings of the same length (required,
         also for text to be tagged: write "O" for every token), `text` a string, `offsets` [start, end]
-        pairs inside the text, one per token.
+        pairs inside the text, one per token, each token equal to the text at its offsets (the first that is
+        not is named: `offsets_mismatch`).
         Example: Example.from_record({"id": 1, "tokens": ["EU"], "tags": ["B-ORG"]}).tags -> ["B-ORG"]
         """
         where = where or str(record.get("id", "?"))
@@ -125,6 +126,12 @@ class Example:
             )
             if not valid or (offsets and max(o[1] for o in offsets) > len(text)):
                 raise DataError(where, "'offsets' must be one [start, end] pair inside 'text' per token", "bad_type")
+            for i, (token, (start, end)) in enumerate(zip(tokens, offsets)):
+                if text[start:end] != token:
+                    message = (
+                        f"token {i} {token!r} is not the text at its offsets [{start}, {end}], {text[start:end]!r}"
+                    )
+                    raise DataError(where, message + "; expected text[start:end] == token", "offsets_mismatch")
         source = record.get("source", where)
         return cls(
             id=str(record["id"]),

@@ -9,8 +9,12 @@ each position, are:
    but tokens of their own;
 3. dotted abbreviations stay whole (`U.S.`, `S.p.A.`);
 4. numbers keep internal separators (`1.250,00`, `10:30`, `2024/0042`, `+39`);
-5. words keep inner hyphens, slashes and dots followed by a word character (`INV-2024/0042`, `acme.it`);
-6. any other non-space character is a token of its own.
+5. a character of a script written without spaces between words (Han, Hiragana, Katakana: `CJK`) is a token of
+   its own (`東京に` -> `東`, `京`, `に`), so an entity of such a text falls on token bounds, as in character-level
+   Chinese and Japanese NER corpora;
+6. words keep inner hyphens, slashes and dots followed by a word character (`INV-2024/0042`, `acme.it`); no word
+   or e-mail address holds a `CJK` character (`連絡はmario@acme.it` -> ..., `は`, `mario@acme.it`);
+7. any other non-space character is a token of its own.
 
 It does not normalise text, lower-case, or split clitics other than elisions. Whitespace is never part
 of a token, so `text[start:end] == token` for every token.
@@ -20,17 +24,22 @@ from __future__ import annotations
 
 import re
 
+CJK = (
+    "\u3005-\u3007\u3040-\u309f\u30a0-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+    "\uff66-\uff9f\U00020000-\U0003134f"
+)  # for a character class: Han (with 々 〆 〇), Hiragana, Katakana (with the half-width forms)
 TOKEN_PATTERN = re.compile(
     r"""
-    [\w.+-]+@[\w-]+(?:\.[\w-]+)+                  # e-mail
+    (?:[^\W<cjk>]|[.+-])+@[\w-]+(?:\.[\w-]+)+       # e-mail
   | https?://[^\s<>"']+[^\s<>"'.,;:!?)\]]          # URL, without trailing punctuation
   | [^\W\d_]{1,6}['’](?=[^\W\d_])(?![st]\b)       # elision: l' dell' quest' (not English 's 't)
   | (?:[^\W\d_]\.){2,}                            # abbreviation: U.S. S.p.A.
   | [+-]?\d+(?:[.,:/'’-]\d+)*                      # number: 1.250,00 10:30 +39
-  | \w+(?:[-/.]\w+)*                               # word: INV-2024/0042 acme.it
+  | [<cjk>]                                       # a character of a script without spaces: 東 京 に
+  | [^\W<cjk>]+(?:[-/.][^\W<cjk>]+)*               # word: INV-2024/0042 acme.it (none of those characters)
   | ['’][st]\b                                     # English clitic: 's 't
   | \S                                             # anything else, one character
-    """,
+    """.replace("<cjk>", CJK),
     re.VERBOSE,
 )
 

@@ -120,6 +120,7 @@ def load_examples(source: str | Path, options: ReaderOptions | None = None) -> t
     policy = ErrorPolicy(options.on_error, report)
     examples = []
     for example in READERS[fmt](source, options, policy):
+        # readers that check tags name the token's line or row (checked_tags); this names a wide CSV's row
         if options.labels is not None and (unknown := set(labels_of([example.tags])) - set(options.labels)):
             policy.handle(
                 DataError(

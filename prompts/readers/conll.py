@@ -1,7 +1,16 @@
 """CoNLL column files -> Examples: `token ... tag` per line, blank line between sentences.
 
-Space- or tab-separated, token first and tag last; `-DOCSTART-` lines are ignored and `#` comment lines before a
-sentence (CoNLL-U, MultiCoNER) skipped and counted. IOB1 and IO are detected per file (`schemes.source_scheme`).
+Space- or tab-separated, token first and tag last (`split_columns`). Columns are split on ASCII spaces and tabs
+only: a token keeps any other character (a non-breaking space, U+2009, U+3000 stay inside it). A line holding a
+tab is split at each tab together with the spaces around it (`EU \\tB-ORG` is `EU`, `B-ORG`; a token of a tab file
+may hold spaces, `New York\\tB-LOC`, and two tabs make an empty column); a line without a tab at each run of
+spaces. A token that is empty or only whitespace is an error. `-DOCSTART-` lines are ignored and `#` comment
+lines before a sentence (CoNLL-U, MultiCoNER) skipped and counted. IOB1 and IO are detected per file
+(`schemes.source_scheme`).
+
+A line of only whitespace (spaces, tabs, or any other whitespace) ends a sentence, as an empty line does and as
+conlleval reads it (`^\\s*$`); since such a line may be a token whose tag was lost, each one is counted
+(`whitespace_only_lines`) and listed with its file:line in the read report (`ReadReport.notices`), never silent.
 Every line of a file must have as many columns as its first one; a bad sentence is an error naming its line
 (or, with `on_error="skip"`, skipped and counted). This module does not guess other column layouts.
 """
@@ -21,6 +30,8 @@ from instruct_ner.textio import read_text, split_lines
 
 CONLL_SUFFIXES = {".txt", ".conll", ".conllu", ".tsv", ".iob", ".iob2", ".bio"}
 _TAG_LIKE = re.compile(r"^(?:O|[BIESLU]-\S+)$")  # a tag of any scheme readers accept (checked_tags validates it)
+_TAB = re.compile(r" *\t *")  # a tab and the spaces around it: one separator
+_SPACES = re.compile(r" +")
 
 
 def read_conll(path: str | Path, options: ReaderOptions, policy: ErrorPolicy) -> Iterator[Example]:
@@ -47,6 +58,17 @@ def is_comment_line(line: str) -> bool:
     return line.startswith("#") and not _TAG_LIKE.match(line.split()[-1])
 
 
+def split_columns(line: str) -> list[str]:
+    """The columns of a CoNLL line, split on ASCII spaces and tabs only (see the module docstring).
+
+    Example: split_columns("EU \\tB-ORG") -> ["EU", "B-ORG"]; split_columns("New\\u00a0York B-LOC") ->
+    ["New\\u00a0York", "B-LOC"]; split_columns("New York\\t_\\tB-LOC") -> ["New York", "_", "B-LOC"]
+    """
+    if "\t" in line:
+        return _TAB.split(line.strip(" "))
+    return _SPACES.split(line.strip(" "))
+
+
 def _conll_sentences(path: Path, policy: ErrorPolicy) -> Iterator[tuple[int, tuple[int, list[str], list[str]]]]:
     """(sentence index, (first line number, tokens, tags)) for every well-formed sentence of the file."""
     columns_seen: tuple[int, int] | None = None  # (column count, line where it was first seen)
@@ -67,6 +89,12 @@ def _conll_sentences(path: Path, policy: ErrorPolicy) -> Iterator[tuple[int, tup
     lines = split_lines(read_text(path, "CoNLL file"))  # decoded first: a bad byte names its line
     for line_number, line in enumerate(lines, start=1):
         if not line.strip() or line.startswith("-DOCSTART-"):
+            if line and not line.strip():
+                policy.report.notice(
+                    "whitespace_only_lines",
+                    f"{path}:{line_number}",
+                    "a line of only whitespace, read as a sentence boundary",
+                )
             if (sentence := flush()) is not None:
                 yield sentence
             continue
@@ -77,7 +105,7 @@ def _conll_sentences(path: Path, policy: ErrorPolicy) -> Iterator[tuple[int, tup
             first_line = line_number
         if error is not None:
             continue  # the rest of a sentence already rejected
-        fields = line.split("\t") if "\t" in line else line.split()
+        fields = split_columns(line)
         if len(fields) < 2:
             error = DataError(
                 f"{path}:{line_number}",
@@ -92,6 +120,13 @@ def _conll_sentences(path: Path, policy: ErrorPolicy) -> Iterator[tuple[int, tup
                 f"{path}:{line_number}",
                 f"expected {columns_seen[0]} columns as on line {columns_seen[1]}, found {len(fields)}: {line!r}",
                 "column_count",
+            )
+            continue
+        if not fields[0].strip():
+            error = DataError(
+                f"{path}:{line_number}",
+                f"empty token (only whitespace); expected a token first: {line!r}",
+                "empty_token",
             )
             continue
         tokens.append(fields[0])

@@ -5,7 +5,12 @@
   aggregated NER pipeline outputs; texts are tokenised by `prompts.tokenize` and may be split into sentences.
 - long: one row per word with one or more id columns (`email_id sentence_id`), a word column and an entity-group
   column (plain group names with `O`/empty for none, or B-/I- tags); consecutive rows with the same id key form
-  one text.
+  one text, and a key that comes back after other texts is an error.
+
+Each text's id (the id columns joined by `-`, or the file name and row) must be unique: a second text with the id
+of an earlier one (wide: two rows with one `--id_column` value; long: keys that join to one id, `a-b`+`c` and
+`a`+`b-c`) is an error naming both rows (`duplicate_id`; in the wide layout the row is skipped and counted with
+`on_error="skip"`; the long layout's grouping errors stop the read whatever `on_error` says).
 
 The delimiter is sniffed unless given; a record ends at `\\n`, `\\r` or `\\r\\n` only (U+2028 inside a text is
 text). A bad row is an error naming the file, line and row. This module does not normalise texts.
@@ -138,7 +143,9 @@ def locate_entities(text: str, entities: list[dict], where: str) -> list[tuple[s
     """Character spans (label, start, end) of entities listed in order of appearance, by a forward cursor.
 
     `start`/`end` given with an entity are used when they point at its word. Otherwise the word is looked
-    up from the end of the previous entity on, exactly and then ignoring case.
+    up from the end of the previous entity on, exactly and then ignoring case character by character (a regex
+    with IGNORECASE on the text itself, so offsets are the text's even where lower-casing changes a length,
+    as `İ` -> `i̇` does; `STRAẞE` finds `Straße`, but `STRASSE` does not).
     Example: locate_entities("Rossi scrive a Rossi", [{"word": "Rossi", "entity_group": "PER"}] * 2, "x")
         -> [("PER", 0, 5), ("PER", 15, 20)]
     """
@@ -151,8 +158,9 @@ def locate_entities(text: str, entities: list[dict], where: str) -> list[tuple[s
             end = start + len(text[start:end].strip())
         else:
             start = text.find(word, cursor) if word else -1
-            if start < 0:
-                start = text.lower().find(word.lower(), cursor) if word else -1
+            end = start + len(word)
+            if start < 0 and word and (match := re.compile(re.escape(word), re.IGNORECASE).search(text, cursor)):
+                start, end = match.span()
             if start < 0:
                 raise DataError(
                     where,
@@ -160,7 +168,6 @@ def locate_entities(text: str, entities: list[dict], where: str) -> list[tuple[s
                     " (entities must be listed in order of appearance)",
                     "entity_not_in_text",
                 )
-            end = start + len(word)
         spans.append((label, start, end))
         cursor = end
     return spans
@@ -169,7 +176,13 @@ def locate_entities(text: str, entities: list[dict], where: str) -> list[tuple[s
 def example_from_text(
     example_id: str, text: str, char_spans: list[tuple[str, int, int]], where: str, report: ReadReport
 ) -> Example:
-    """Tokenise a text and turn character-level entity spans into IOB2 tags over the tokens."""
+    """Tokenise a text and turn character-level entity spans into IOB2 tags over the tokens.
+
+    An entity must start and end at token bounds: one that covers part of a token (`Acme` in `Acme.it`) is an
+    error naming the row, the entity and the token (`partial_token`), never widened to the whole token, which
+    would tag text the annotation did not. Scripts written without spaces (Chinese, Japanese) are tokenised
+    one character a token (`prompts.tokenize`), so their entities fall on token bounds.
+    """
     tokenized = tokenize_with_offsets(text)
     tokens = [token for token, _, _ in tokenized]
     offsets = [(start, end) for _, start, end in tokenized]
@@ -180,7 +193,12 @@ def example_from_text(
             raise DataError(where, f"entity {text[start:end]!r} ({label}) covers no token", "entity_not_in_text")
         first, last, widened = snapped
         if widened:
-            report.notes["entities_snapped_to_tokens"] += 1
+            cut = first if offsets[first][0] != start else last - 1
+            message = (
+                f"entity {text[start:end]!r} ({label}) covers part of the token {tokens[cut]!r}; an entity must"
+                " start and end at token bounds (words, numbers, addresses as prompts.tokenize splits them)"
+            )
+            raise DataError(where, message, "partial_token")
         if token_spans and first < token_spans[-1][2]:
             raise DataError(where, f"entity {text[start:end]!r} ({label}) overlaps the previous one", "overlap")
         token_spans.append((label, first, last))
@@ -214,18 +232,31 @@ def split_into_sentences(example: Example) -> list[Example]:
     return pieces
 
 
+def _unique_id(example_id: str, seen: dict[str, tuple[int, int]], where: str, row_number: int, line: int) -> None:
+    """Remember the row of an id, or raise DataError naming both rows when an earlier text has the same id."""
+    if example_id in seen:
+        first_row, first_line = seen[example_id]
+        message = (
+            f"id {example_id!r} is already the id of row {first_row} (line {first_line}); each text needs its own id"
+        )
+        raise DataError(where, message, "duplicate_id")
+    seen[example_id] = (row_number, line)
+
+
 def _csv_wide(path: Path, header, rows, options: ReaderOptions, policy: ErrorPolicy) -> Iterator[Example]:
     id_columns = _id_columns(options)
     _require(path, header, options.text_column, options.entities_column, *id_columns)
+    ids: dict[str, tuple[int, int]] = {}
     for row_number, line, row in rows:
         where = f"{path}:{line} (row {row_number})"
         try:
+            example_id = "-".join(row[c] for c in id_columns) if id_columns else f"{path.stem}-{row_number}"
+            _unique_id(example_id, ids, where, row_number, line)
             text = row[options.text_column]
             if not text.strip():
                 raise DataError(where, f"empty {options.text_column!r} cell", "empty_text")
             entities = parse_entity_list(row[options.entities_column], where)
             spans = locate_entities(text, entities, where)
-            example_id = "-".join(row[c] for c in id_columns) if id_columns else f"{path.stem}-{row_number}"
             example = example_from_text(example_id, text, spans, where, policy.report)
         except DataError as error:
             policy.handle(error)
@@ -263,6 +294,7 @@ def _csv_long(path: Path, header, rows, options: ReaderOptions, policy: ErrorPol
     named = " ".join(id_columns)
     groups: list[tuple[tuple[str, ...], list[tuple[int, int, dict]]]] = []
     seen: dict[tuple[str, ...], int] = {}
+    ids: dict[str, tuple[int, int]] = {}
     for row_number, line, row in rows:
         key = tuple(row[c].strip() for c in id_columns)
         if empty := [c for c, value in zip(id_columns, key) if not value]:
@@ -279,6 +311,7 @@ def _csv_long(path: Path, header, rows, options: ReaderOptions, policy: ErrorPol
                 "non_consecutive_id",
             )
         seen[key] = row_number
+        _unique_id("-".join(key), ids, f"{path}:{line} (row {row_number})", row_number, line)
         groups.append((key, [(row_number, line, row)]))
     tag_sequences = [[row[options.tag_column].strip() or "O" for _, _, row in group] for _, group in groups]
     scheme = source_scheme(tag_sequences, options.scheme, policy.report, plain_groups=True)

@@ -11,12 +11,16 @@ from dataclasses import dataclass, field
 from instruct_ner.examples import DataError
 
 MAX_REPORTED_ERRORS = 5
-MAX_LISTED_REPAIRS = 20
+MAX_LISTED_REPAIRS = 20  # also the most notices listed
 
 
 @dataclass
 class ReadReport:
-    """What a reader did: records read, records skipped by reason, the first error messages, notes."""
+    """What a reader did: records read, records skipped by reason, the first error messages, notes.
+
+    `notes` counts what was read in an unusual way; `repairs` and `notices` list where (file:line) for the cases
+    a user should look at: tags repaired, and input read in a way that may not be what was meant.
+    """
 
     source: str
     read: int = 0
@@ -24,6 +28,12 @@ class ReadReport:
     notes: Counter = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     repairs: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    def notice(self, kind: str, where: str, message: str) -> None:
+        """Count an input read in an unusual way under `kind` and keep where it was."""
+        self.notes[kind] += 1
+        self.notices.append(f"{where}: {message}")
 
     def repair(self, where: str, message: str) -> None:
         """Count an I- tag read as B- (conlleval's reading) and keep where it was."""
@@ -49,6 +59,9 @@ class ReadReport:
         line += "".join(f"\n  repaired {message}" for message in self.repairs[:MAX_LISTED_REPAIRS])
         if len(self.repairs) > MAX_LISTED_REPAIRS:
             line += f"\n  ... and {len(self.repairs) - MAX_LISTED_REPAIRS} more repairs"
+        line += "".join(f"\n  {message}" for message in self.notices[:MAX_LISTED_REPAIRS])
+        if len(self.notices) > MAX_LISTED_REPAIRS:
+            line += f"\n  ... and {len(self.notices) - MAX_LISTED_REPAIRS} more notices"
         return line
 
     def to_dict(self) -> dict:
@@ -58,6 +71,7 @@ class ReadReport:
             "skipped": dict(self.skipped),
             "notes": dict(self.notes),
             "repairs": list(self.repairs),
+            "notices": list(self.notices),
         }
 
 

@@ -68,7 +68,8 @@ def checked_tags(tags: list[str], where_of, options: ReaderOptions, report: Read
     """IOB2 tags after the conlleval repair (I- opening an entity -> B-), or DataError at the first bad tag.
 
     `where_of(i)` names token i (file:line or row). BIOES/BILOU tags are converted first (scheme auto or
-    bioes; counted per sentence as `converted_bioes`). With `options.repair_tags` false an I- (or E-/L-) that
+    bioes; counted per sentence as `converted_bioes`). With `options.labels` set, a type outside it is an error
+    naming the first token that holds one (`unknown_label`). With `options.repair_tags` false an I- (or E-/L-) that
     opens an entity is an error (strict IOB2); otherwise each repair is counted and listed in the report.
     Example: checked_tags(["O", "I-PER"], str, ReaderOptions(), report) -> ["O", "B-PER"]
     """
@@ -83,6 +84,10 @@ def checked_tags(tags: list[str], where_of, options: ReaderOptions, report: Read
             raise DataError(where_of(i), f"invalid tag {tag!r}; expected {expected}{hint}", "invalid_tag")
         if tag != "O":
             check_label(tag[2:], where_of(i))
+    if options.labels is not None and (unknown := {tag[2:] for tag in tags if tag != "O"} - set(options.labels)):
+        first = next(i for i, tag in enumerate(tags) if tag[2:] in unknown)
+        message = f"label(s) {sorted(unknown)} not in the label set {options.labels}"
+        raise DataError(where_of(first), message, "unknown_label")
     if not options.repair_tags:
         if (error := iob2_error(tags)) is not None:
             position, message = error
