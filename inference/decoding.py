@@ -23,6 +23,7 @@ Nothing here branches on a format's name: the format object (`prompts.formats.ge
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 from instruct_ner.prompts.formats import get_format
@@ -81,6 +82,19 @@ class Generator:
         return len(text.split())
 
 
+def cache_keyword(model) -> str:
+    """The name under which this model's forward takes the KV cache: `cache` (transformers >= 5.2x, where the old
+    `past_key_values` warns of its removal on every call) or `past_key_values` (older releases)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
+
+
+def returned_cache(output):
+    """The KV cache a forward returned, under whichever name this transformers release gives it."""
+    cache = output.get("cache") if hasattr(output, "get") else None
+    return cache if cache is not None else output.past_key_values
+
+
 class HFGenerator(Generator):
     """Greedy batched decoding with a Hugging Face causal LM (optionally with a LoRA adapter).
 
@@ -133,7 +147,7 @@ class HFGenerator(Generator):
         self.prefix_ids = ids[0][:length]
         with torch.inference_mode():
             prefix = torch.tensor([self.prefix_ids], device=self.model.device)
-            self.prefix_cache = self.model(input_ids=prefix, use_cache=True).past_key_values
+            self.prefix_cache = returned_cache(self.model(input_ids=prefix, use_cache=True))
 
     def prompt_text(self, prompt) -> str:
         if isinstance(prompt, str):
@@ -234,11 +248,11 @@ class HFGenerator(Generator):
                 input_ids=step_ids,
                 attention_mask=mask,
                 position_ids=step_positions,
-                past_key_values=cache,
+                **{cache_keyword(model): cache},
                 use_cache=True,
                 logits_to_keep=1,
             )
-            cache, logits = output.past_key_values, output.logits[:, -1, :]
+            cache, logits = returned_cache(output), output.logits[:, -1, :]
             chose = time.perf_counter()
             stats["forward_seconds"] += chose - started
             tokens = self._choose(logits, live, new, limits, finished, constraints)

@@ -15,6 +15,7 @@ This module does not train. Hub ids need internet; the embedded default does not
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import sys
@@ -300,9 +301,25 @@ def load_causal_lm(
     elif quantization is not None:
         kwargs["device_map"] = {"": "cpu"}
     try:
-        return model_class.from_pretrained(model, **kwargs)
+        with quiet_loading():
+            return model_class.from_pretrained(model, **kwargs)
     except OSError as error:
         raise load_error(model, error) from error
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """transformers' own progress bars ("Loading weights") off while a model loads: a user reads a bar that fills
+    in a blink as noise beside the project's own progress; they come back on afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def load_error(model: str, error: OSError) -> ModelError:

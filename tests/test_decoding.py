@@ -326,3 +326,22 @@ def test_every_gold_response_is_allowed(tokenizer, response_format):
             response = get_format(response_format).render(e)
             constraint = factory.row(e)
             assert walk(tokenizer, constraint, response, budget=10**6) is None and constraint.accepting(), response
+
+
+def test_decoding_and_loading_print_no_deprecation_or_progress_noise(tiny_llama, capfd):
+    """Issue 43, item 17: no `past_key_values ... deprecated` FutureWarning and no weight-loading bar per run."""
+    import warnings
+
+    from instruct_ner.inference.decoding import DecodeOptions, HFGenerator
+    from instruct_ner.sft.models import load_causal_lm, load_tokenizer
+
+    capfd.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        model = load_causal_lm(str(tiny_llama), "fp32")
+        tokenizer = load_tokenizer(str(tiny_llama), padding_side="left")
+        generator = HFGenerator(model, tokenizer, "instruction", True, DecodeOptions("entity_list", ["PER"], False))
+        prompts = ["### Instruction:\\nList the entities.\\n\\n### Input:\\nPeter visits Rome\\n\\n### Response:\\n"] * 2
+        generator.prepare(prompts)
+        assert len(generator.generate(prompts, [3, 3])) == 2
+    assert "Loading weights" not in capfd.readouterr().err
