@@ -341,7 +341,8 @@ def test_decoding_and_loading_print_no_deprecation_or_progress_noise(tiny_llama,
         model = load_causal_lm(str(tiny_llama), "fp32")
         tokenizer = load_tokenizer(str(tiny_llama), padding_side="left")
         generator = HFGenerator(model, tokenizer, "instruction", True, DecodeOptions("entity_list", ["PER"], False))
-        prompts = ["### Instruction:\\nList the entities.\\n\\n### Input:\\nPeter visits Rome\\n\\n### Response:\\n"] * 2
+        prompt = "### Instruction:\nList the entities.\n\n### Input:\nPeter visits Rome\n\n### Response:\n"
+        prompts = [prompt] * 2
         generator.prepare(prompts)
         assert len(generator.generate(prompts, [3, 3])) == 2
     assert "Loading weights" not in capfd.readouterr().err
