@@ -81,6 +81,10 @@ class Generator:
     def text_length(self, text: str) -> int:
         return len(text.split())
 
+    def context_length(self) -> int | None:
+        """The most tokens (prompt and response) the model takes, or None when unknown."""
+        return None
+
 
 def cache_keyword(model) -> str:
     """The name under which this model's forward takes the KV cache: `cache` (transformers >= 5.2x, where the old
@@ -159,6 +163,12 @@ class HFGenerator(Generator):
 
     def text_length(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def context_length(self) -> int | None:
+        """The model's trained context (`max_position_embeddings`; SmolLM2-135M: 2,048 tokens)."""
+        config = getattr(self.model, "config", None)
+        value = getattr(config, "max_position_embeddings", None)
+        return int(value) if isinstance(value, int) and value > 0 else None
 
     def generate(self, prompts: list, limits: list[int], examples: list | None = None) -> list[Generated]:
         import torch

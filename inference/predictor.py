@@ -194,14 +194,31 @@ class GenerativePredictor(Predictor):
         """Renders every prompt (once per run); the order is chunks of `batch_size * 8` records in input
         order, each sorted by prompt length (less padding), unless `sort_by_length` is off."""
         prompts = [self.builder.build(example) for example in examples]
+        lengths = [self.generator.prompt_length(prompt_input(prompt)) for prompt in prompts]
+        self.check_context(examples, lengths, options)
         if options.sort_by_length:
-            inputs = [prompt_input(prompt) for prompt in prompts]
-            order = generation_order(
-                len(examples), options.batch_size * 8, lambda i: self.generator.prompt_length(inputs[i])
-            )
+            order = generation_order(len(examples), options.batch_size * 8, lengths.__getitem__)
         else:
             order = list(range(len(examples)))
         return Run(records, examples, options, order, prompts)
+
+    def check_context(self, examples: list[Example], lengths: list[int], options: RunOptions) -> None:
+        """Refuse, before any generation, a text whose prompt and response cannot fit the model's context: a causal
+        LM past its trained length degrades silently, and a huge text would run for hours. Long documents are
+        to be cut into windows (not done yet): until then the error says to split the text."""
+        context = self.generator.context_length()
+        if context is None:
+            return
+        for example, length in zip(examples, lengths):
+            bound = self.builder.format.new_token_bound(example.text, self.generator.text_length(example.text))
+            needed = length + min(options.max_new_tokens or math.inf, bound)
+            if needed > context:
+                raise DataError(
+                    f"record {example.id}",
+                    f"{len(example.tokens)} words need {int(needed)} tokens of prompt and response, more than the "
+                    f"model's context of {context}; split the text into shorter ones",
+                    "too_long",
+                )
 
     def outputs(self, run: Run, start: int = 0) -> Iterator[list[dict]]:
         builder, generator = self.builder, self.generator

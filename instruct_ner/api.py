@@ -70,9 +70,11 @@ class NER:
 
         With no `model`, the embedded SmolLM2-135M-Instruct.
         """
+        from instruct_ner.prompts.labels import check_labels
         from instruct_ner.prompts.templates import PromptBuilder, load_template
 
-        builder = PromptBuilder(load_template(template), list(labels), style, dict(definitions or {}))
+        labels = check_labels(labels, "zero_shot(labels=...)")  # "PER" is not ["P", "E", "R"]
+        builder = PromptBuilder(load_template(template), labels, style, dict(definitions or {}))
         predictor = GenerativePredictor.load(builder, model or "", precision=precision, constrain=constrain)
         return cls(predictor, batch_size)
 
@@ -91,13 +93,18 @@ class NER:
 
     def predict(self, texts: Iterable[str], batch_size: int | None = None) -> list[list[Entity]]:
         """One list of entities per text, in input order."""
+        if isinstance(texts, str):
+            raise TypeError("predict takes a list of texts; for one text use predict_entities(text)")
         texts = list(texts)
         if any(not isinstance(text, str) for text in texts):
             raise TypeError("predict takes strings (use predict_entities for one text)")
+        batch_size = self.batch_size if batch_size is None else batch_size
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number of at least 1, not {batch_size!r}")
         examples = {i: example for i, text in enumerate(texts) if (example := text_example(str(i), text)) is not None}
         result: list[list[Entity]] = [[] for _ in texts]
         if examples:
-            outputs = self.predictor.predict(list(examples.values()), batch_size or self.batch_size)
+            outputs = self.predictor.predict(list(examples.values()), batch_size)
             for i, output in zip(examples, outputs):
                 result[i] = output["entities"]
         return result

@@ -28,7 +28,16 @@ def read_hf(name_or_path: str | Path, options: ReaderOptions, policy: ErrorPolic
         builder = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}.get(path.suffix, "json")
         dataset = datasets.load_dataset(builder, data_files=str(path), split="train")
     else:
-        dataset = datasets.load_dataset(str(name_or_path), split=options.split)
+        try:
+            dataset = datasets.load_dataset(str(name_or_path), split=options.split)
+        except (OSError, ConnectionError, ValueError) as error:  # offline, no such dataset, a hub refusal
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise DataError(
+                str(name_or_path),
+                f"not a local file or folder, and the hub could not provide it (offline, or no such dataset: "
+                f"{reason[:200]}); pass a local path, or a `save_to_disk` folder",
+                "not_found",
+            ) from None
     if isinstance(dataset, datasets.DatasetDict):
         if options.split not in dataset:
             raise DataError(str(name_or_path), f"no split {options.split!r}; splits are {sorted(dataset)}", "split")
