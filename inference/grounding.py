@@ -317,8 +317,13 @@ def find_offsets(
             span = (mention.start, mention.end)
         else:
             span = finder.find(mention, cursor)
-            if span is None and cursor > 0 and (span := finder.find(mention, 0)) is not None:
-                diagnostics.out_of_order += 1
+            # Not ahead of the cursor, or ahead only inside a longer word (`Rossi` in a later `Rossini`): a whole-word
+            # occurrence earlier in the text is the mention, out of order.
+            if cursor > 0 and (span is None or not finder._aligned(*span)):
+                earlier = finder.find(mention, 0)
+                if earlier is not None and (span is None or finder._aligned(*earlier)):
+                    span = earlier
+                    diagnostics.out_of_order += 1
         if span is None:
             diagnostics.hallucinated += 1
             diagnostics.dropped.append({"line": mention.line, "text": mention.text, "reason": "hallucinated"})

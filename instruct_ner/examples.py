@@ -132,6 +132,18 @@ class Example:
                         f"token {i} {token!r} is not the text at its offsets [{start}, {end}], {text[start:end]!r}"
                     )
                     raise DataError(where, message + "; expected text[start:end] == token", "offsets_mismatch")
+                if i and start < offsets[i - 1][1]:
+                    raise DataError(
+                        where,
+                        f"token {i} {token!r} starts at {start}, before token {i - 1} ends ({offsets[i - 1][1]}); "
+                        "expected tokens in text order, not overlapping",
+                        "offsets_order",
+                    )
+        for i, token in enumerate(tokens):
+            if not token or "\n" in token or "\r" in token:
+                raise DataError(
+                    where, f"token {i} is {token!r}; expected a non-empty token without a line break", "bad_token"
+                )
         source = record.get("source", where)
         return cls(
             id=str(record["id"]),

@@ -208,3 +208,11 @@ def test_fuzz_random_responses_give_one_valid_tag_per_token(response, words, fmt
         if tag.startswith("I-"):
             assert previous[2:] == tag[2:]  # always valid IOB2
         previous = tag
+
+
+def test_a_whole_word_earlier_beats_a_partial_word_ahead():
+    """Issue 43, item 10: `Rossi` listed after `Bianchi` is the `Rossi` before it, not part of a later `Rossini`."""
+    example = Example("d", "Rossi e Bianchi e Rossini".split(), ["B-PER", "O", "B-PER", "O", "O"])
+    result = parse_response("Bianchi | PER\nRossi | PER", example, ["PER"], "entity_list")
+    assert result.pred_tags == ["B-PER", "O", "B-PER", "O", "O"]
+    assert result.diagnostics.out_of_order == 1 and result.diagnostics.partial_word == 0

@@ -167,3 +167,31 @@ def test_entity_covering_part_of_a_token_is_an_error_naming_the_row(tmp_path):
 def test_cjk_characters_never_join_a_word_or_an_address():
     tokens = [token for token, _, _ in tokenize_with_offsets("連絡はmario@acme.it abc東京 2024年")]
     assert tokens == ["連", "絡", "は", "mario@acme.it", "abc", "東", "京", "2024", "年"]
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"tokens": ["New\nYork", "is"], "tags": ["B-LOC", "O"]}, "expected a non-empty token without a line break"),
+        ({"tokens": ["", "x"], "tags": ["B-LOC", "O"]}, "expected a non-empty token without a line break"),
+        (
+            {
+                "text": "Roma vive a Mario .",
+                "tokens": ["Mario", "vive", "a", "Roma", "."],
+                "offsets": [[12, 17], [5, 9], [10, 11], [0, 4], [18, 19]],
+                "tags": ["B-PER", "O", "O", "B-LOC", "O"],
+            },
+            "expected tokens in text order, not overlapping",
+        ),
+    ],
+)
+def test_records_that_break_the_response_round_trip_are_refused(tmp_path, record, message):
+    """Issue 43, item 10: tokens out of text order, with a line break or empty rendered `[Mario | PER][Roma | LOC]`
+    or failed with `ValueError: 0 is not in list`; now the JSONL line is named."""
+    import json
+
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({"id": "r1", **record}) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=message) as error:
+        load_examples(path)
+    assert str(path) in str(error.value)
