@@ -133,3 +133,73 @@ def test_a_second_run_on_a_locked_output_is_refused_and_a_dead_holder_frees_it(t
         holder.wait()
     with output_lock(out):  # the killed holder's lock went with its process
         pass
+
+
+# The acceptance property of issue 43: for every subcommand and the API, each output option pointed at any input,
+# the model folder or a file inside it is refused before any write, leaving every file byte-identical.
+def _workspace(tmp_path, tiny_llama):
+    import shutil
+
+    data = tmp_path / "data.txt"
+    data.write_text("EU B-ORG\nrejects O\n\nPeter B-PER\nBlair I-PER\n", encoding="utf-8")
+    scored = tmp_path / "scored.jsonl"
+    scored.write_text(
+        json.dumps({"id": "1", "tokens": ["EU"], "tags": ["B-ORG"], "pred_tags": ["B-ORG"]}) + "\n", encoding="utf-8"
+    )
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        json.dumps({"id": "1", "tokens": ["EU"], "tags": ["B-ORG"], "response": "EU | ORG"}) + "\n", encoding="utf-8"
+    )
+    model = tmp_path / "model"
+    shutil.copytree(tiny_llama, model)
+    tagger = tmp_path / "tagger"
+    tagger.mkdir()
+    (tagger / "instruct_ner.json").write_text(json.dumps({"kind": "tagger", "labels": ["ORG"]}), encoding="utf-8")
+    return {"data": data, "scored": scored, "pairs": pairs, "model": model, "tagger": tagger}
+
+
+COMMANDS = {  # command line (by workspace name), the output flag, the inputs and the model folder it reads
+    "prepare": (["prepare", "--data", "data"], "--out", ["data"], None),
+    "parse": (["parse", "--data", "pairs", "--field", "response"], "--out", ["pairs"], None),
+    "score": (["score", "scored"], "--out", ["scored"], None),
+    "generate": (
+        ["generate", "--data", "data", "--model", "model", "--precision", "fp32", "--max_new_tokens", "2"],
+        "--out",
+        ["data"],
+        "model",
+    ),
+    "tag": (["tag", "--data", "data", "--adapter", "tagger"], "--out", ["data"], "tagger"),
+    "compare": (["compare", "scored", "scored", "--names", "a", "b"], "--output_dir", ["scored"], None),
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_no_output_option_of_any_command_lands_on_an_input_or_the_model(tmp_path, capsys, tiny_llama, command):
+    space = _workspace(tmp_path, tiny_llama)
+    argv, flag, inputs, model = COMMANDS[command]
+    argv = [str(space.get(word, word)) for word in argv]
+    targets = [space[name] for name in inputs]
+    if flag == "--output_dir":
+        targets = [space["data"].parent]  # the folder that holds its input
+    if model:
+        targets += [space[model], space[model] / "instruct_ner.json", space[model] / "new-output.jsonl"]
+    before = snapshot(tmp_path)
+    for target in targets:
+        code = main([*argv, flag, str(target)])
+        err = capsys.readouterr().err.strip()
+        assert code == 2, (command, target, err)
+        assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+        assert snapshot(tmp_path) == before, (command, target)
+
+
+def test_the_api_evaluate_out_never_lands_on_its_data_or_model(tmp_path, tiny_llama):
+    from instruct_ner import NER
+
+    space = _workspace(tmp_path, tiny_llama)
+    ner = NER.zero_shot(labels=["ORG", "PER"], model=str(space["model"]), precision="fp32")
+    ner.predictor.folder = str(space["model"])  # as for a trained folder: the folder it was loaded from
+    before = snapshot(tmp_path)
+    for target in (space["data"], space["model"] / "config.json", space["model"] / "p.jsonl"):
+        with pytest.raises(DataError):
+            ner.evaluate(space["data"], out=target)
+    assert snapshot(tmp_path) == before
