@@ -177,23 +177,29 @@ def dev_f1_options(data: dict, total: int) -> dict:
 
 def tagger_options(spec: dict, data: dict, lr: float, output_dir: Path, precision: str) -> dict:
     """The `TaggerConfig` fields of a tagger cell (a system's spec over the shared recipe)."""
+    return common_options(data, lr, output_dir, precision) | dict(
+        model=minilm_path() if spec.get("model") == MINILM else "",
+        attention=spec.get("attention", "bidirectional"),
+        head=spec["head"],
+        loss=spec.get("loss", "compound"),
+        freeze_backbone=spec.get("freeze_backbone"),  # None: the head's own default (bilstm-crf: frozen)
+        per_device_train_batch_size=BATCH,
+        max_length=256,
+    )
+
+
+def common_options(data: dict, lr: float, output_dir: Path, precision: str) -> dict:
+    """The config fields every trained cell shares, generative or tagger (the trainers take the same names)."""
     from instruct_ner.sft.options import checkpoints
 
     total = steps_for(data["limit"], data["epochs"])
     options = dict(
         data=str(data["train"]),
         limit=data["limit"],
-        model=minilm_path() if spec.get("model") == MINILM else "",
         precision=precision,
-        attention=spec.get("attention", "bidirectional"),
-        head=spec["head"],
-        loss=spec.get("loss", "compound"),
-        freeze_backbone=spec.get("freeze_backbone"),  # None: the head's own default (bilstm-crf: frozen)
         learning_rate=lr,
         warmup_ratio=0.1,
         max_steps=total,
-        per_device_train_batch_size=BATCH,
-        max_length=256,
         save_steps=SAVE_EVERY,  # frequent checkpoints: a cell cut off by `timeout` loses little
         save_total_limit=1,
         logging_steps=10,
@@ -221,7 +227,6 @@ def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision
 
 
 def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: str, template: str) -> dict:
-    from instruct_ner.sft.options import checkpoints
     from instruct_ner.sft.train import TrainConfig
 
     from instruct_ner.training import train
@@ -230,27 +235,13 @@ def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: s
     output_dir = folder / "model"
     if (folder / "train.json").exists():
         return json.loads((folder / "train.json").read_text())
-    options = dict(
-        data=str(data["train"]),
-        limit=data["limit"],
+    options = common_options(data, lr, output_dir, precision) | dict(
         template=template,
-        precision=precision,
-        learning_rate=lr,
-        warmup_ratio=0.1,
-        max_steps=total,
         per_device_train_batch_size=data["micro_batch"],
         gradient_accumulation_steps=BATCH // data["micro_batch"],
         max_batch_tokens=MAX_BATCH_TOKENS,
         max_length=1024,  # whole e-mails (longest 879 tokens with the prompt); batches pad to their longest only
-        save_steps=SAVE_EVERY,  # frequent checkpoints: a cell cut off by `timeout` loses little
-        save_total_limit=1,
-        logging_steps=10,
-        output_dir=str(output_dir),
-        resume="latest" if checkpoints(output_dir) else None,
-        **dev_f1_options(data, total),
     )
-    if data["reader"]:
-        options.update(format="csv", id_column="id")
     with Stopwatch(folder, checkpoints_in=output_dir) as watch:
         trained = train(TrainConfig(**options))  # the adapter saved in output_dir is the best on dev
     return write_train_summary(folder, trained, total, watch, lr)
