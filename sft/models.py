@@ -207,10 +207,55 @@ def bf16_slowdown() -> float:
     return timings[1] / max(timings[0], 1e-9)
 
 
-def resolve_precision(precision: str = "auto", purpose: str = "train") -> str:
+# 8-bit weights pay off only when bf16 weights would crowd the GPU: below this share of its free memory, bf16 trains
+# faster and peaks lower (the embedded 135M model: 8-bit SFT 2.5x slower than bf16 on an H100, BENCHMARKS.md).
+EIGHT_BIT_SHARE = 0.4
+
+
+def model_weight_bytes(model: str | None) -> int | None:
+    """Bytes a local model's weights take in bf16 (from its weight files and config dtype), None when unknown.
+
+    Example: a folder with a 540 MB fp32 model.safetensors -> 270_000_000 (about)
+    """
+    if not model or not Path(model).is_dir():
+        return None
+    folder = Path(model)
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    if not files:
+        return None
+    stored = sum(path.stat().st_size for path in files)
+    try:
+        import json
+
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        dtype = str(config.get("dtype") or config.get("torch_dtype") or "")
+    except (OSError, ValueError):
+        dtype = ""
+    return stored // 2 if "32" in dtype else stored
+
+
+def cuda_train_precision(weight_bytes: int | None, free_bytes: int, bf16: bool) -> tuple[str, str]:
+    """(precision, reason) to train on CUDA: 8-bit when bf16 weights would take over EIGHT_BIT_SHARE of the free
+    memory (or their size is unknown, as for a hub id), else bf16 (fp32 where the GPU lacks bf16).
+
+    Example: cuda_train_precision(270_000_000, 80_000_000_000, True) -> ("bf16", ...);
+        cuda_train_precision(16_000_000_000, 20_000_000_000, True) -> ("8bit", ...)
+    """
+    if weight_bytes is None:
+        return "8bit", "CUDA, model size unknown: 8-bit weights (bitsandbytes) to train"
+    share = weight_bytes / max(free_bytes, 1)
+    if share > EIGHT_BIT_SHARE:
+        return "8bit", f"CUDA: bf16 weights would take {share:.0%} of the free GPU memory; 8-bit to train"
+    fits = "bf16" if bf16 else "fp32"
+    return fits, f"CUDA: bf16 weights take {share:.0%} of the free GPU memory; {fits} trains faster than 8-bit"
+
+
+def resolve_precision(precision: str = "auto", purpose: str = "train", model: str | None = None) -> str:
     """The precision to load a model in: `precision` itself unless it is `auto`, then by hardware.
 
-    auto: on CUDA, 8bit to train (memory) and bf16 to generate (fastest; fp32 where the GPU lacks bf16);
+    auto: on CUDA, to train: bf16 when the model's bf16 weights take at most EIGHT_BIT_SHARE of the free GPU memory,
+    8-bit otherwise or when its size is unknown (`cuda_train_precision`); to generate: bf16 (fp32 where the GPU
+    lacks bf16);
     on CPU, bf16 only where the CPU has native bf16, fp32 otherwise (emulated bf16 matmul is ~100x
     slower). The choice and its reason are printed once per process. Naming bf16 on a CPU without
     native bf16 is honoured, with a one-line warning giving the measured slow-down.
@@ -236,7 +281,9 @@ def resolve_precision(precision: str = "auto", purpose: str = "train") -> str:
         return precision
     if cuda:
         if purpose == "train":
-            choice, why = "8bit", "CUDA: 8-bit weights (bitsandbytes) to train"
+            weights = model_weight_bytes(model)
+            free = torch.cuda.mem_get_info()[0] if weights is not None else 0
+            choice, why = cuda_train_precision(weights, free, torch.cuda.is_bf16_supported())
         elif torch.cuda.is_bf16_supported():
             choice, why = "bf16", "CUDA with bf16: the fastest to generate"
         else:
@@ -254,9 +301,9 @@ def _announce(key: tuple[str, str], message: str) -> None:
         print(message, file=sys.stderr)
 
 
-def default_precision(purpose: str = "train") -> str:
-    """What `auto` means on this machine (see resolve_precision)."""
-    return resolve_precision("auto", purpose)
+def default_precision(purpose: str = "train", model: str | None = None) -> str:
+    """What `auto` means on this machine, for this model (see resolve_precision)."""
+    return resolve_precision("auto", purpose, model)
 
 
 def torch_dtype(precision: str):
@@ -290,7 +337,7 @@ def load_causal_lm(
     import torch
     from transformers import AutoModelForCausalLM
 
-    precision = resolve_precision(precision, purpose)
+    precision = resolve_precision(precision, purpose, model)
     model_class = model_class or AutoModelForCausalLM
     kwargs = {"dtype": torch_dtype(precision), "trust_remote_code": trust_remote_code}
     quantization = quantization_config(precision)
