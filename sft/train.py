@@ -56,12 +56,12 @@ from instruct_ner.sft.options import (  # noqa: F401  (ModelOptions, LoopOptions
     resume_checkpoint,
 )
 
-from instruct_ner.config import ConfigError, fields_set, replace_config
+from instruct_ner.config import Config, ConfigError, explicit_or_saved, replace_config
 from instruct_ner.jsonl import read_records
 
 
 @dataclass
-class TrainConfig(ModelOptions, LoopOptions, LoraOptions, DevF1Options, PromptOptions, ReaderOptions):
+class TrainConfig(Config, ModelOptions, LoopOptions, LoraOptions, DevF1Options, PromptOptions, ReaderOptions):
     template: str = template_field(TRAINING_TEMPLATE)
     data: str | None = field(
         default=None, metadata={"help": "training data: a prepare JSONL, or any source prepare reads (required)"}
@@ -135,13 +135,13 @@ def training_pairs(config: TrainConfig) -> tuple[list[dict], list[dict], PromptB
     records = read_records(config.data) if str(config.data).endswith(".jsonl") else []
     options = config
     if records and "response" in records[0]:
-        first, given = records[0], fields_set(config)
+        first = records[0]
         from_records = {
-            "template": first.get("template"),
+            "template": first.get("template") or None,
             "style": "chat" if "messages" in first else "instruction",
-            "labels": first.get("labels"),
+            "labels": first.get("labels") or None,
         }
-        options = replace_config(config, **{k: v for k, v in from_records.items() if v and k not in given})
+        options = replace_config(config, **explicit_or_saved(config, from_records))  # an explicit option wins
     builder = builder_from_options(options, examples)
     pairs = [{**builder.build(example), "source": example.source} for example in examples]
     for record, pair, example in zip(records, pairs, examples):

@@ -37,12 +37,12 @@ from instruct_ner.sft.options import (
 )
 from instruct_ner.sft.tagger_spec import ATTENTIONS, HEADS, LOSSES, tag_names
 
-from instruct_ner.config import ConfigError
+from instruct_ner.config import Config, ConfigError
 from instruct_ner.examples import labels_of
 
 
 @dataclass
-class TaggerConfig(ModelOptions, LoopOptions, LoraOptions, DevF1Options, ReaderOptions):
+class TaggerConfig(Config, ModelOptions, LoopOptions, LoraOptions, DevF1Options, ReaderOptions):
     data: str | None = field(default=None, metadata={"help": "training data: any source prepare reads (required)"})
     attention: str = field(
         default="bidirectional",
