@@ -199,6 +199,7 @@ def tagger_options(spec: dict, data: dict, lr: float, output_dir: Path, precisio
         logging_steps=10,
         output_dir=str(output_dir),
         resume="latest" if checkpoints(output_dir) else None,
+        overwrite=True,  # the cell's own folder: a cell cut off before its first checkpoint starts again
         **dev_f1_options(data, total),
     )
     if data["reader"]:
@@ -247,6 +248,7 @@ def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: s
         logging_steps=10,
         output_dir=str(output_dir),
         resume="latest" if checkpoints(output_dir) else None,
+        overwrite=True,  # the cell's own folder: a cell cut off before its first checkpoint starts again
         **dev_f1_options(data, total),
     )
     if data["reader"]:
