@@ -334,16 +334,16 @@ def complete_checkpoints(output_dir: str | Path) -> list[Path]:
 
 
 def prune_checkpoints(output_dir: str | Path, keep: int | None, protect: str | Path | None = None) -> list[Path]:
-    """Delete all but the newest `keep` complete checkpoint-N folders (None: keep all); returns the deleted ones.
+    """Delete all but the newest `keep` checkpoint-N folders (None: keep all); returns the deleted ones.
 
     `protect` (the checkpoint just written) is always kept and counts as one of `keep`, even when a resumed run
-    wrote it below a newer step.
+    wrote it below a newer step. (A training run meets no incomplete checkpoint: `claim_output_dir` clears them.)
     """
     import shutil
 
     if keep is None:
         return []
-    saved = [p for p in complete_checkpoints(output_dir) if protect is None or p != Path(protect)]
+    saved = [p for p in checkpoints(output_dir) if protect is None or p != Path(protect)]
     keep_others = keep - 1 if protect is not None else keep
     doomed = saved[: max(len(saved) - keep_others, 0)]
     for folder in doomed:
