@@ -65,6 +65,7 @@ def run_corpus(name: str, corpus: dict, args, folder: Path) -> dict:
                 learning_rate=args.generative_lr,
                 warmup_ratio=0.1,
                 output_dir=str(adapter),
+                overwrite=True,  # this comparison's own folder, replaced on a rerun
                 save_steps=100_000,
                 logging_steps=5,
                 max_length=512,
@@ -111,6 +112,7 @@ def run_corpus(name: str, corpus: dict, args, folder: Path) -> dict:
                 learning_rate=args.tagger_lr,
                 warmup_ratio=0.1,
                 output_dir=str(adapter),
+                overwrite=True,  # this comparison's own folder, replaced on a rerun
                 save_steps=100_000,
                 logging_steps=5,
                 max_length=256,

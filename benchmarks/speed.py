@@ -111,6 +111,7 @@ def cell_sft(name: str, args, results: dict) -> dict | None:
         per_device_train_batch_size=args.batch,
         learning_rate=args.learning_rate,
         output_dir=str(output_dir),
+        overwrite=True,  # the benchmark's own work folder
         save_steps=segment,
         save_total_limit=1,
         logging_steps=max(1, min(8, args.steps)),
@@ -148,6 +149,7 @@ def cell_tagger(args) -> dict:
         max_steps=args.steps,
         per_device_train_batch_size=args.batch,
         output_dir=str(Path(args.work) / "tagger"),
+        overwrite=True,  # the benchmark's own work folder
         save_steps=10_000,
         logging_steps=max(1, min(8, args.steps)),
     )
@@ -227,6 +229,7 @@ def cell_frozen(args) -> dict:
                 num_train_epochs=2,
                 per_device_train_batch_size=args.batch,
                 output_dir=str(Path(args.work) / "tagger-frozen"),
+                overwrite=True,  # the benchmark's own work folder
                 save_steps=10_000,
                 logging_steps=16,
                 model=model,

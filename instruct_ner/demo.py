@@ -104,6 +104,7 @@ def run_sample(name: str, config: DemoConfig) -> dict:
         TrainConfig(
             data=train_path,
             output_dir=str(adapter),
+            overwrite=True,  # the demo's own adapter, replaced on a rerun as its predictions are
             limit=sample["train_limit"],
             num_train_epochs=sample["epochs"],
             per_device_train_batch_size=sample["batch"],

@@ -43,6 +43,8 @@ def train(config: sft_train.TrainConfig) -> dict:
         return sft_train.train(config)
     from instruct_ner.inference.evaluation import generative_evaluator
 
+    sft_train.check_output_dir(config)  # before the data is read (the trainer checks again before it writes)
+
     prepared = sft_train.training_pairs(config)  # the run's prompt builder, made once: the evaluator prompts with it
     evaluator = generative_evaluator(dev_examples(config), prepared[2])
     return sft_train.run_training(config, evaluator=evaluator, prepared=prepared)[0]
@@ -53,6 +55,8 @@ def train_tagger(config: sft_tagger.TaggerConfig) -> dict:
     if not config.eval_f1_steps:
         return sft_tagger.train_tagger(config)[0]
     from instruct_ner.inference.evaluation import tagger_evaluator
+
+    sft_tagger.check_output_dir(config)  # before the data is read (the trainer checks again before it writes)
 
     return sft_tagger.train_tagger(config, evaluator=tagger_evaluator(dev_examples(config), config.max_length))[0]
 

@@ -2,8 +2,10 @@
 `generate` and `tag`; `PrecisionOption` also by `demo`), the optimisation loop (`LoopOptions`), the
 LoRA adapter (`LoraOptions`) and dev-F1 model selection (`DevF1Options`, carried out by
 sft/selection.py with an evaluator that `instruct_ner.training` builds), plus the helpers built on them: `lora_config`,
-`loop_arguments` (the Trainer arguments both trainers share), `resume_checkpoint` (the checkpoint lookup for
-`--resume`) and `prune_checkpoints` (for scripts that prune by hand; the Trainer prunes its own).
+`loop_arguments` (the Trainer arguments both trainers share), `prepare_output_dir` / `claim_output_dir` (the
+`--output_dir` check before anything loads, and the claim once every check passed), `run_config` (what decides a
+run's weights, written into each checkpoint as run.json by sft/checkpoints.py), `resume_checkpoint` (the checkpoint
+lookup for `--resume`: the newest complete one, of the same run) and `prune_checkpoints` (after each staged save).
 
 This module loads no model and reads no data.
 """
@@ -66,7 +68,18 @@ class LoopOptions:
     logging_steps: int = field(default=10, metadata={"help": "log the loss every N steps"})
     seed: int = field(default=42, metadata={"help": "random seed (data order, initialisation, dev split)"})
     resume: str | None = field(
-        default=None, metadata={"help": "resume from a checkpoint folder, or 'latest' for the newest in output_dir"}
+        default=None,
+        metadata={
+            "help": "resume from a checkpoint folder, or 'latest' for the newest complete one in output_dir; it "
+            "must come from a run with the same settings (its run.json)"
+        },
+    )
+    overwrite: bool = field(
+        default=False,
+        metadata={
+            "help": "train into an output_dir that holds a finished run or files this command did not write, "
+            "replacing them (the data and the model are never written over)"
+        },
     )
 
     def check_loop(self) -> None:
@@ -200,24 +213,109 @@ def warmup_argument(ratio: float, names: set[str]) -> dict:
     return {"warmup_steps": float(ratio)} if ratio > 0 else {"warmup_steps": 0}
 
 
-def resume_checkpoint(resume: str | None, output_dir: str | Path, marker: str | None = None) -> str | None:
-    """The checkpoint folder `--resume` names: 'latest' = the highest checkpoint-N in output_dir.
+TRAINER_STATE = "trainer_state.json"  # the Trainer writes it last: a checkpoint without it is incomplete
+RUN_FILE = "run.json"  # a checkpoint's run config (`run_config`): what `--resume` compares
+STAGING_PREFIX = ".saving-"  # a checkpoint being written: output_dir/.saving-checkpoint-N/checkpoint-N, then renamed
+# Fields that do not decide a run's weights (where it writes, how it logs and selects, how long it goes on, how it
+# spends memory), and the data's path and reading options, for which the records' fingerprint stands.
+NOT_IN_RUN = frozenset(
+    "resume overwrite output_dir logging_steps save_steps save_total_limit eval_steps eval_data eval_limit eval_split "
+    "eval_f1_data eval_f1_limit eval_f1_steps early_stopping_patience merge max_steps num_train_epochs "
+    "trust_remote_code max_batch_tokens gradient_checkpointing completion_only_lm_head data".split()
+)
 
-    `marker` is a file a checkpoint of this kind must hold (e.g. the tagger's training_state.pt).
+
+def run_config(config, **decided) -> dict:
+    """What decides a run's weights, as `--resume` compares it: the config's fields but `NOT_IN_RUN` and the reader
+    options (the data is `data_fingerprint`'s), with `decided` (resolved values: precision, labels, the prompt, the
+    data fingerprint) in place of the options they stand for. JSON-ready.
+
+    Example: run_config(TrainConfig(data="t.txt"), data_fingerprint="ab12")["lora_r"] -> 16
+    """
+    import json
+    from dataclasses import asdict
+
+    reader = {f.name for f in fields(ReaderOptions)} - {"labels"}
+    values = {k: v for k, v in asdict(config).items() if k not in NOT_IN_RUN and k not in reader}
+    return json.loads(json.dumps({**values, **decided}, ensure_ascii=False, default=str))
+
+
+def data_fingerprint(items) -> str:
+    """SHA-256 of the training items (JSON-able: pairs' prompts and responses, or tokens and tags), in order.
+
+    Example: data_fingerprint([["EU"], ["B-ORG"]]) != data_fingerprint([["UE"], ["B-ORG"]])
+    """
+    import hashlib
+    import json
+
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(json.dumps(item, ensure_ascii=False, sort_keys=True).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_run(folder: Path, run: dict) -> None:
+    """Refuse (one line naming the differing keys) a checkpoint whose run.json differs from `run`."""
+    import json
+
+    path = folder / RUN_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"--resume {folder}: no {RUN_FILE}, so the run it belongs to is unknown (a checkpoint of an older "
+            "instruct-ner or another program); start afresh with --overwrite"
+        )
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"--resume {path}: unreadable ({error})") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"--resume {path}: expected a JSON object")
+    differences = [key for key in sorted(set(saved) | set(run)) if saved.get(key) != run.get(key)]
+    if differences:
+        shown = "; ".join(f"{k} was {_shown(saved.get(k))}, now {_shown(run.get(k))}" for k in differences[:4])
+        more = f" and {len(differences) - 4} more" if len(differences) > 4 else ""
+        raise ConfigError(
+            f"--resume {folder}: the checkpoint is of another run ({shown}{more}); resume with that run's settings, "
+            "or start afresh (another --output_dir, or --overwrite)"
+        )
+
+
+def resume_checkpoint(
+    resume: str | None, output_dir: str | Path, marker: str | None = None, run: dict | None = None
+) -> str | None:
+    """The checkpoint folder `--resume` names: 'latest' = the highest complete checkpoint-N in output_dir.
+
+    A checkpoint is complete when it holds the Trainer's state (`trainer_state.json`, written last); an incomplete
+    one named explicitly is refused. `marker` is a file a checkpoint of this kind must hold (e.g. the tagger's
+    trainable.safetensors). `run` (`run_config`): the checkpoint's run.json must equal it (`check_run`).
+    Everything here runs before the model loads.
     """
     if not resume:
         return None
     if resume == "latest":
-        saved = checkpoints(output_dir)
+        saved = complete_checkpoints(output_dir)
         if not saved:
-            raise ConfigError(f"--resume latest: no checkpoint-* folder in {output_dir}")
+            found = "" if not checkpoints(output_dir) else " (only incomplete ones, whose save was interrupted)"
+            raise ConfigError(f"--resume latest: no complete checkpoint-* folder in {output_dir}{found}")
         folder = saved[-1]
     else:
         folder = Path(resume)
         if not folder.is_dir():
             raise ConfigError(f"--resume {resume}: no such checkpoint folder")
+        if not (folder / TRAINER_STATE).is_file():
+            raise ConfigError(
+                f"--resume {folder}: an incomplete checkpoint (no {TRAINER_STATE}): its save was interrupted; "
+                "resume from an earlier one, or --resume latest"
+            )
     if marker and not (folder / marker).exists():
         raise ConfigError(f"--resume {folder}: not a checkpoint of this kind (no {marker})")
+    if run is not None:
+        check_run(folder, run)
     return str(folder)
 
 
@@ -230,12 +328,59 @@ def checkpoints(output_dir: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-", 1)[1]))
 
 
-def prune_checkpoints(output_dir: str | Path, keep: int | None) -> list[Path]:
-    """Delete all but the newest `keep` checkpoint-N folders (None: keep all); returns the deleted ones."""
+def complete_checkpoints(output_dir: str | Path) -> list[Path]:
+    """The checkpoint-N folders that hold the Trainer's state (written last), oldest first."""
+    return [p for p in checkpoints(output_dir) if (p / TRAINER_STATE).is_file()]
+
+
+def prune_checkpoints(output_dir: str | Path, keep: int | None, protect: str | Path | None = None) -> list[Path]:
+    """Delete all but the newest `keep` checkpoint-N folders (None: keep all); returns the deleted ones.
+
+    `protect` (the checkpoint just written) is always kept and counts as one of `keep`, even when a resumed run
+    wrote it below a newer step. (A training run meets no incomplete checkpoint: `claim_output_dir` clears them.)
+    """
     import shutil
 
-    saved = checkpoints(output_dir)
-    doomed = saved[: max(len(saved) - keep, 0)] if keep is not None else []
+    if keep is None:
+        return []
+    saved = [p for p in checkpoints(output_dir) if protect is None or p != Path(protect)]
+    keep_others = keep - 1 if protect is not None else keep
+    doomed = saved[: max(len(saved) - keep_others, 0)]
     for folder in doomed:
         shutil.rmtree(folder)
     return doomed
+
+
+def prepare_output_dir(config, command: str, inputs) -> None:
+    """Check `--output_dir` against the inputs and the model (`outputs.check_outputs`); writes nothing.
+
+    `inputs`: the paths the run reads (those that do not exist, such as a hub id or a template's name, are left
+    out). Call before anything loads; then `claim_output_dir` once every other check has passed.
+    """
+    from instruct_ner.outputs import check_outputs
+
+    check_outputs(
+        command,
+        folders={"--output_dir": config.output_dir},
+        inputs=[p for p in inputs if p and Path(p).exists()],
+        models=[config.model],
+        resume=bool(config.resume),
+        overwrite=config.overwrite,
+    )
+
+
+def claim_output_dir(config, command: str, run_state: tuple[str, ...] = ()) -> None:
+    """Mark `--output_dir` as `command`'s (`outputs.claim_folder`) and clear what cannot be continued: staging
+    folders and incomplete checkpoints of an interrupted save always; every checkpoint and `run_state` (the names of
+    other state folders, e.g. dev-F1 selection's) unless the run resumes."""
+    import shutil
+
+    from instruct_ner.outputs import claim_folder
+
+    folder = claim_folder(config.output_dir, command)
+    doomed = [p for p in folder.glob(f"{STAGING_PREFIX}*") if p.is_dir()]
+    doomed += [p for p in checkpoints(folder) if not (p / TRAINER_STATE).is_file()]
+    if not config.resume:
+        doomed += checkpoints(folder) + [folder / name for name in run_state if (folder / name).is_dir()]
+    for path in dict.fromkeys(doomed):
+        shutil.rmtree(path, ignore_errors=True)

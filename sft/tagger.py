@@ -324,17 +324,22 @@ def load_tagger(
 ):
     """(TokenTagger, tokenizer, Artifact) from a folder written by `instruct-ner train-tagger`.
 
-    `model` and `precision` (when given) win over the ones saved with the tagger.
+    `model` and `precision` (when given, not None) win over the ones saved with the tagger (`explicit_or_saved`, the
+    one rule): an explicit empty `model` means the embedded model, not the saved one.
     """
     from instruct_ner.sft.artifact import Artifact
     from instruct_ner.sft.models import load_tokenizer, resolve_model
     from peft import PeftModel
 
+    from instruct_ner.config import explicit_or_saved
+
     adapter_dir = Path(adapter_dir)
     artifact = artifact or Artifact.load(adapter_dir, kind="tagger")
     saved = artifact.tagger
-    model_path = resolve_model(model or artifact.base_model)
-    backbone = load_backbone(model_path, precision or artifact.precision, saved["attention"], trust_remote_code)
+    given = {name: value for name, value in {"model": model, "precision": precision}.items() if value is not None}
+    chosen = {"precision": "auto", **explicit_or_saved(given, artifact.saved_options())}
+    model_path = resolve_model(chosen.get("model"))
+    backbone = load_backbone(model_path, chosen["precision"], saved["attention"], trust_remote_code)
     if (adapter_dir / "adapter_config.json").exists():
         backbone = PeftModel.from_pretrained(backbone, str(adapter_dir))
         set_attention(backbone, saved["attention"])

@@ -18,6 +18,7 @@ import json
 import time
 from pathlib import Path
 
+from instruct_ner.sft.checkpoints import AtomicCheckpoints
 from instruct_ner.sft.features import collate_features
 from instruct_ner.sft.models import is_quantized
 from instruct_ner.sft.options import loop_arguments
@@ -42,9 +43,10 @@ class TaggerCollator:
         return batch
 
 
-class TaggerTrainer(Trainer):
+class TaggerTrainer(AtomicCheckpoints, Trainer):
     """A Trainer whose checkpoints hold a TokenTagger's trainable weights and a loadable tagger folder; it records
-    every optimizer step's loss (`step_losses`, kept across `--resume`)."""
+    every optimizer step's loss (`step_losses`, kept across `--resume`). Checkpoints are staged and renamed, with
+    their run's config (sft/checkpoints.py)."""
 
     def __init__(self, *args, save_folder, **kwargs):
         super().__init__(*args, **kwargs)
@@ -91,8 +93,11 @@ class EpochTimes(TrainerCallback):
         return seconds
 
 
-def tagger_trainer(config, model, tokenizer, items: list[dict], pad_id: int, artifact, callbacks) -> TaggerTrainer:
-    """The Trainer of a TaggerConfig's loop options (cosine schedule, as SFT's default) for `model` on `items`."""
+def tagger_trainer(
+    config, model, tokenizer, items: list[dict], pad_id: int, artifact, callbacks, run: dict | None = None
+) -> TaggerTrainer:
+    """The Trainer of a TaggerConfig's loop options (cosine schedule, as SFT's default) for `model` on `items`;
+    `run` (`options.run_config`) goes into every checkpoint as its run.json."""
     names = {f.name for f in dataclasses.fields(TrainingArguments)}
     args = TrainingArguments(
         **loop_arguments(config, config.output_dir, names),
@@ -100,7 +105,7 @@ def tagger_trainer(config, model, tokenizer, items: list[dict], pad_id: int, art
         remove_unused_columns=False,  # the collator reads the items whole
         disable_tqdm=True,
     )
-    return TaggerTrainer(
+    trainer = TaggerTrainer(
         model=model,
         args=args,
         train_dataset=items,
@@ -109,3 +114,5 @@ def tagger_trainer(config, model, tokenizer, items: list[dict], pad_id: int, art
         callbacks=callbacks,
         save_folder=lambda folder: save_tagger(model, tokenizer, folder, artifact),
     )
+    trainer.run_config = run
+    return trainer

@@ -22,6 +22,7 @@ Every check on the config, the data and the template runs before the model loads
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import random
 import sys
@@ -51,17 +52,21 @@ from instruct_ner.sft.options import (  # noqa: F401  (ModelOptions, LoopOptions
     LoopOptions,
     LoraOptions,
     ModelOptions,
+    claim_output_dir,
+    data_fingerprint,
     loop_arguments,
     lora_config,
+    prepare_output_dir,
     resume_checkpoint,
+    run_config,
 )
 
-from instruct_ner.config import ConfigError, fields_set, replace_config
+from instruct_ner.config import Config, ConfigError, explicit_or_saved, replace_config
 from instruct_ner.jsonl import read_records
 
 
 @dataclass
-class TrainConfig(ModelOptions, LoopOptions, LoraOptions, DevF1Options, PromptOptions, ReaderOptions):
+class TrainConfig(Config, ModelOptions, LoopOptions, LoraOptions, DevF1Options, PromptOptions, ReaderOptions):
     template: str = template_field(TRAINING_TEMPLATE)
     data: str | None = field(
         default=None, metadata={"help": "training data: a prepare JSONL, or any source prepare reads (required)"}
@@ -135,13 +140,13 @@ def training_pairs(config: TrainConfig) -> tuple[list[dict], list[dict], PromptB
     records = read_records(config.data) if str(config.data).endswith(".jsonl") else []
     options = config
     if records and "response" in records[0]:
-        first, given = records[0], fields_set(config)
+        first = records[0]
         from_records = {
-            "template": first.get("template"),
+            "template": first.get("template") or None,
             "style": "chat" if "messages" in first else "instruction",
-            "labels": first.get("labels"),
+            "labels": first.get("labels") or None,
         }
-        options = replace_config(config, **{k: v for k, v in from_records.items() if v and k not in given})
+        options = replace_config(config, **explicit_or_saved(config, from_records))  # an explicit option wins
     builder = builder_from_options(options, examples)
     pairs = [{**builder.build(example), "source": example.source} for example in examples]
     for record, pair, example in zip(records, pairs, examples):
@@ -355,6 +360,22 @@ def artifact_of(builder: PromptBuilder, config: TrainConfig, model_path: str) ->
     )
 
 
+def check_output_dir(config: TrainConfig) -> None:
+    """Refuse an `--output_dir` that is a file, holds the data or the model, or holds files this run may not
+    replace (`outputs.check_outputs`: a user's folder, a finished run without `--resume` or `--overwrite`)."""
+    inputs = [config.data, config.eval_data, config.eval_f1_data, config.few_shot_from, config.label_definitions]
+    prepare_output_dir(config, "train", [*inputs, config.template])
+
+
+@functools.cache
+def staged_sft_trainer():
+    """TRL's SFTTrainer with staged, renamed checkpoints that carry their run's config (sft/checkpoints.py)."""
+    from instruct_ner.sft.checkpoints import AtomicCheckpoints
+    from trl import SFTTrainer
+
+    return type("StagedSFTTrainer", (AtomicCheckpoints, SFTTrainer), {"__module__": __name__})
+
+
 def train(config: TrainConfig, evaluator=None) -> dict:
     """Run SFT; returns timing and loss figures (also written to output_dir/train_results.json)."""
     return run_training(config, evaluator=evaluator)[0]
@@ -368,16 +389,25 @@ def run_training(config: TrainConfig, callbacks=None, evaluator=None, prepared=N
     already (the evaluator needs its prompt builder).
     """
     import datasets
-    from instruct_ner.sft.selection import selection_for
-    from trl import SFTTrainer
+    from instruct_ner.sft.selection import STATE_DIR, selection_for
 
-    # every data and template check before the model loads
+    # every output folder, data, template and checkpoint check before the model loads or anything is written
+    check_output_dir(config)
     pairs, dev, builder = prepared if prepared is not None else training_pairs(config)
+    precision = resolve_precision(config.precision, "train")
+    run = run_config(
+        config,
+        precision=precision,
+        prompt=builder.to_dict(),
+        data_fingerprint=data_fingerprint(
+            {k: pair[k] for k in ("prompt", "messages", "response") if k in pair} for pair in pairs
+        ),
+    )
+    checkpoint = resume_checkpoint(config.resume, config.output_dir, run=run)
+    model_path = resolve_model(config.model)
+    claim_output_dir(config, "train", run_state=(STATE_DIR,))
     selection = selection_for(config, evaluator)
     callbacks = [*(callbacks or []), *([selection] if selection else [])]
-    checkpoint = resume_checkpoint(config.resume, config.output_dir)
-    model_path = resolve_model(config.model)
-    precision = resolve_precision(config.precision, "train")
     print(
         f"training on {len(pairs)} examples ({len(dev)} dev), {builder.template.name} ({builder.style}), "
         f"labels {builder.labels}, model {config.model or 'embedded SmolLM2-135M-Instruct'}, {precision}",
@@ -390,7 +420,7 @@ def run_training(config: TrainConfig, callbacks=None, evaluator=None, prepared=N
     model = prepare_model(config, model_path)
     train_dataset = datasets.Dataset.from_list([to_prompt_completion(p) for p in pairs])
     eval_dataset = datasets.Dataset.from_list([to_prompt_completion(p) for p in dev]) if dev else None
-    trainer = SFTTrainer(
+    trainer = staged_sft_trainer()(
         model=model,
         args=sft_config(batching, bool(dev), precision),
         train_dataset=train_dataset,
@@ -398,6 +428,7 @@ def run_training(config: TrainConfig, callbacks=None, evaluator=None, prepared=N
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    trainer.run_config = run
     started = time.perf_counter()
     with completion_only_lm_head(config.completion_only_lm_head):
         output = trainer.train(resume_from_checkpoint=checkpoint)

@@ -32,17 +32,21 @@ from instruct_ner.sft.options import (
     LoopOptions,
     LoraOptions,
     ModelOptions,
+    claim_output_dir,
+    data_fingerprint,
     lora_config,
+    prepare_output_dir,
     resume_checkpoint,
+    run_config,
 )
 from instruct_ner.sft.tagger_spec import ATTENTIONS, HEADS, LOSSES, tag_names
 
-from instruct_ner.config import ConfigError
+from instruct_ner.config import Config, ConfigError
 from instruct_ner.examples import labels_of
 
 
 @dataclass
-class TaggerConfig(ModelOptions, LoopOptions, LoraOptions, DevF1Options, ReaderOptions):
+class TaggerConfig(Config, ModelOptions, LoopOptions, LoraOptions, DevF1Options, ReaderOptions):
     data: str | None = field(default=None, metadata={"help": "training data: any source prepare reads (required)"})
     attention: str = field(
         default="bidirectional",
@@ -92,6 +96,12 @@ class TaggerConfig(ModelOptions, LoopOptions, LoraOptions, DevF1Options, ReaderO
             )
 
 
+def check_output_dir(config: TaggerConfig) -> None:
+    """Refuse an `--output_dir` that is a file, holds the data or the model, or holds files this run may not
+    replace (`outputs.check_outputs`: a user's folder, a finished run without `--resume` or `--overwrite`)."""
+    prepare_output_dir(config, "train-tagger", [config.data, config.eval_f1_data])
+
+
 def train_tagger(config: TaggerConfig, callbacks=None, evaluator=None, feature_cache: bool | None = None):
     """Train; returns (results, tagger, tokenizer). `callbacks` go to the Trainer.
 
@@ -104,7 +114,7 @@ def train_tagger(config: TaggerConfig, callbacks=None, evaluator=None, feature_c
     import torch
     from instruct_ner.sft.features import backbone_is_frozen, cached_features
     from instruct_ner.sft.models import default_precision, load_tokenizer, resolve_model
-    from instruct_ner.sft.selection import selection_for
+    from instruct_ner.sft.selection import STATE_DIR, selection_for
     from instruct_ner.sft.tagger import (
         TokenTagger,
         add_lora,
@@ -116,13 +126,23 @@ def train_tagger(config: TaggerConfig, callbacks=None, evaluator=None, feature_c
     )
     from instruct_ner.sft.tagger_trainer import TRAINABLE_WEIGHTS, EpochTimes, tagger_trainer
 
-    examples, report = load_examples(config.data, config)  # data and label checks first
+    # the output folder, data, labels and checkpoint checks first; nothing is written before they pass
+    check_output_dir(config)
+    examples, report = load_examples(config.data, config)
     if not examples:
         raise ConfigError(f"{config.data}: no training examples\n{report.summary()}")
     labels = list(config.labels) if config.labels else labels_of(e.tags for e in examples)
-    checkpoint = resume_checkpoint(config.resume, config.output_dir, marker=TRAINABLE_WEIGHTS)
-    selection = selection_for(config, evaluator)
     precision = default_precision() if config.precision == "auto" else config.precision
+    run = run_config(
+        config,
+        labels=labels,
+        precision=precision,
+        freeze_backbone=config.freeze_backbone,
+        data_fingerprint=data_fingerprint([e.tokens, e.tags] for e in examples),
+    )
+    checkpoint = resume_checkpoint(config.resume, config.output_dir, marker=TRAINABLE_WEIGHTS, run=run)
+    claim_output_dir(config, "train-tagger", run_state=(STATE_DIR,))
+    selection = selection_for(config, evaluator)
     model_path = resolve_model(config.model)
     tokenizer = load_tokenizer(model_path, config.trust_remote_code)
     tags = tag_names(labels)
@@ -173,7 +193,7 @@ def train_tagger(config: TaggerConfig, callbacks=None, evaluator=None, feature_c
     items = [{"window": e, "features": features[i] if features else None} for i, e in enumerate(encoded)]
     timing = EpochTimes(started)
     callbacks = [*(callbacks or []), timing, *([selection] if selection else [])]
-    trainer = tagger_trainer(config, model, tokenizer, items, pad_id, artifact, callbacks)
+    trainer = tagger_trainer(config, model, tokenizer, items, pad_id, artifact, callbacks, run)
     trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - timing.training_started
     save_tagger(model, tokenizer, config.output_dir, artifact)

@@ -205,6 +205,7 @@ def common_options(data: dict, lr: float, output_dir: Path, precision: str) -> d
         logging_steps=10,
         output_dir=str(output_dir),
         resume="latest" if checkpoints(output_dir) else None,
+        overwrite=True,  # the cell's own folder: a cell cut off before its first checkpoint starts again
         **dev_f1_options(data, total),
     )
     if data["reader"]:
