@@ -47,8 +47,38 @@ class Artifact:
     base_model_path: str | None = None
 
     def __post_init__(self) -> None:
+        """A description is checked as it loads: a folder downloaded or edited by hand is input like any other."""
         if self.kind not in KINDS:
             raise ModelError(f"artifact kind must be one of {KINDS}, not {self.kind!r}")
+        from instruct_ner.prompts.labels import check_labels
+
+        from instruct_ner.errors import DataError
+
+        try:
+            check_labels(self.labels, "labels")
+        except DataError as error:
+            raise ModelError(f"{ARTIFACT_FILE}: {error}") from None
+        for name in ("base_model", "precision"):
+            if not isinstance(getattr(self, name), str):
+                raise ModelError(f"{ARTIFACT_FILE}: {name} must be a string, not {getattr(self, name)!r}")
+        if self.kind == "tagger":
+            from instruct_ner.sft.tagger_spec import ATTENTIONS, HEADS, LOSSES
+
+            spec = self.tagger if isinstance(self.tagger, dict) else {}
+            expected = {"attention": ATTENTIONS, "head": HEADS, "loss": LOSSES}
+            for key, choices in expected.items():
+                if spec.get(key) not in choices:
+                    raise ModelError(
+                        f"{ARTIFACT_FILE}: a tagger needs tagger.{key} in {choices}, found {spec.get(key)!r} "
+                        "(not a folder written by instruct-ner train-tagger?)"
+                    )
+            weights = spec.get("loss_weights", [0.5, 0.3, 0.2])
+            if not (isinstance(weights, list) and len(weights) == 3 and all(type(w) in (int, float) for w in weights)):
+                raise ModelError(f"{ARTIFACT_FILE}: tagger.loss_weights must be three numbers, not {weights!r}")
+            if type(spec.get("lstm_hidden", 256)) is not int:
+                raise ModelError(f"{ARTIFACT_FILE}: tagger.lstm_hidden must be a whole number")
+        elif self.prompt is not None and not isinstance(self.prompt, dict):
+            raise ModelError(f"{ARTIFACT_FILE}: prompt must be a mapping, not {type(self.prompt).__name__}")
 
     def builder(self):
         """The exact prompt builder of a generative artifact."""

@@ -315,6 +315,22 @@ def save_tagger(model: TokenTagger, tokenizer, output_dir: str | Path, artifact)
     artifact.save(output_dir)
 
 
+def load_tensors(path: Path):
+    """Tensors saved by `save_tagger`, loaded as tensors and plain values only (never unpickling code): a tampered
+    or foreign file is a one-line ModelError naming it, not an UnpicklingError traceback."""
+    import pickle
+
+    from instruct_ner.sft.models import ModelError
+
+    if not path.exists():
+        raise ModelError(f"{path}: missing; not a folder written by instruct-ner train-tagger")
+    try:
+        return torch.load(path, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError, ValueError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelError(f"{path}: refused: not a file of tensors ({first[:200]})") from None
+
+
 def load_tagger(
     adapter_dir: str | Path,
     model: str | None = None,
@@ -328,7 +344,7 @@ def load_tagger(
     one rule): an explicit empty `model` means the embedded model, not the saved one.
     """
     from instruct_ner.sft.artifact import Artifact
-    from instruct_ner.sft.models import load_tokenizer, resolve_model
+    from instruct_ner.sft.models import ModelError, load_tokenizer, resolve_model
     from peft import PeftModel
 
     from instruct_ner.config import explicit_or_saved
@@ -348,12 +364,16 @@ def load_tagger(
         artifact.labels,
         saved["head"],
         saved["loss"],
-        tuple(saved["loss_weights"]),
-        torch.load(adapter_dir / CLASS_WEIGHTS, weights_only=True),
-        saved["lstm_hidden"],
+        tuple(saved.get("loss_weights", (0.5, 0.3, 0.2))),
+        load_tensors(adapter_dir / CLASS_WEIGHTS),
+        saved.get("lstm_hidden", 256),
         0.0,
     )
-    tagger.head_modules().load_state_dict(torch.load(adapter_dir / HEAD_WEIGHTS, weights_only=True))
+    try:
+        tagger.head_modules().load_state_dict(load_tensors(adapter_dir / HEAD_WEIGHTS))
+    except (RuntimeError, KeyError, TypeError, AttributeError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelError(f"{adapter_dir / HEAD_WEIGHTS}: not this tagger's head weights ({first})") from None
     tagger.eval()
     return tagger, load_tokenizer(str(adapter_dir)), artifact
 
