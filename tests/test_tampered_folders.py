@@ -58,11 +58,8 @@ def test_tag_with_a_relabelled_adapter_folder_is_one_line(tmp_path, capsys):
 
     data = tmp_path / "d.txt"
     data.write_text("Rome B-LOC\n", encoding="utf-8")
-    folder = (
-        folder_with(tmp_path / "adapter", {"kind": "tagger", "labels": ["LOC"]})
-        if ((tmp_path / "adapter").mkdir() or True)
-        else None
-    )
+    (tmp_path / "adapter").mkdir()
+    folder = folder_with(tmp_path / "adapter", {"kind": "tagger", "labels": ["LOC"]})
     code = main(["tag", "--adapter", str(folder), "--data", str(data), "--out", str(tmp_path / "t.jsonl")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "a tagger needs tagger.attention" in err
