@@ -31,6 +31,7 @@ from instruct_ner.inference.decoding import DecodeOptions, Generated, Generator
 from instruct_ner.inference.grounding import parse_response
 from instruct_ner.inference.windows import (
     allowed_cuts,
+    default_overlap,
     merge_spans,
     sentence_starts,
     split_windows,
@@ -56,7 +57,7 @@ class RunOptions:
     progress: bool = False
     on_chunk: Callable[[int], None] | None = None  # called with the number of records done after each chunk
     window_tokens: int | None = None  # most text tokens of one window; default: what the model's context allows
-    window_overlap: int | None = None  # most tokens two neighbouring windows share; default: context // 32
+    window_overlap: int | None = None  # most tokens two neighbouring windows share; default: `default_overlap`
 
 
 def input_records(data: str | Path, options: ReaderOptions) -> tuple[list[dict], list[Example]]:
@@ -255,7 +256,8 @@ class GenerativePredictor(Predictor):
         sums = [0]
         for cost in costs:
             sums.append(sums[-1] + cost)
-        overlap = options.window_overlap if options.window_overlap is not None else int(context // 32 or 0)
+        overlap = options.window_overlap
+        overlap = overlap if overlap is not None else default_overlap(context if context < math.inf else cap)
 
         def fits(start: int, end: int) -> bool:
             """Estimated from the words' tokens first; measured on the window's own prompt when that is close."""
@@ -482,30 +484,39 @@ class TaggerPredictor(Predictor):
         return cls(tagger, tokenizer, artifact, str(folder))
 
     def outputs(self, run: Run, start: int = 0) -> Iterator[list[dict]]:
-        from instruct_ner.inference.tagging import predict
+        """Tags chunk by chunk; a text longer than the tagger's `max_length` is cut by the shared window policy
+        (`inference.windows`, as the generative path is) and its windows' entities merged."""
+        from instruct_ner.inference.tagging import predict_windows
 
         records, examples, options = run.records, run.examples, run.options
         todo = run.order[start:]
         max_length = self.artifact.tagger.get("max_length", 512)
         for chunk in chunks(todo, options.batch_size * 8):
             started = time.perf_counter()
-            predicted = predict(
-                self.model, [examples[i] for i in chunk], self.tokenizer, max_length, options.batch_size
+            predicted = predict_windows(
+                self.model,
+                [examples[i] for i in chunk],
+                self.tokenizer,
+                max_length,
+                options.batch_size,
+                options.window_tokens,
+                options.window_overlap,
             )
             seconds = (time.perf_counter() - started) / len(chunk)
             outputs = []
-            for i, pred_tags in zip(chunk, predicted):
+            for i, (pred_tags, windows, merged) in zip(chunk, predicted):
                 example = examples[i]
                 entities = [example.entity(label, s, e) for label, s, e in tags_to_spans(pred_tags)]
-                outputs.append(
-                    {
-                        **records[i],
-                        "labels": self.labels,
-                        "pred_tags": pred_tags,
-                        "entities": entities,
-                        "timing": {"seconds": seconds},
-                    }
-                )
+                output = {
+                    **records[i],
+                    "labels": self.labels,
+                    "pred_tags": pred_tags,
+                    "entities": entities,
+                    "timing": {"seconds": seconds},
+                }
+                if windows > 1:
+                    output.update(windows=windows, window_conflicts=merged.conflicts)
+                outputs.append(output)
             yield outputs
 
 

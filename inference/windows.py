@@ -32,6 +32,47 @@ from instruct_ner.prompts.tokenize import sentence_bounds
 
 from instruct_ner.examples import Example
 
+OVERLAP_SHARE = 32  # the default overlap of two windows: a 32nd of the model's context (64 tokens of 2,048)
+
+
+def default_overlap(context: int) -> int:
+    """The overlap, in tokens, two neighbouring windows share unless told otherwise: whole sentences (else words)
+    up to a 32nd of the model's context.
+
+    Example: default_overlap(2048) -> 64
+    """
+    return max(0, int(context) // OVERLAP_SHARE)
+
+
+@dataclass
+class WindowOptions:
+    """The window flags of `generate` and `tag` (and the fields of `RunOptions` they fill)."""
+
+    window_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "most text tokens of one window of a long text; default: what the model's context allows "
+            "(generate: with the prompt and the response bound; tag: the tagger's max_length)"
+        },
+    )
+    window_overlap: int | None = field(
+        default=None,
+        metadata={
+            "help": "most tokens two neighbouring windows share (whole sentences, else words); default: "
+            "a 32nd of the context"
+        },
+    )
+
+
+def check_window_options(options: WindowOptions) -> None:
+    """A window of no token, or a negative overlap, is a mistake of the options (one line)."""
+    from instruct_ner.config import ConfigError
+
+    if options.window_tokens is not None and options.window_tokens < 1:
+        raise ConfigError(f"window_tokens must be at least 1, got {options.window_tokens}")
+    if options.window_overlap is not None and options.window_overlap < 0:
+        raise ConfigError(f"window_overlap must be 0 or more, got {options.window_overlap}")
+
 
 @dataclass
 class Merged:

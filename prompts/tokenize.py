@@ -100,8 +100,8 @@ def sentence_bounds(text: str) -> list[tuple[int, int]]:
     """
     bounds, start = [], 0
     for match in SENTENCE_END.finditer(text):
-        word_before = re.search(r"(\w+)\.$", text[: match.start()])
-        dotted = DOTTED_END.search(text, 0, match.start())
+        before = text[max(0, match.start() - 64) : match.start()]  # a bounded look back: linear in the text
+        word_before, dotted = re.search(r"(\w+)\.$", before), DOTTED_END.search(before)
         if "\n" not in match.group() and (dotted or (word_before and word_before.group(1).lower() in ABBREVIATIONS)):
             continue  # "dott. Rossi", "Mr. Smith", "Acme S.p.A. Milano": a title or an abbreviation, not an end
         if match.start() > start:

@@ -159,18 +159,33 @@ def ner(tiny_llama):
 
 
 def test_a_long_text_through_the_api_finishes_with_exact_offsets(ner):
-    from instruct_ner.api import text_example
-
     sentence = "Il Sig. Rossi della Acme S.p.A. ha scritto a Maria Bianchi da Milano, n. 5. "
-    text = sentence * (200_000 // len(sentence))  # about 200 KB: about 60 windows of the tiny model's context
-    example = text_example("long", text)
-    output = ner.predictor.predict([example], options=RunOptions(batch_size=16, max_new_tokens=3))[0]
-    assert output["windows"] > 20
-    assert all(text[e.start : e.end] == e.text for e in output["entities"])
-    assert len(output["pred_tags"]) == len(example.tokens)
-
-
-def test_a_text_beyond_the_context_is_cut_into_windows_not_refused(ner):
-    text = "Rome " * 3000  # 3,000 words: past the tiny model's 2,048-token context
+    text = sentence * (200_000 // len(sentence))  # about 200 KB: tens of windows of the tiny model's context
+    ner.max_new_tokens = 3  # cheap: the windows, not the responses, are under test
     entities = ner.predict_entities(text)
     assert all(text[e.start : e.end] == e.text for e in entities)
+    assert entities == sorted(entities, key=lambda e: e.start) and all(
+        a.end <= b.start for a, b in zip(entities, entities[1:])
+    )
+
+
+def test_the_tagger_uses_the_same_windows_and_a_short_text_is_tagged_as_before(tiny_llama):
+    from instruct_ner.inference.tagging import predict, predict_windows, tagger_windows
+    from instruct_ner.sft.tagger import TokenTagger, load_backbone
+    from transformers import AutoTokenizer
+
+    from instruct_ner.examples import iob2_error
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    model = TokenTagger(load_backbone(str(tiny_llama), "fp32", "bidirectional"), ["PER", "LOC"], "crf").eval()
+    short = Example("s", ["Anna", "visits", "Rome", "."], ["O"] * 4)
+    words = ("Il Sig. Rossi scrive a Maria da Milano . " * 40).split()
+    long = Example("l", words, ["O"] * len(words))
+    assert tagger_windows(short, tokenizer, 64) == [(0, 4)]
+    windows = tagger_windows(long, tokenizer, 64, overlap=8)
+    assert len(windows) > 5 and windows[0][0] == 0 and windows[-1][1] == len(words)
+    assert all(s < e and s < f_start < e for (s, e), (f_start, _) in zip(windows, windows[1:]))  # they overlap
+    results = predict_windows(model, [short, long], tokenizer, 64, batch_size=4, overlap=8)
+    assert results[0][0] == predict(model, [short], tokenizer, 64)[0] and results[0][1] == 1
+    tags, count, _ = results[1]
+    assert count == len(windows) and len(tags) == len(words) and iob2_error(tags) is None
