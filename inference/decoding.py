@@ -81,6 +81,10 @@ class Generator:
     def text_length(self, text: str) -> int:
         return len(text.split())
 
+    def text_lengths(self, texts: list[str]) -> list[int]:
+        """`text_length` of many texts (a generator with a tokenizer counts them in one call)."""
+        return [self.text_length(text) for text in texts]
+
     def context_length(self) -> int | None:
         """The most tokens (prompt and response) the model takes, or None when unknown."""
         return None
@@ -163,6 +167,13 @@ class HFGenerator(Generator):
 
     def text_length(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def text_lengths(self, texts: list[str]) -> list[int]:
+        counts = []
+        for start in range(0, len(texts), 4096):  # bounded memory for a text of any size
+            ids = self.tokenizer(texts[start : start + 4096], add_special_tokens=False)["input_ids"]
+            counts += [len(i) for i in ids]
+        return counts
 
     def context_length(self) -> int | None:
         """The model's trained context (`max_position_embeddings`; SmolLM2-135M: 2,048 tokens)."""

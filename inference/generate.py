@@ -17,6 +17,10 @@ entities and IOB2 tags, written as JSONL: one output record per input record, in
   there. Past that point a small or undertrained model is looping over the same names or inventing
   new ones, and every further token is wasted; the offending line is kept, so the parser still counts
   it as hallucinated, and `parse.stopped_runaway` says the guard fired.
+- Long texts (`--window_tokens`, `--window_overlap`; `--unit document` reads CoNLL documents): a text whose
+  prompt and response bound do not fit the model's context is cut into windows (`inference/windows.py`), the
+  windows of many texts decoded in the same batches, and their entities merged back with exact offsets; such a
+  record says how many windows it took (`windows`) and what merging dropped (`parse.window_conflicts`).
 - Each output record is its input record plus `generation`, `entities`, `pred_tags`, `parse`
   (diagnostics) and `timing`. Records are written chunk by chunk, each line flushed, so a crash or
   Ctrl-C leaves a valid partial file; `--resume` continues it without duplicates.
@@ -48,6 +52,7 @@ from instruct_ner.inference.decoding import (  # noqa: F401  (re-exported: the g
     runaway_line,
 )
 from instruct_ner.inference.predictor import GenerativePredictor, RunOptions, file_record, input_records
+from instruct_ner.inference.windows import WindowOptions, check_window_options
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import PromptBuilder, PromptOptions, builder_from_options, load_template
 from instruct_ner.sft.artifact import Artifact, check_labels, fingerprint
@@ -67,7 +72,7 @@ from instruct_ner.outputs import check_outputs
 
 
 @dataclass
-class GenerateConfig(Config, ModelOptions, PromptOptions, ReaderOptions):
+class GenerateConfig(Config, ModelOptions, PromptOptions, ReaderOptions, WindowOptions):
     data: str | None = field(default=None, metadata={"help": "data source or prepare JSONL (required)"})
     out: str | None = field(default=None, metadata={"help": "output JSONL (required)"})
     adapter: str | None = field(default=None, metadata={"help": "LoRA adapter folder from train; none = prompting"})
@@ -95,9 +100,17 @@ class GenerateConfig(Config, ModelOptions, PromptOptions, ReaderOptions):
             raise ConfigError("generate needs --data (a source or prepare JSONL) and --out FILE.jsonl")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+        check_window_options(self)
 
     def run_options(self) -> RunOptions:
-        return RunOptions(self.batch_size, self.max_new_tokens, self.sort_by_length, self.progress)
+        return RunOptions(
+            self.batch_size,
+            self.max_new_tokens,
+            self.sort_by_length,
+            self.progress,
+            window_tokens=self.window_tokens,
+            window_overlap=self.window_overlap,
+        )
 
 
 def prompt_builder(
@@ -266,6 +279,8 @@ def run_settings(config: GenerateConfig, builder: PromptBuilder, chosen: dict) -
         "max_new_tokens": config.max_new_tokens,
         "stop_runaway": config.stop_runaway,
         "constrain": config.constrain,
+        **({"window_tokens": config.window_tokens} if config.window_tokens is not None else {}),
+        **({"window_overlap": config.window_overlap} if config.window_overlap is not None else {}),
     }
 
 

@@ -24,16 +24,26 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from instruct_ner.inference.decoding import DecodeOptions, Generated, Generator
 from instruct_ner.inference.grounding import parse_response
+from instruct_ner.inference.windows import (
+    allowed_cuts,
+    default_overlap,
+    merge_spans,
+    sentence_starts,
+    split_windows,
+    window_example,
+    word_costs,
+)
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import PromptBuilder
 from instruct_ner.sft.artifact import Artifact, check_labels
 
 from instruct_ner.config import explicit_or_saved
-from instruct_ner.examples import DataError, Example, labels_of, tags_to_spans
+from instruct_ner.examples import DataError, Example, labels_of, spans_to_tags, tags_to_spans
 from instruct_ner.jsonl import iter_jsonl
 
 
@@ -46,6 +56,8 @@ class RunOptions:
     sort_by_length: bool = True
     progress: bool = False
     on_chunk: Callable[[int], None] | None = None  # called with the number of records done after each chunk
+    window_tokens: int | None = None  # most text tokens of one window; default: what the model's context allows
+    window_overlap: int | None = None  # most tokens two neighbouring windows share; default: `default_overlap`
 
 
 def input_records(data: str | Path, options: ReaderOptions) -> tuple[list[dict], list[Example]]:
@@ -66,8 +78,10 @@ def input_records(data: str | Path, options: ReaderOptions) -> tuple[list[dict],
 class Run:
     """One pass of a predictor over a list of examples: what is decided once, before any output.
 
-    `order`: the input positions in the order `outputs` yields them; `prompts`: the rendered prompt of
-    each example (generative predictors; rendered once per run, for sorting and decoding alike).
+    `order`: the input positions in the order `outputs` yields them. Generative predictors: `windows`, the word
+    ranges each example is cut into (`inference.windows`; one range for a text that fits); `units`, every window
+    as (example position, window Example); `prompts`, the rendered prompt of each unit (rendered once per run,
+    for sorting and decoding alike); `chunks`, the units of each chunk in decoding order.
     """
 
     records: list[dict]
@@ -75,6 +89,18 @@ class Run:
     options: RunOptions
     order: list[int]
     prompts: list[dict] = field(default_factory=list)
+    windows: list[list[tuple[int, int]]] = field(default_factory=list)
+    units: list[tuple[int, Example]] = field(default_factory=list)
+    chunks: list[list[int]] = field(default_factory=list)
+
+    @cached_property
+    def first_unit(self) -> list[int]:
+        """The position in `units` of each example's first window (units are laid out example after example)."""
+        firsts, position = [], 0
+        for ranges in self.windows:
+            firsts.append(position)
+            position += len(ranges)
+        return firsts
 
 
 def file_record(output: dict) -> dict:
@@ -191,63 +217,208 @@ class GenerativePredictor(Predictor):
         return cls.load(artifact.builder(), model, folder, precision, **options)
 
     def start(self, records: list[dict], examples: list[Example], options: RunOptions) -> Run:
-        """Renders every prompt (once per run); the order is chunks of `batch_size * 8` records in input
-        order, each sorted by prompt length (less padding), unless `sort_by_length` is off."""
-        prompts = [self.builder.build(example) for example in examples]
+        """Cuts each text into windows that fit the model's context (`inference.windows`; a text that fits is one
+        window, the example itself) and renders every window's prompt (once per run). Chunks are consecutive
+        examples holding about `batch_size * 8` windows; inside a chunk windows are sorted by prompt length (less
+        padding) unless `sort_by_length` is off, and examples are yielded as their last window is decoded."""
+        windows = [self.plan_windows(example, options) for example in examples]
+        units = [(i, window_example(example, s, e)) for i, example in enumerate(examples) for s, e in windows[i]]
+        prompts = [self.builder.build(window) for _, window in units]
         lengths = [self.generator.prompt_length(prompt_input(prompt)) for prompt in prompts]
-        self.check_context(examples, lengths, options)
-        if options.sort_by_length:
-            order = generation_order(len(examples), options.batch_size * 8, lengths.__getitem__)
-        else:
-            order = list(range(len(examples)))
-        return Run(records, examples, options, order, prompts)
+        self.check_context([window for _, window in units], lengths, options)
+        chunks, order, first = [], [], 0
+        for chunk_docs in document_chunks([len(w) for w in windows], options.batch_size * 8):
+            last = first + sum(len(windows[i]) for i in chunk_docs)
+            chunk = list(range(first, last))
+            if options.sort_by_length:
+                chunk = sorted(chunk, key=lengths.__getitem__)
+            finished = {units[u][0]: k for k, u in enumerate(chunk)}  # an example's last window in the chunk
+            order += sorted(chunk_docs, key=finished.__getitem__)
+            chunks.append(chunk)
+            first = last
+        return Run(records, examples, options, order, prompts, windows, units, chunks)
+
+    def plan_windows(self, example: Example, options: RunOptions) -> list[tuple[int, int]]:
+        """The word ranges of an example's windows: one when prompt, text and response bound fit the context (and
+        `window_tokens`, when given); else cut by `inference.windows.split_windows` on sentence bounds, never inside
+        a gold entity, with an overlap of `window_overlap` tokens (default: a 32nd of the context)."""
+        n, generator = len(example.tokens), self.generator
+        context = generator.context_length()
+        if n == 0 or (context is None and options.window_tokens is None):
+            return [(0, n)]
+        context = context if context is not None else math.inf
+        prefix = self.prompt_overhead()
+        cap = options.window_tokens or math.inf
+        total = generator.text_length(example.text)
+        if total <= cap and prefix + total + self.response_limit(example, total, options) <= context:
+            return [(0, n)]
+        costs = word_costs(example, generator.text_lengths)
+        sums = [0]
+        for cost in costs:
+            sums.append(sums[-1] + cost)
+        overlap = options.window_overlap
+        overlap = overlap if overlap is not None else default_overlap(context if context < math.inf else cap)
+
+        def fits(start: int, end: int) -> bool:
+            """Estimated from the words' tokens first; measured on the window's own prompt when that is close."""
+            tokens = sums[end] - sums[start]
+            if tokens > cap or prefix + tokens > context:
+                return False
+            window = window_example(example, start, end)
+            limit = self.response_limit(window, tokens, options)
+            if (prefix + tokens + limit) * 0.9 > context:
+                return False
+            length = generator.prompt_length(prompt_input(self.builder.build(window)))
+            return length + self.response_limit(window, generator.text_length(window.text), options) <= context
+
+        sentences, cuts = sentence_starts(example), allowed_cuts(example.tags)
+        return split_windows(costs, fits, overlap, sentences, cuts)
+
+    def response_limit(self, example: Example, text_tokens: int, options: RunOptions) -> float:
+        """The most new tokens a prompt about `example` may take: `max_new_tokens`, and the format's bound from the
+        text's tokens, with and without its words (the bound the decoder applies per row, `row_limit`)."""
+        labels = self.label_tokens()
+        bound = self.builder.format.new_token_bound(example.text, text_tokens)
+        words = self.builder.format.new_token_bound(example.text, text_tokens, len(example.tokens), labels)
+        return min(options.max_new_tokens or math.inf, bound, words)
+
+    def label_tokens(self) -> int:
+        """Tokens of the longest label with its leading space (what a response line spends on its label)."""
+        if getattr(self, "_label_tokens", None) is None:
+            self._label_tokens = max((self.generator.text_length(" " + label) for label in self.labels), default=2)
+        return self._label_tokens
+
+    def prompt_overhead(self) -> int:
+        """Tokens of a prompt besides its text (instruction, few-shot examples, chat markup), measured once on a
+        one-word probe."""
+        if getattr(self, "_overhead", None) is None:
+            probe = Example("probe", ["x"], ["O"])
+            prompt = self.generator.prompt_length(prompt_input(self.builder.build(probe)))
+            self._overhead = prompt - self.generator.text_length(probe.text)
+        return self._overhead
 
     def check_context(self, examples: list[Example], lengths: list[int], options: RunOptions) -> None:
-        """Refuse, before any generation, a text whose prompt and response cannot fit the model's context: a causal
-        LM past its trained length degrades silently, and a huge text would run for hours. Long documents are
-        to be cut into windows (not done yet): until then the error says to split the text."""
+        """Refuse, before any generation, a window whose prompt and response cannot fit the model's context: a
+        causal LM past its trained length degrades silently. Windows are cut to fit (`plan_windows`), so only a
+        single word (or gold entity) longer than a window is refused here, or a prompt whose instruction and
+        few-shot examples leave no room for a text."""
         context = self.generator.context_length()
         if context is None:
             return
         for example, length in zip(examples, lengths):
-            bound = self.builder.format.new_token_bound(example.text, self.generator.text_length(example.text))
-            needed = length + min(options.max_new_tokens or math.inf, bound)
+            needed = length + self.response_limit(example, self.generator.text_length(example.text), options)
             if needed > context:
                 raise DataError(
                     f"record {example.id}",
-                    f"{len(example.tokens)} words need {int(needed)} tokens of prompt and response, more than the "
-                    f"model's context of {context}; split the text into shorter ones",
+                    f"{len(example.tokens)} words that cannot be cut (a window never cuts a word or a gold entity) "
+                    f"need {int(needed)} tokens of prompt and response, more than the model's context of {context}",
                     "too_long",
                 )
 
     def outputs(self, run: Run, start: int = 0) -> Iterator[list[dict]]:
-        builder, generator = self.builder, self.generator
-        records, examples, options, prompts = run.records, run.examples, run.options, run.prompts
-        prompt_inputs = [prompt_input(prompt) for prompt in prompts]
-        limits = [
-            min(
-                options.max_new_tokens or math.inf,
-                builder.format.new_token_bound(e.text, generator.text_length(e.text)),
-            )
-            for e in examples
-        ]
-        order, chunk_size = run.order, options.batch_size * 8
-        generator.prepare([prompt_inputs[i] for i in order[start:]])
-        bar = _progress(len(examples), start, options.progress)
-        for chunk_start in range(0, len(order), chunk_size):  # batches never cross a chunk: same batches on resume
-            chunk = order[max(chunk_start, start) : chunk_start + chunk_size]
+        """Output records of `run.order[start:]`: windows decoded batch by batch (a batch may hold windows of many
+        examples), an example's record yielded once its last window is decoded, its windows' entities merged
+        (`inference.windows.merge_spans`)."""
+        generator = self.generator
+        examples, options, units = run.examples, run.options, run.units
+        done = set(run.order[:start])
+        todo = [[u for u in chunk if units[u][0] not in done] for chunk in run.chunks]
+        generator.prepare([prompt_input(run.prompts[u]) for chunk in todo for u in chunk])
+        left = {i: len(run.windows[i]) for i in range(len(examples)) if i not in done}
+        results: dict[int, tuple[Generated, float, int]] = {}
+        done_windows = len(units) - sum(left.values())
+        bar = _progress(len(units), done_windows, len(examples), len(done), options.progress)
+        for chunk in todo:  # batches never cross a chunk: same batches on resume
             for batch in chunks(chunk, options.batch_size):
                 batch_started = time.perf_counter()
-                generated = generator.generate(
-                    [prompt_inputs[i] for i in batch], [int(limits[i]) for i in batch], [examples[i] for i in batch]
-                )
+                windows = [units[u][1] for u in batch]
+                limits = [int(self.response_limit(w, generator.text_length(w.text), options)) for w in windows]
+                generated = generator.generate([prompt_input(run.prompts[u]) for u in batch], limits, windows)
                 seconds = time.perf_counter() - batch_started
-                yield [
-                    output_record(records[i], examples[i], prompts[i], builder, output, seconds, batch)
-                    for i, output in zip(batch, generated)
-                ]
+                finished = []
+                for u, output in zip(batch, generated):
+                    results[u] = (output, seconds, len(batch))
+                    left[units[u][0]] -= 1
+                    if not left[units[u][0]]:
+                        finished.append(units[u][0])
+                yield [self.document_output(run, i, results) for i in finished]
                 bar.update(len(batch))
+                bar.set_postfix_str(f"{len(examples) - len(left) + len(finished)}/{len(examples)} texts")
+                for i in finished:
+                    del left[i]
         bar.close()
+
+    def document_output(self, run: Run, i: int, results: dict) -> dict:
+        """The output record of example i from its windows' generations (which it removes from `results`)."""
+        first = run.first_unit[i]
+        if len(run.windows[i]) > 1:
+            return window_record(run, i, range(first, first + len(run.windows[i])), results, self.builder)
+        output, seconds, size = results.pop(first)
+        record, example, prompt = run.records[i], run.examples[i], run.prompts[first]
+        return output_record(record, example, prompt, self.builder, output, seconds, range(size))
+
+
+def document_chunks(windows: list[int], size: int) -> Iterator[list[int]]:
+    """Consecutive example positions, grouped into chunks of about `size` windows (at least one example each).
+
+    Example: list(document_chunks([1, 1, 3, 1], 2)) -> [[0, 1], [2], [3]]
+    """
+    chunk, count = [], 0
+    for i, n in enumerate(windows):
+        if chunk and count + n > size:
+            yield chunk
+            chunk, count = [], 0
+        chunk.append(i)
+        count += n
+    if chunk:
+        yield chunk
+
+
+def window_record(run: Run, i: int, unit_ids: range, results: dict, builder: PromptBuilder) -> dict:
+    """The output record of an example cut into windows: each window parsed on its own text, the entities merged
+    back to the example's words (`merge_spans`); `generation` holds the windows' responses one after another,
+    `parse` the windows' diagnostics summed plus what merging dropped, `windows` how many windows it took. The
+    rendered prompt is not kept (a prompt per window)."""
+    example = run.examples[i]
+    parsed, generations, timing = [], [], {"batch_seconds": 0.0, "batch_size": 0, "prompt_tokens": 0, "new_tokens": 0}
+    diagnostics: dict = {}
+    for u in unit_ids:
+        output, seconds, size = results.pop(u)
+        window = run.units[u][1]
+        result = parse_response(output.text, window, builder.labels, builder.response_format, output.hit_limit)
+        parsed.append([(e.label, e.token_start, e.token_end) for e in result.entities])
+        generations.append(output.text)
+        window_diagnostics = result.diagnostics.to_dict()
+        window_diagnostics["hit_max_new_tokens"] = output.hit_limit
+        window_diagnostics["stopped_runaway"] = output.stopped_runaway
+        for key, value in window_diagnostics.items():
+            if isinstance(value, bool):
+                diagnostics[key] = diagnostics.get(key, False) or value
+            elif isinstance(value, int):
+                diagnostics[key] = diagnostics.get(key, 0) + value
+            else:
+                diagnostics[key] = diagnostics.get(key, []) + value
+        timing["batch_seconds"] += seconds / size
+        timing["batch_size"] = max(timing["batch_size"], size)
+        timing["prompt_tokens"] += output.prompt_tokens
+        timing["new_tokens"] += output.new_tokens
+    merged = merge_spans(run.windows[i], parsed, len(example.tokens))
+    diagnostics.update(entities=len(merged.spans), window_duplicates=merged.duplicates)
+    diagnostics["window_conflicts"] = merged.conflicts
+    timing["batch_seconds"] = round(timing["batch_seconds"], 4)
+    output = dict(run.records[i])
+    output.update(
+        labels=builder.labels,
+        response_format=builder.response_format,
+        template=builder.template.name,
+        generation="\n".join(generations),
+        entities=[example.entity(label, s, e) for label, s, e in merged.spans],
+        pred_tags=spans_to_tags(merged.spans, len(example.tokens)),
+        parse=diagnostics,
+        timing=timing,
+        windows=len(run.windows[i]),
+    )
+    return output
 
 
 def prompt_input(prompt: dict) -> str | list[dict]:
@@ -285,10 +456,14 @@ def output_record(record, example, prompt, builder, generated: Generated, batch_
     return output
 
 
-def _progress(total: int, initial: int, enabled: bool):
+def _progress(windows: int, done_windows: int, texts: int, done_texts: int, enabled: bool):
+    """A progress bar on stderr that counts windows (one per text that fits) and says how many texts are done."""
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, disable=not enabled, unit="sent", desc="generate", file=sys.stderr)
+    options = {"unit": "window", "desc": "generate", "file": sys.stderr}
+    bar = tqdm(total=windows, initial=done_windows, disable=not enabled, **options)
+    bar.set_postfix_str(f"{done_texts}/{texts} texts")
+    return bar
 
 
 class TaggerPredictor(Predictor):
@@ -309,30 +484,39 @@ class TaggerPredictor(Predictor):
         return cls(tagger, tokenizer, artifact, str(folder))
 
     def outputs(self, run: Run, start: int = 0) -> Iterator[list[dict]]:
-        from instruct_ner.inference.tagging import predict
+        """Tags chunk by chunk; a text longer than the tagger's `max_length` is cut by the shared window policy
+        (`inference.windows`, as the generative path is) and its windows' entities merged."""
+        from instruct_ner.inference.tagging import predict_windows
 
         records, examples, options = run.records, run.examples, run.options
         todo = run.order[start:]
         max_length = self.artifact.tagger.get("max_length", 512)
         for chunk in chunks(todo, options.batch_size * 8):
             started = time.perf_counter()
-            predicted = predict(
-                self.model, [examples[i] for i in chunk], self.tokenizer, max_length, options.batch_size
+            predicted = predict_windows(
+                self.model,
+                [examples[i] for i in chunk],
+                self.tokenizer,
+                max_length,
+                options.batch_size,
+                options.window_tokens,
+                options.window_overlap,
             )
             seconds = (time.perf_counter() - started) / len(chunk)
             outputs = []
-            for i, pred_tags in zip(chunk, predicted):
+            for i, (pred_tags, windows, merged) in zip(chunk, predicted):
                 example = examples[i]
                 entities = [example.entity(label, s, e) for label, s, e in tags_to_spans(pred_tags)]
-                outputs.append(
-                    {
-                        **records[i],
-                        "labels": self.labels,
-                        "pred_tags": pred_tags,
-                        "entities": entities,
-                        "timing": {"seconds": seconds},
-                    }
-                )
+                output = {
+                    **records[i],
+                    "labels": self.labels,
+                    "pred_tags": pred_tags,
+                    "entities": entities,
+                    "timing": {"seconds": seconds},
+                }
+                if windows > 1:
+                    output.update(windows=windows, window_conflicts=merged.conflicts)
+                outputs.append(output)
             yield outputs
 
 

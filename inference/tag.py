@@ -1,7 +1,9 @@
 """`instruct-ner tag`: tag data with a trained token classifier; writes the same record schema as
 `generate` (`pred_tags`, `entities` with token spans and character offsets, `timing`), so `score` and
 `compare` treat both variants alike. Records out = records in, in input order; the output is always
-valid IOB2 (constrained Viterbi). The work is done by `inference.predictor.TaggerPredictor`, the
+valid IOB2 (constrained Viterbi). A text longer than the tagger's `max_length` is cut by the generative path's
+window policy (`inference/windows.py`; `--window_tokens`, `--window_overlap`) and its entities merged.
+The work is done by `inference.predictor.TaggerPredictor`, the
 object the Python API uses too, loaded by the same `load_predictor`: an explicit `--model` /
 `--precision` wins over the saved one by the API's rule (`config.explicit_or_saved`).
 
@@ -16,7 +18,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from instruct_ner.inference.predictor import file_record, input_records, load_predictor
+from instruct_ner.inference.predictor import RunOptions, file_record, input_records, load_predictor
+from instruct_ner.inference.windows import WindowOptions, check_window_options
 from instruct_ner.prompts.readers import ReaderOptions
 from instruct_ner.sft.artifact import Artifact, check_labels
 from instruct_ner.sft.options import ModelOptions
@@ -28,7 +31,7 @@ from instruct_ner.outputs import check_outputs
 
 
 @dataclass
-class TagConfig(Config, ModelOptions, ReaderOptions):
+class TagConfig(Config, ModelOptions, ReaderOptions, WindowOptions):
     adapter: str | None = field(default=None, metadata={"help": "folder written by train-tagger (required)"})
     data: str | None = field(default=None, metadata={"help": "data source or JSONL records (required)"})
     out: str | None = field(default=None, metadata={"help": "output JSONL (required)"})
@@ -37,6 +40,7 @@ class TagConfig(Config, ModelOptions, ReaderOptions):
     def __post_init__(self) -> None:
         if not self.adapter or not self.data or not self.out:
             raise ConfigError("tag needs --adapter DIR, --data SRC and --out FILE.jsonl")
+        check_window_options(self)
 
 
 def tag(config: TagConfig) -> dict:
@@ -47,7 +51,8 @@ def tag(config: TagConfig) -> dict:
     check_labels(artifact.labels, labels_of(e.tags for e in examples), config.adapter, config.data)
     predictor = load_predictor(config.adapter, config, artifact, trust_remote_code=config.trust_remote_code)
     started = time.perf_counter()
-    outputs = predictor.predict(examples, config.batch_size, records)
+    options = RunOptions(config.batch_size, window_tokens=config.window_tokens, window_overlap=config.window_overlap)
+    outputs = predictor.predict(examples, config.batch_size, records, options)
     seconds = time.perf_counter() - started
     with output_lock(config.out):
         write_jsonl(config.out, [file_record(output) for output in outputs])

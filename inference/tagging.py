@@ -1,4 +1,9 @@
-"""Prediction with a trained token classifier: IOB2 tags for examples, window by window, stitched back in order.
+"""Prediction with a trained token classifier: IOB2 tags for examples, window by window, merged back in order.
+
+A text longer than the tagger's `max_length` sub-tokens is cut into windows by the policy the generative path uses
+(`inference.windows`: sentence bounds, never inside a word or gold entity, an overlap of whole sentences or words),
+the windows of many texts batched together, and each text's entities merged by `merge_spans`. `encode_examples`
+keeps its own model-level guard (a window it still finds too long is cut there, with its warning).
 
 The model, its encoding and loading are sft/tagger.py's (shared with training); `instruct-ner tag` and the Python
 API reach this through inference/predictor.py, dev-F1 selection through inference/evaluation.py. It does not train.
@@ -7,9 +12,67 @@ API reach this through inference/predictor.py, dev-F1 selection through inferenc
 from __future__ import annotations
 
 import torch
-from instruct_ner.sft.tagger import TokenTagger, collate, encode_examples
+from instruct_ner.inference.windows import (
+    Merged,
+    allowed_cuts,
+    default_overlap,
+    merge_spans,
+    sentence_starts,
+    split_windows,
+    window_example,
+)
+from instruct_ner.sft.tagger import TokenTagger, collate, encode_examples, special_ids
 
-from instruct_ner.examples import Example, iob1_to_iob2
+from instruct_ner.examples import Example, iob1_to_iob2, spans_to_tags, tags_to_spans
+
+
+def tagger_windows(
+    example: Example, tokenizer, max_length: int, window_tokens: int | None = None, overlap: int | None = None
+) -> list[tuple[int, int]]:
+    """The word ranges of an example's windows for a tagger of `max_length` sub-tokens (its special tokens
+    included): each word counted as `encode_examples` encodes it, with or without the space before it."""
+    bos, eos = special_ids(tokenizer)
+    budget = min(max_length - len(bos) - len(eos), window_tokens or max_length)
+    words = example.tokens
+    spaced = tokenizer([" " + word for word in words], add_special_tokens=False)["input_ids"]
+    costs = [len(ids) or 1 for ids in spaced]
+    if sum(costs) + 1 <= budget:  # the first word's own tokens may differ by one without its space
+        return [(0, len(words))]
+    bare = tokenizer(list(words), add_special_tokens=False)["input_ids"]
+    costs = [max(cost, len(ids) or 1) for cost, ids in zip(costs, bare)]
+    sums = [0]
+    for cost in costs:
+        sums.append(sums[-1] + cost)
+    overlap = overlap if overlap is not None else default_overlap(max_length)
+    fits = lambda start, end: sums[end] - sums[start] <= budget  # noqa: E731
+    return split_windows(costs, fits, overlap, sentence_starts(example), allowed_cuts(example.tags))
+
+
+@torch.no_grad()
+def predict_windows(
+    model: TokenTagger,
+    examples: list[Example],
+    tokenizer,
+    max_length: int = 512,
+    batch_size: int = 16,
+    window_tokens: int | None = None,
+    overlap: int | None = None,
+) -> list[tuple[list[str], int, Merged]]:
+    """(IOB2 tags, windows taken, what merging dropped) for every example; the windows of all examples are
+    batched together."""
+    windows = [tagger_windows(example, tokenizer, max_length, window_tokens, overlap) for example in examples]
+    units = [window_example(example, s, e) for example, ranges in zip(examples, windows) for s, e in ranges]
+    tags = predict(model, units, tokenizer, max_length, batch_size)
+    results, position = [], 0
+    for example, ranges in zip(examples, windows):
+        found = [tags_to_spans(t) for t in tags[position : position + len(ranges)]]
+        position += len(ranges)
+        if len(ranges) == 1:
+            results.append((tags[position - 1], 1, Merged(found[0])))
+            continue
+        merged = merge_spans(ranges, found, len(example.tokens))
+        results.append((spans_to_tags(merged.spans, len(example.tokens)), len(ranges), merged))
+    return results
 
 
 @torch.no_grad()

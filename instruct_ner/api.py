@@ -9,8 +9,10 @@
     NER.zero_shot(labels=["PER", "ORG", "LOC"])     # prompting baseline; embedded model unless model= is given
 
 Texts are split into words by the project's tokenizer (`prompts.tokenize`), so `text[e.start:e.end] ==
-e.text` for every entity. The predictions come from the same predictor objects as `instruct-ner
-generate` and `instruct-ner tag` (`inference.predictor`), so the API and the CLI cannot disagree. An
+e.text` for every entity. A text of any length is taken: one past the model's context is cut into windows and their
+entities merged back (`inference.windows`, as `generate` and `tag` do). The predictions come from the same
+predictor objects as `instruct-ner generate` and `instruct-ner tag` (`inference.predictor`),
+so the API and the CLI cannot disagree. An
 option given here (model, precision; None = not given) wins over the value saved with the folder, by
 the CLI's rule (`config.explicit_or_saved`). Entities are `Entity` objects throughout; they become
 dicts only in a file written by `evaluate(out=...)`, whose records are in input order like `generate`'s.
@@ -23,7 +25,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from instruct_ner.examples import Entity, Example
-from instruct_ner.inference.predictor import GenerativePredictor, Predictor, file_record, input_records, load_predictor
+from instruct_ner.inference.predictor import (
+    GenerativePredictor,
+    Predictor,
+    RunOptions,
+    file_record,
+    input_records,
+    load_predictor,
+)
 from instruct_ner.jsonl import write_jsonl
 from instruct_ner.outputs import check_outputs
 from instruct_ner.prompts.readers import ReaderOptions
@@ -34,8 +43,9 @@ from instruct_ner.prompts.tokenize import tokenize_with_offsets
 class NER:
     """A named-entity recogniser: a generative adapter, a token classifier, or a prompted model."""
 
-    def __init__(self, predictor: Predictor, batch_size: int = 32):
-        self.predictor, self.batch_size = predictor, batch_size
+    def __init__(self, predictor: Predictor, batch_size: int = 32, max_new_tokens: int | None = None):
+        """`max_new_tokens`: a cap on each generated response (generative; default: the format's bound per text)."""
+        self.predictor, self.batch_size, self.max_new_tokens = predictor, batch_size, max_new_tokens
 
     @classmethod
     def from_pretrained(
@@ -104,7 +114,8 @@ class NER:
         examples = {i: example for i, text in enumerate(texts) if (example := text_example(str(i), text)) is not None}
         result: list[list[Entity]] = [[] for _ in texts]
         if examples:
-            outputs = self.predictor.predict(list(examples.values()), batch_size)
+            options = RunOptions(batch_size=batch_size, max_new_tokens=self.max_new_tokens)
+            outputs = self.predictor.predict(list(examples.values()), options=options)
             for i, output in zip(examples, outputs):
                 result[i] = output["entities"]
         return result

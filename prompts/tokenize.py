@@ -79,6 +79,7 @@ ABBREVIATIONS = {
     "inc",
     "ltd",
 }
+DOTTED_END = re.compile(r"(?<![\w.])(?:[^\W\d_]\.){2,}$")  # S.p.A. U.S. at the end of what precedes
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'«(]?[A-ZÀ-Ý0-9])|\s*\n\s*")
 
 
@@ -93,15 +94,16 @@ def tokenize_with_offsets(text: str) -> list[tuple[str, int, int]]:
 
 def sentence_bounds(text: str) -> list[tuple[int, int]]:
     """Character spans of sentences: split at line breaks and after . ! ? before a capital or digit,
-    but not after a known abbreviation (dott., sig., Mr., ecc.).
+    but not after a known abbreviation (dott., sig., Mr., ecc., n.) or a dotted one (S.p.A., U.S.).
 
     Example: sentence_bounds("Ciao Mario.\\nGrazie. A presto") -> [(0, 11), (12, 19), (20, 28)]
     """
     bounds, start = [], 0
     for match in SENTENCE_END.finditer(text):
-        word_before = re.search(r"(\w+)\.$", text[: match.start()])
-        if "\n" not in match.group() and word_before and word_before.group(1).lower() in ABBREVIATIONS:
-            continue  # "dott. Rossi", "Mr. Smith": a title, not the end of a sentence
+        before = text[max(0, match.start() - 64) : match.start()]  # a bounded look back: linear in the text
+        word_before, dotted = re.search(r"(\w+)\.$", before), DOTTED_END.search(before)
+        if "\n" not in match.group() and (dotted or (word_before and word_before.group(1).lower() in ABBREVIATIONS)):
+            continue  # "dott. Rossi", "Mr. Smith", "Acme S.p.A. Milano": a title or an abbreviation, not an end
         if match.start() > start:
             bounds.append((start, match.start()))
         start = match.end()

@@ -4,8 +4,11 @@ Space- or tab-separated, token first and tag last (`split_columns`). Columns are
 only: a token keeps any other character (a non-breaking space, U+2009, U+3000 stay inside it). A line holding a
 tab is split at each tab together with the spaces around it (`EU \\tB-ORG` is `EU`, `B-ORG`; a token of a tab file
 may hold spaces, `New York\\tB-LOC`, and two tabs make an empty column); a line without a tab at each run of
-spaces. A token that is empty or only whitespace is an error. `-DOCSTART-` lines are ignored and `#` comment
-lines before a sentence (CoNLL-U, MultiCoNER) skipped and counted. IOB1 and IO are detected per file
+spaces. A token that is empty or only whitespace is an error. `#` comment lines before a sentence (CoNLL-U,
+MultiCoNER) are skipped and counted. `-DOCSTART-` lines end a sentence; with `unit="sentence"` (the default) that is
+all they do, with `unit="document"` each one opens a document and every document is one example (id `STEM-docK`):
+its sentences, each read and checked as above, joined by a line break (`DOCUMENT_SEPARATOR`), so the text's
+sentence bounds are the file's. A file without `-DOCSTART-` is one document. IOB1 and IO are detected per file
 (`schemes.source_scheme`).
 
 A line of only whitespace (spaces, tabs, or any other whitespace) ends a sentence, as an empty line does and as
@@ -25,7 +28,7 @@ from instruct_ner.prompts.readers.options import ReaderOptions
 from instruct_ner.prompts.readers.report import ErrorPolicy
 from instruct_ner.prompts.readers.schemes import checked_tags, scheme_to_iob2, source_scheme
 
-from instruct_ner.examples import DataError, Example
+from instruct_ner.examples import DataError, Example, join_tokens
 from instruct_ner.textio import read_text, split_lines
 
 CONLL_SUFFIXES = {".txt", ".conll", ".conllu", ".tsv", ".iob", ".iob2", ".bio"}
@@ -34,11 +37,33 @@ _TAB = re.compile(r" *\t *")  # a tab and the spaces around it: one separator
 _SPACES = re.compile(r" +")
 
 
+DOCUMENT_SEPARATOR = "\n"  # between the sentences of a document's text (`unit="document"`)
+
+
 def read_conll(path: str | Path, options: ReaderOptions, policy: ErrorPolicy) -> Iterator[Example]:
     """CoNLL-style column files. IOB1 and IO are detected over the whole file (options.scheme="auto") and converted."""
     path = Path(path)
-    sentences = list(_conll_sentences(path, policy))
+    documents: list[int] = []  # the document of each sentence (`unit="document"`)
+    sentences = list(_conll_sentences(path, policy, documents))
     scheme = source_scheme([tags for _, (_, _, tags) in sentences], options.scheme, policy.report)
+    checked = _checked_sentences(path, sentences, scheme, options, policy)
+    if getattr(options, "unit", "sentence") != "document":
+        for index, first_line, tokens, tags in checked:
+            yield Example(f"{path.stem}-{index}", tokens, tags, source=f"{path}:{first_line}")
+        return
+    document, parts = None, []
+    for index, first_line, tokens, tags in checked:
+        if parts and documents[index] != document:
+            yield document_example(path, document, parts)
+            parts = []
+        document = documents[index]
+        parts.append((first_line, tokens, tags))
+    if parts:
+        yield document_example(path, document, parts)
+
+
+def _checked_sentences(path: Path, sentences, scheme: str, options: ReaderOptions, policy: ErrorPolicy):
+    """(index, first line, tokens, IOB2 tags) of every sentence whose tags pass `checked_tags`."""
     for index, (first_line, tokens, tags) in sentences:
         tags = scheme_to_iob2(tags, scheme)
         try:
@@ -46,7 +71,24 @@ def read_conll(path: str | Path, options: ReaderOptions, policy: ErrorPolicy) ->
         except DataError as error:
             policy.handle(error)
             continue
-        yield Example(f"{path.stem}-{index}", tokens, tags, source=f"{path}:{first_line}")
+        yield index, first_line, tokens, tags
+
+
+def document_example(path: Path, document: int, parts: list[tuple[int, list[str], list[str]]]) -> Example:
+    """One Example of a document's sentences: tokens and tags concatenated, sentences joined by a line break.
+
+    Example: document_example(Path("t.txt"), 0, [(2, ["EU"], ["B-ORG"]), (4, ["Hi"], ["O"])]).text -> "EU\nHi"
+    """
+    tokens, tags, offsets, texts, position = [], [], [], [], 0
+    for _, sentence_tokens, sentence_tags in parts:
+        text, sentence_offsets = join_tokens(sentence_tokens)
+        tokens += sentence_tokens
+        tags += sentence_tags
+        offsets += [(start + position, end + position) for start, end in sentence_offsets]
+        texts.append(text)
+        position += len(text) + len(DOCUMENT_SEPARATOR)
+    text = DOCUMENT_SEPARATOR.join(texts)
+    return Example(f"{path.stem}-doc{document}", tokens, tags, text, offsets, source=f"{path}:{parts[0][0]}")
 
 
 def is_comment_line(line: str) -> bool:
@@ -69,8 +111,12 @@ def split_columns(line: str) -> list[str]:
     return _SPACES.split(line.strip(" "))
 
 
-def _conll_sentences(path: Path, policy: ErrorPolicy) -> Iterator[tuple[int, tuple[int, list[str], list[str]]]]:
-    """(sentence index, (first line number, tokens, tags)) for every well-formed sentence of the file."""
+def _conll_sentences(
+    path: Path, policy: ErrorPolicy, documents: list[int] | None = None
+) -> Iterator[tuple[int, tuple[int, list[str], list[str]]]]:
+    """(sentence index, (first line number, tokens, tags)) for every well-formed sentence of the file;
+    `documents`, when given, gets the document number of every sentence index (a `-DOCSTART-` opens one)."""
+    document = 0
     columns_seen: tuple[int, int] | None = None  # (column count, line where it was first seen)
     index, first_line, tokens, tags, error = 0, 0, [], [], None
 
@@ -83,6 +129,8 @@ def _conll_sentences(path: Path, policy: ErrorPolicy) -> Iterator[tuple[int, tup
             result = (index, (first_line, tokens, tags))
         if tokens or error is not None:
             index += 1
+            if documents is not None:
+                documents.append(document)
         tokens, tags, error = [], [], None
         return result
 
@@ -97,6 +145,8 @@ def _conll_sentences(path: Path, policy: ErrorPolicy) -> Iterator[tuple[int, tup
                 )
             if (sentence := flush()) is not None:
                 yield sentence
+            if line.startswith("-DOCSTART-") and index:
+                document += 1  # the first document is open from the file's start
             continue
         if not tokens and error is None and is_comment_line(line):
             policy.report.notes["comment_lines"] += 1

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from instruct_ner.prompts.readers.schemes import SCHEMES
 
 DATA_FORMATS = ("auto", "conll", "csv", "hf", "jsonl")  # readers; response formats: prompts.formats
+UNITS = ("sentence", "document")  # what one example of a CoNLL file is
 CSV_GROUP = "CSV input (only for .csv data)"
 
 
@@ -75,6 +76,14 @@ class ReaderOptions:
     split_sentences: bool = field(
         default=False,
         metadata={"help": "wide layout: split texts into sentences (never inside an entity)", "group": CSV_GROUP},
+    )
+    unit: str = field(
+        default="sentence",
+        metadata={
+            "help": "CoNLL input: one example per sentence, or per -DOCSTART- document (its sentences joined by "
+            "line breaks; long documents are cut into windows at prediction)",
+            "choices": list(UNITS),
+        },
     )
     labels: list[str] | None = field(
         default=None, metadata={"help": "the label set; default: the labels found in the data"}

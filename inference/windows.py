@@ -1,0 +1,252 @@
+"""Windows: the one policy that cuts a long text into pieces a model can take, and merges their predictions back.
+
+Both prediction paths use it: the generative predictor (a window is one prompt: instruction, few-shot examples,
+the window's text and the format's response bound must fit the model's context) and the token classifier (a
+window is one forward pass of at most the tagger's `max_length` sub-tokens).
+
+- Cutting (`split_windows`): a text is a list of words with a cost each (its model tokens, with the whitespace
+  before it) and a predicate `fits(start, end)` that says whether words [start, end) fit one window. A text that
+  fits is one window. Otherwise each window ends at the last sentence start that fits (`sentence_starts`, from
+  `prompts.tokenize.sentence_bounds`: line breaks and . ! ? before a capital, not after `Sig.`, `Dott.`, `n.`,
+  `S.p.A.`), else at the last word that fits; a window never ends inside a gold entity (`allowed_cuts`) and
+  never cuts a word. The next window starts `overlap` tokens back: whole sentences when they fit in the
+  overlap, else whole words. A word (or gold entity) longer than a window is a window of its own (over budget;
+  the caller decides what to do with it).
+- Merging (`merge_spans`): every window's entities, in document word positions, are candidates. Rule: the
+  candidate farther from an edge of its window wins (an edge that is the document's own edge is no edge: the
+  text is whole there), ties to the earlier window; candidates are taken in that order and one that overlaps a
+  span already taken is dropped. The same span with the same label found by two windows counts once
+  (`duplicates`); a dropped candidate with another label or other bounds is a `conflict` (both counted).
+
+It is pure Python: it does not tokenise (the caller gives the costs), render prompts or run a model.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from instruct_ner.prompts.tokenize import sentence_bounds
+
+from instruct_ner.examples import Example
+
+OVERLAP_SHARE = 32  # the default overlap of two windows: a 32nd of the model's context (64 tokens of 2,048)
+
+
+def default_overlap(context: int) -> int:
+    """The overlap, in tokens, two neighbouring windows share unless told otherwise: whole sentences (else words)
+    up to a 32nd of the model's context.
+
+    Example: default_overlap(2048) -> 64
+    """
+    return max(0, int(context) // OVERLAP_SHARE)
+
+
+@dataclass
+class WindowOptions:
+    """The window flags of `generate` and `tag` (and the fields of `RunOptions` they fill)."""
+
+    window_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "most text tokens of one window of a long text; default: what the model's context allows "
+            "(generate: with the prompt and the response bound; tag: the tagger's max_length)"
+        },
+    )
+    window_overlap: int | None = field(
+        default=None,
+        metadata={
+            "help": "most tokens two neighbouring windows share (whole sentences, else words); default: "
+            "a 32nd of the context"
+        },
+    )
+
+
+def check_window_options(options: WindowOptions) -> None:
+    """A window of no token, or a negative overlap, is a mistake of the options (one line)."""
+    from instruct_ner.config import ConfigError
+
+    if options.window_tokens is not None and options.window_tokens < 1:
+        raise ConfigError(f"window_tokens must be at least 1, got {options.window_tokens}")
+    if options.window_overlap is not None and options.window_overlap < 0:
+        raise ConfigError(f"window_overlap must be 0 or more, got {options.window_overlap}")
+
+
+@dataclass
+class Merged:
+    """The merged spans of a document (label, word start, word end), in text order, and what merging dropped."""
+
+    spans: list[tuple[str, int, int]]
+    duplicates: int = 0
+    conflicts: int = 0
+    dropped: list[tuple[str, int, int]] = field(default_factory=list)
+
+
+def allowed_cuts(tags: Sequence[str]) -> list[bool]:
+    """`cut[i]`: a window may begin at word i (and the one before end there): not inside a gold entity.
+
+    Example: allowed_cuts(["B-PER", "I-PER", "O", "B-LOC"]) -> [True, False, True, True]
+    """
+    return [not tag.startswith("I-") for tag in tags]
+
+
+def sentence_starts(example: Example) -> list[int]:
+    """The word positions where a sentence of the example's text begins (0 first), by `sentence_bounds`.
+
+    Example: sentence_starts(Example("d", ["Ciao", ".", "Grazie", "."], ["O"] * 4)) -> [0, 2]
+    """
+    starts = [0]
+    firsts = [start for start, _ in sentence_bounds(example.text)]
+    word_starts = [start for start, _ in example.offsets]
+    for first in firsts:
+        word = bisect.bisect_left(word_starts, first)
+        if 0 < word < len(word_starts) and word != starts[-1]:
+            starts.append(word)
+    return starts
+
+
+def split_windows(
+    costs: Sequence[int],
+    fits: Callable[[int, int], bool],
+    overlap: int = 0,
+    sentences: Sequence[int] = (),
+    cuts: Sequence[bool] | None = None,
+) -> list[tuple[int, int]]:
+    """Word ranges [start, end) of the windows of a text of `len(costs)` words (see the module docstring).
+
+    `fits(start, end)` must be monotone (a range inside one that fits fits too); `overlap`: the most tokens (by
+    `costs`) two neighbouring windows share, at most half of the window before; `sentences`: sentence starts;
+    `cuts[i]`: whether a window may begin at word i (default: everywhere).
+    Example: split_windows([1] * 6, lambda s, e: e - s <= 4, overlap=1) -> [(0, 4), (3, 6)]
+    """
+    n = len(costs)
+    if n == 0:
+        return []
+    if fits(0, n):
+        return [(0, n)]
+    cuts = cuts if cuts is not None else [True] * n
+    prefix = [0]
+    for cost in costs:
+        prefix.append(prefix[-1] + cost)
+    words = [i for i in range(1, n) if cuts[i]] + [n]  # where a window may end
+    sentence_set = {i for i in sentences if 0 < i < n and cuts[i]}
+    ends_at_sentences = sorted(sentence_set) + [n]
+
+    def last_fitting(candidates: list[int], start: int, after: int) -> int | None:
+        """The largest candidate end > after (and > start) with fits(start, end), by binary search."""
+        low = bisect.bisect_right(candidates, max(start, after))
+        high = len(candidates) - 1
+        found = None
+        while low <= high:
+            middle = (low + high) // 2
+            if fits(start, candidates[middle]):
+                found, low = candidates[middle], middle + 1
+            else:
+                high = middle - 1
+        return found
+
+    windows: list[tuple[int, int]] = []
+    start, previous_end = 0, 0
+    while previous_end < n:
+        end = last_fitting(ends_at_sentences, start, previous_end) or last_fitting(words, start, previous_end)
+        if end is None and start < previous_end:  # the overlap leaves no room for the next word: no overlap
+            start = previous_end
+            end = last_fitting(ends_at_sentences, start, start) or last_fitting(words, start, start)
+        if end is None:  # one word (or gold entity) longer than a window: a window of its own
+            end = words[bisect.bisect_right(words, start)]
+        windows.append((start, end))
+        previous_end = end
+        if end == n:
+            break
+        start = overlap_start(prefix, start, end, overlap, sentence_set, cuts)
+    return windows
+
+
+def overlap_start(
+    prefix: list[int], start: int, end: int, overlap: int, sentences: set[int], cuts: Sequence[bool]
+) -> int:
+    """Where the window after [start, end) begins: the earliest sentence start (else word) in (start, end] whose
+    words up to `end` cost at most `overlap` tokens and half the window; `end` when none does.
+
+    Example: overlap_start([0, 1, 2, 3, 4], 0, 4, 2, set(), [True] * 4) -> 2
+    """
+    limit = min(overlap, (prefix[end] - prefix[start]) // 2)
+    if limit <= 0:
+        return end
+    sentence = min((s for s in sentences if start < s < end and prefix[end] - prefix[s] <= limit), default=None)
+    if sentence is not None:
+        return sentence
+    first = bisect.bisect_left(prefix, prefix[end] - limit, lo=start + 1, hi=end + 1)
+    for word in range(max(first, start + 1), end):
+        if cuts[word]:
+            return word
+    return end
+
+
+def window_example(example: Example, start: int, end: int) -> Example:
+    """The words [start, end) of an example as an Example of their own (text sliced, offsets shifted); the example
+    itself when the range is all of it, so that a text that fits one window is predicted exactly as before.
+
+    Example: window_example(Example("d", ["a", "b", "c"], ["O"] * 3), 1, 3).text -> "b c"
+    """
+    if start == 0 and end == len(example.tokens):
+        return example
+    first, last = example.offsets[start][0], example.offsets[end - 1][1]
+    offsets = [(s - first, e - first) for s, e in example.offsets[start:end]]
+    return Example(
+        f"{example.id}#w{start}",
+        example.tokens[start:end],
+        example.tags[start:end],
+        example.text[first:last],
+        offsets,
+        example.source,
+    )
+
+
+def merge_spans(windows: Sequence[tuple[int, int]], found: Sequence[Sequence[tuple[str, int, int]]], n: int) -> Merged:
+    """One set of non-overlapping spans for a document of `n` words from each window's spans (window-local word
+    positions), by the rule of the module docstring.
+
+    Example: merge_spans([(0, 4), (1, 6)], [[("PER", 2, 4)], [("PER", 1, 4)]], 6).spans -> [("PER", 2, 5)]
+    """
+    candidates = []
+    for k, ((w_start, w_end), spans) in enumerate(zip(windows, found)):
+        for label, s, e in spans:
+            s, e = s + w_start, e + w_start
+            left = s - w_start if w_start > 0 else math.inf
+            right = w_end - e if w_end < n else math.inf
+            candidates.append((-min(left, right), k, s, e, label))
+    candidates.sort()
+    taken: dict[tuple[str, int, int], None] = {}
+    owner = [-1] * n  # the span (index into kept) covering each word
+    kept: list[tuple[str, int, int]] = []
+    merged = Merged([])
+    for _, _, s, e, label in candidates:
+        if (label, s, e) in taken:
+            merged.duplicates += 1
+            continue
+        if any(owner[i] >= 0 for i in range(s, e)):
+            merged.conflicts += 1
+            merged.dropped.append((label, s, e))
+            continue
+        taken[(label, s, e)] = None
+        for i in range(s, e):
+            owner[i] = len(kept)
+        kept.append((label, s, e))
+    merged.spans = sorted(kept, key=lambda span: (span[1], span[2]))
+    return merged
+
+
+def word_costs(example: Example, lengths: Callable[[list[str]], list[int]]) -> list[int]:
+    """Each word's model tokens, counted with the whitespace before it (`lengths`: a batch of texts -> their token
+    counts), so a window's cost is about the tokens of its text.
+
+    Example: word_costs(Example("d", ["EU", "rejects"], ["O", "O"]), lambda ts: [len(t) for t in ts]) -> [2, 8]
+    """
+    pieces, previous = [], 0
+    for i, (start, end) in enumerate(example.offsets):
+        pieces.append(example.text[previous if i else start : end])
+        previous = end
+    return [max(1, count) for count in lengths(pieces)]
