@@ -170,6 +170,13 @@ COMMANDS = {  # command line (by workspace name), the output flag, the inputs an
     ),
     "tag": (["tag", "--data", "data", "--adapter", "tagger"], "--out", ["data"], "tagger"),
     "compare": (["compare", "scored", "scored", "--names", "a", "b"], "--output_dir", ["scored"], None),
+    "train": (["train", "--data", "data", "--model", "model", "--precision", "fp32"], "--output_dir", [], "model"),
+    "train-tagger": (
+        ["train-tagger", "--data", "data", "--model", "model", "--precision", "fp32"],
+        "--output_dir",
+        [],
+        "model",
+    ),
 }
 
 
@@ -182,7 +189,8 @@ def test_no_output_option_of_any_command_lands_on_an_input_or_the_model(tmp_path
     if flag == "--output_dir":
         targets = [space["data"].parent]  # the folder that holds its input
     if model:
-        targets += [space[model], space[model] / "instruct_ner.json", space[model] / "new-output.jsonl"]
+        inside = space[model] / ("sub" if flag == "--output_dir" else "new-output.jsonl")
+        targets += [space[model], space[model] / "instruct_ner.json", inside]
     before = snapshot(tmp_path)
     for target in targets:
         code = main([*argv, flag, str(target)])

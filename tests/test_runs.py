@@ -108,3 +108,39 @@ def test_two_runs_on_one_output_one_is_refused_and_the_file_is_one_runs(tmp_path
     assert run(capsys, "generate", "--data", data, "--out", tmp_path / "alone.jsonl", *flags)[0] == 0
     strip = lambda text: [{k: v for k, v in json.loads(l).items() if k != "timing"} for l in text.splitlines()]  # noqa: E731, E741
     assert strip(out.read_text()) == strip((tmp_path / "alone.jsonl").read_text())
+
+
+@pytest.mark.parametrize(("sig", "seed"), [("SIGKILL", 1), ("SIGINT", 2)])
+def test_generate_cut_at_a_random_record_resumes_to_the_uninterrupted_file(
+    tmp_path, capsys, common, sig, seed
+):
+    """Issue 43's resume acceptance: killed (SIGKILL) or interrupted (SIGINT) after a random number of records,
+    `--resume` finishes a file equal to an uninterrupted run's (timings aside)."""
+    import random
+    import signal
+    import time
+
+    data, flags = common
+    many = tmp_path / "many.txt"
+    many.write_text("\n".join(f"Rome{i} B-LOC\nis O\n" for i in range(10)), encoding="utf-8")
+    argv = ["generate", "--data", str(many), *map(str, flags), "--batch_size", "1", "--sort_by_length", "false"]
+    alone = tmp_path / "alone.jsonl"
+    assert run(capsys, *argv, "--out", alone)[0] == 0
+    out = tmp_path / "p.jsonl"
+    stop_after = random.Random(seed).randint(1, 8)
+    script = "import sys\nfrom instruct_ner.cli import main\nsys.exit(main(sys.argv[1:]))"
+    process = subprocess.Popen([sys.executable, "-c", script, *argv, "--out", str(out)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120  # a bound on the polling loop, not an assertion on time
+    while time.monotonic() < deadline and process.poll() is None:
+        if out.exists() and out.read_text(encoding="utf-8").count("\n") >= stop_after:
+            process.send_signal(getattr(signal, sig))
+            break
+        time.sleep(0.05)
+    process.wait()
+    process.stderr.close()
+    assert run(capsys, *argv, "--out", out, "--resume")[0] == 0
+
+    def strip(path):
+        return [{k: v for k, v in json.loads(line).items() if k != "timing"} for line in path.read_text().splitlines()]
+
+    assert strip(out) == strip(alone)
