@@ -32,8 +32,15 @@ def test_zero_shot_checks_its_labels(tiny_llama, labels):
 
 
 def test_a_hub_dataset_that_cannot_be_reached_is_one_line(monkeypatch, tmp_path):
+    import datasets.config
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    # the libraries read those variables once, at import: set what they read (no network attempt, no time-out)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
     monkeypatch.chdir(tmp_path)
     from instruct_ner.prompts.readers import ReaderOptions, load_examples
 
