@@ -171,6 +171,7 @@ COMMANDS = {  # command line (by workspace name), the output flag, the inputs an
     "tag": (["tag", "--data", "data", "--adapter", "tagger"], "--out", ["data"], "tagger"),
     "compare": (["compare", "scored", "scored", "--names", "a", "b"], "--output_dir", ["scored"], None),
     "export": (["export", "--data", "scored", "--to", "prodigy"], "--out", ["scored"], None),
+    "review": (["review", "--data", "scored", "--gold"], "--output_dir", ["scored"], None),
 }
 
 
