@@ -14,12 +14,13 @@ import also takes a JSONL file for any tool):
   `ner.manual`/`ner.correct` read and `db-out` writes them. Import reads `answer: "accept"` tasks; `reject` and
   `ignore` are counted and left out.
 - `argilla`: Argilla 2.x records as `Record.to_dict()` writes them and `Record.from_dict()` / `records.to_json()` /
-  `records.from_json()` read them (SDK 2.x, checked against argilla 2.8): `{"id", "fields": {"text": ...},
-  "metadata": {...}, "suggestions": {"spans": {"value": [{"start", "end", "label"}], "score": [per span],
-  "agent"}}, "responses": {"spans": [{"value": [...], "user_id", "status"}]}, "vectors": {}}`, for a dataset with a
-  `TextField("text")` and a `SpanQuestion("spans", field="text")`. Import reads the first `submitted` response
-  (a response without a status counts as submitted); `discarded` records are counted and left out. Gold exported
-  with `--gold` has `user_id: null`: set an Argilla user's id before logging it as responses.
+  `records.from_json()` read them (SDK 2.x, as in `argilla/src/argilla/records/_resource.py`): `{"id", "fields":
+  {"text": ...}, "metadata": {...}, "suggestions": {"spans": {"value": [{"start", "end", "label"}], "score": [per
+  span], "agent"}}, "responses": {"spans": [{"value": [...], "user_id", "status"}]}, "vectors": {}}`, for a dataset
+  with a `TextField("text")` and a `SpanQuestion("spans", field="text")`. Import reads the first `submitted`
+  response (one without a status, as older 2.x `to_dict()` writes it, counts as submitted); `discarded` records are
+  counted and left out. Gold exported with `--gold` has `user_id: null`: set an Argilla user's id before logging it
+  as responses.
 
 Our own words travel with each task (Label Studio `data.instruct_ner`, Prodigy `instruct_ner`, Argilla
 `metadata.instruct_ner` as a JSON string): the record id, tokens and offsets, and (Prodigy) the predictions, so that
