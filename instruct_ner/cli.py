@@ -35,6 +35,18 @@ SUBCOMMANDS = {
         "side-by-side report: scores, error analysis, figures (Markdown, JSON, PNG)",
     ),
     "tag": ("instruct_ner.inference.tag", "tag data with a trained token classifier (same records as generate)"),
+    "review": (
+        "instruct_ner.inference.review",
+        "a self-contained HTML page to review predictions, least confident first",
+    ),
+    "export": (
+        "instruct_ner.prompts.annotation_tools:export_main",
+        "records as pre-annotations for Label Studio, Prodigy or Argilla",
+    ),
+    "import": (
+        "instruct_ner.prompts.annotation_tools:import_main",
+        "corrected annotations from Label Studio, Prodigy or Argilla as training records",
+    ),
 }
 
 

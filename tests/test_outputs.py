@@ -177,6 +177,8 @@ COMMANDS = {  # command line (by workspace name), the output flag, the inputs an
         [],
         "model",
     ),
+    "export": (["export", "--data", "scored", "--to", "prodigy"], "--out", ["scored"], None),
+    "review": (["review", "--data", "scored", "--gold"], "--output_dir", ["scored"], None),
 }
 
 
