@@ -325,6 +325,20 @@ def load_tokenizer(model: str, trust_remote_code: bool = False, padding_side: st
     return tokenizer
 
 
+def quiet_libraries() -> None:
+    """Silence what libraries print on every run that a user can do nothing about and reads as failure: bitsandbytes'
+    warning that an optional 4-bit CPU kernel could not be fetched (we never fetch kernels), and TRL's own use of
+    transformers' deprecated `is_gradient_checkpointing`. Our own warnings and progress stay."""
+    import logging
+    import warnings
+
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=r".*`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+
+quiet_libraries()  # once, as the model layer is imported, before the libraries that print are
+
+
 def load_causal_lm(
     model: str,
     precision: str = "auto",

@@ -381,6 +381,20 @@ def train(config: TrainConfig, evaluator=None) -> dict:
     return run_training(config, evaluator=evaluator)[0]
 
 
+@contextlib.contextmanager
+def quiet_dataset_preparation():
+    """`datasets`' progress bars off while TRL tokenises and truncates the pairs (back on afterwards)."""
+    from datasets.utils import logging as datasets_logging
+
+    enabled = datasets_logging.is_progress_bar_enabled()
+    datasets_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            datasets_logging.enable_progress_bar()
+
+
 def run_training(config: TrainConfig, callbacks=None, evaluator=None, prepared=None):
     """SFT; returns (results, the trained PeftModel, the tokenizer). `callbacks` go to the Trainer.
 
@@ -420,14 +434,15 @@ def run_training(config: TrainConfig, callbacks=None, evaluator=None, prepared=N
     model = prepare_model(config, model_path)
     train_dataset = datasets.Dataset.from_list([to_prompt_completion(p) for p in pairs])
     eval_dataset = datasets.Dataset.from_list([to_prompt_completion(p) for p in dev]) if dev else None
-    trainer = staged_sft_trainer()(
-        model=model,
-        args=sft_config(batching, bool(dev), precision),
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
-        processing_class=tokenizer,
-        callbacks=callbacks,
-    )
+    with quiet_dataset_preparation():  # TRL's four dataset passes take milliseconds; their bars read as noise
+        trainer = staged_sft_trainer()(
+            model=model,
+            args=sft_config(batching, bool(dev), precision),
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=tokenizer,
+            callbacks=callbacks,
+        )
     trainer.run_config = run
     started = time.perf_counter()
     with completion_only_lm_head(config.completion_only_lm_head):
