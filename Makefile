@@ -45,7 +45,7 @@ $(VLLM_VENV)/.installed: pyproject.toml
 
 # The vllm-marked tests (tests/test_vllm.py) in that venv: engines agree, constrained outputs valid, the server answers.
 test-vllm: install-vllm
-	$(VLLM_PY) -m pytest -q -m vllm tests/test_vllm.py
+	VLLM_CPU_KVCACHE_SPACE=$${VLLM_CPU_KVCACHE_SPACE:-2} $(VLLM_PY) -m pytest -q -m vllm tests/test_vllm.py
 
 demo: install
 	$(VENV)/bin/instruct-ner demo
