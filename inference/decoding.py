@@ -103,7 +103,63 @@ def returned_cache(output):
     return cache if cache is not None else output.past_key_values
 
 
-class HFGenerator(Generator):
+class TokenizedGenerator(Generator):
+    """What every engine with a Hugging Face tokenizer shares (ours, vLLM's, a vLLM server's): the prompt text (chat
+    template applied), prompt and text lengths in tokens, the end-of-turn token ids, the instruction style's stop
+    string and the per-row bound on new tokens (`row_limit`), so that engines cannot disagree on any of them."""
+
+    def __init__(self, tokenizer, style: str, options: DecodeOptions | None = None):
+        self.tokenizer, self.style = tokenizer, style
+        self.options = options or DecodeOptions()
+        eos = {tokenizer.eos_token_id}
+        for token in ("<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "</s>"):
+            token_id = tokenizer.convert_tokens_to_ids(token)
+            if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
+                eos.add(token_id)
+        self.eos_ids = sorted(i for i in eos if i is not None)
+        self._eos_set = frozenset(self.eos_ids)
+        self.stop_strings = ["\n###"] if style == "instruction" else None
+        self._label_tokens: int | None = None
+
+    def prompt_text(self, prompt) -> str:
+        if isinstance(prompt, str):
+            return prompt
+        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+
+    def prompt_ids(self, prompt) -> list[int]:
+        """The prompt's token ids, as TRL tokenised the training prompts (the tokenizer's own special-token rule)."""
+        return self.tokenizer(self.prompt_text(prompt))["input_ids"]
+
+    def prompt_length(self, prompt) -> int:
+        return len(self.prompt_ids(prompt))
+
+    def text_length(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def text_lengths(self, texts: list[str]) -> list[int]:
+        counts = []
+        for start in range(0, len(texts), 4096):  # bounded memory for a text of any size
+            ids = self.tokenizer(texts[start : start + 4096], add_special_tokens=False)["input_ids"]
+            counts += [len(i) for i in ids]
+        return counts
+
+    def row_limit(self, example) -> int:
+        """The bound on new tokens for one example, from its text, words and the longest label."""
+        labels = self.options.labels or ["MISC"]
+        if self._label_tokens is None:
+            self._label_tokens = max(self.text_length(" " + label) for label in labels)
+        words = len(example.tokens) if example.tokens else None
+        response_format = get_format(self.options.response_format)
+        return response_format.new_token_bound(example.text, self.text_length(example.text), words, self._label_tokens)
+
+    def row_limits(self, limits: list[int], examples: list | None) -> list[int]:
+        """The caller's limits, each bounded by its example's `row_limit` (when the examples are given)."""
+        if examples is None:
+            return list(limits)
+        return [min(limit, self.row_limit(example)) for limit, example in zip(limits, examples)]
+
+
+class HFGenerator(TokenizedGenerator):
     """Greedy batched decoding with a Hugging Face causal LM (optionally with a LoRA adapter).
 
     With `share_prefix`, the token prefix common to every prompt of the run (the instruction, label
@@ -123,19 +179,10 @@ class HFGenerator(Generator):
         options: DecodeOptions | None = None,
         compact: bool = True,
     ):
-        self.model, self.tokenizer, self.style, self.compact = model, tokenizer, style, compact
-        self.options = options or DecodeOptions()
+        super().__init__(tokenizer, style, options)
+        self.model, self.compact = model, compact
         self.share_prefix, self.prefix_ids, self.prefix_cache = share_prefix, None, None
-        eos = {tokenizer.eos_token_id}
-        for token in ("<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "</s>"):
-            token_id = tokenizer.convert_tokens_to_ids(token)
-            if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
-                eos.add(token_id)
-        self.eos_ids = sorted(i for i in eos if i is not None)
-        self._eos_set = frozenset(self.eos_ids)
-        self.stop_strings = ["\n###"] if style == "instruction" else None
         self._pieces: dict[int, str] = {}
-        self._label_tokens: int | None = None
         self._factory, self._factory_key = None, None
         self.stats = new_stats()
 
@@ -145,7 +192,7 @@ class HFGenerator(Generator):
         self.prefix_ids = self.prefix_cache = None
         if not self.share_prefix or len(prompts) < 2:
             return
-        ids = [self.tokenizer(self.prompt_text(p))["input_ids"] for p in prompts]
+        ids = [self.prompt_ids(p) for p in prompts]
         shortest = min(len(i) for i in ids)
         length = 0
         while length < shortest - 1 and all(i[length] == ids[0][length] for i in ids):
@@ -156,24 +203,6 @@ class HFGenerator(Generator):
         with torch.inference_mode():
             prefix = torch.tensor([self.prefix_ids], device=self.model.device)
             self.prefix_cache = returned_cache(self.model(input_ids=prefix, use_cache=True))
-
-    def prompt_text(self, prompt) -> str:
-        if isinstance(prompt, str):
-            return prompt
-        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-
-    def prompt_length(self, prompt) -> int:
-        return len(self.tokenizer(self.prompt_text(prompt))["input_ids"])
-
-    def text_length(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def text_lengths(self, texts: list[str]) -> list[int]:
-        counts = []
-        for start in range(0, len(texts), 4096):  # bounded memory for a text of any size
-            ids = self.tokenizer(texts[start : start + 4096], add_special_tokens=False)["input_ids"]
-            counts += [len(i) for i in ids]
-        return counts
 
     def context_length(self) -> int | None:
         """The model's trained context (`max_position_embeddings`; SmolLM2-135M: 2,048 tokens)."""
@@ -193,8 +222,7 @@ class HFGenerator(Generator):
             # Left padding asked per call: the caller's tokenizer keeps its own padding_side.
             inputs = self.tokenizer(texts, return_tensors="pt", padding=True, padding_side="left")
             inputs = inputs.to(self.model.device)
-        if examples is not None:
-            limits = [min(limit, self.row_limit(example)) for limit, example in zip(limits, examples)]
+        limits = self.row_limits(limits, examples)
         constraints = None
         if self.options.constrain and examples is not None:
             factory = self.constraint_factory()
@@ -219,15 +247,6 @@ class HFGenerator(Generator):
             prompt_tokens = int(inputs["attention_mask"][row].sum())
             results.append(Generated(text.strip(), len(kept), prompt_tokens, hit_limit, stopped and ended is None))
         return results
-
-    def row_limit(self, example) -> int:
-        """The bound on new tokens for one example, from its text, words and the longest label."""
-        labels = self.options.labels or ["MISC"]
-        if self._label_tokens is None:
-            self._label_tokens = max(self.text_length(" " + label) for label in labels)
-        words = len(example.tokens) if example.tokens else None
-        response_format = get_format(self.options.response_format)
-        return response_format.new_token_bound(example.text, self.text_length(example.text), words, self._label_tokens)
 
     def constraint_factory(self):
         from instruct_ner.inference.constrained import ConstraintFactory

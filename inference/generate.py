@@ -17,6 +17,10 @@ entities and IOB2 tags, written as JSONL: one output record per input record, in
   there. Past that point a small or undertrained model is looping over the same names or inventing
   new ones, and every further token is wasted; the offending line is kept, so the parser still counts
   it as hallucinated, and `parse.stopped_runaway` says the guard fired.
+- Engines (`--engine`): `hf`, our own loop (the default, everything above), or `vllm`, vLLM's engine
+  (`inference/vllm_engine.py`, an optional install: `make install-vllm`): the same prompts, stop rule, bound and
+  parser, the adapter applied per request, the constraint as a per-request regex (the format's own); it cannot
+  keep entity lists in order of appearance, which the parser then sorts out.
 - Long texts (`--window_tokens`, `--window_overlap`; `--unit document` reads CoNLL documents): a text whose
   prompt and response bound do not fit the model's context is cut into windows (`inference/windows.py`), the
   windows of many texts decoded in the same batches, and their entities merged back with exact offsets; such a
@@ -52,6 +56,7 @@ from instruct_ner.inference.decoding import (  # noqa: F401  (re-exported: the g
     runaway_line,
 )
 from instruct_ner.inference.predictor import GenerativePredictor, RunOptions, file_record, input_records
+from instruct_ner.inference.vllm_engine import ENGINES
 from instruct_ner.inference.windows import WindowOptions, check_window_options
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import PromptBuilder, PromptOptions, builder_from_options, load_template
@@ -91,6 +96,13 @@ class GenerateConfig(Config, ModelOptions, PromptOptions, ReaderOptions, WindowO
     constrain: bool = field(
         default=True,
         metadata={"help": "constrained decoding: entities are spans of the text, labels from the set"},
+    )
+    engine: str = field(
+        default="hf",
+        metadata={
+            "help": "decoder: hf (our own loop) or vllm (vLLM's engine, an optional install: make install-vllm)",
+            "choices": list(ENGINES),
+        },
     )
     resume: bool = field(default=False, metadata={"help": "continue a partial output file instead of replacing it"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar on stderr"})
@@ -239,6 +251,7 @@ def load_predictor(
         config.stop_runaway,
         config.constrain,
         config.trust_remote_code,
+        config.engine,
     )
 
 
@@ -279,6 +292,7 @@ def run_settings(config: GenerateConfig, builder: PromptBuilder, chosen: dict) -
         "max_new_tokens": config.max_new_tokens,
         "stop_runaway": config.stop_runaway,
         "constrain": config.constrain,
+        **({"engine": config.engine} if config.engine != "hf" else {}),
         **({"window_tokens": config.window_tokens} if config.window_tokens is not None else {}),
         **({"window_overlap": config.window_overlap} if config.window_overlap is not None else {}),
     }

@@ -42,7 +42,7 @@ from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import PromptBuilder
 from instruct_ner.sft.artifact import Artifact, check_labels
 
-from instruct_ner.config import explicit_or_saved
+from instruct_ner.config import ConfigError, explicit_or_saved
 from instruct_ner.examples import DataError, Example, labels_of, spans_to_tags, tags_to_spans
 from instruct_ner.jsonl import iter_jsonl
 
@@ -185,11 +185,28 @@ class GenerativePredictor(Predictor):
         stop_runaway: bool = True,
         constrain: bool = True,
         trust_remote_code: bool = False,
+        engine: str = "hf",
     ) -> GenerativePredictor:
-        """Base model (+ adapter, merged when not quantised) and tokenizer -> an HFGenerator."""
+        """Base model (+ adapter, merged when not quantised) and tokenizer -> an HFGenerator; with `engine="vllm"`
+        a `VLLMGenerator` (inference/vllm_engine.py: vLLM's engine, the adapter per request) on the same prompts."""
         from instruct_ner.inference.decoding import HFGenerator
         from instruct_ner.sft.models import is_quantized, load_causal_lm, load_tokenizer, resolve_model
 
+        options = DecodeOptions(
+            response_format=builder.response_format,
+            labels=builder.labels,
+            stop_runaway=stop_runaway,
+            constrain=constrain,
+        )
+        if engine == "vllm":
+            from instruct_ner.inference.vllm_engine import vllm_generator
+
+            generator = vllm_generator(model, adapter, precision, builder.style, options, trust_remote_code)
+            return cls(builder, generator, str(adapter) if adapter else None)
+        if engine != "hf":
+            from instruct_ner.inference.vllm_engine import check_engine
+
+            check_engine(engine)
         model_path = resolve_model(model)
         tokenizer = load_tokenizer(model_path, trust_remote_code, padding_side="left")
         loaded = load_causal_lm(model_path, precision, trust_remote_code)
@@ -200,12 +217,6 @@ class GenerativePredictor(Predictor):
             if not is_quantized(loaded):
                 loaded = loaded.merge_and_unload()  # same outputs, no LoRA overhead per token
         loaded.eval()
-        options = DecodeOptions(
-            response_format=builder.response_format,
-            labels=builder.labels,
-            stop_runaway=stop_runaway,
-            constrain=constrain,
-        )
         generator = HFGenerator(loaded, tokenizer, builder.style, share_prefix, options)
         return cls(builder, generator, str(adapter) if adapter else None)
 
@@ -531,6 +542,9 @@ def load_predictor(
     artifact = artifact or Artifact.load(folder)
     chosen = explicit_or_saved(given or {}, artifact.saved_options())
     if artifact.kind == "tagger":
+        if options.get("engine", "hf") != "hf":
+            engine = options["engine"]
+            raise ConfigError(f"{folder}: a tagger folder runs on its own; engine={engine!r} is for adapters")
         return TaggerPredictor.from_artifact(
             folder, artifact, chosen["model"], chosen["precision"], options.get("trust_remote_code", False)
         )

@@ -55,14 +55,38 @@ class NER:
         precision: str | None = None,
         constrain: bool = True,
         batch_size: int = 32,
+        engine: str = "hf",
     ) -> NER:
         """A folder written by `instruct-ner train` (LoRA adapter) or `instruct-ner train-tagger`.
 
         `model` and `precision` default to the ones saved with the folder; `constrain` (generative
-        folders) asks for constrained decoding where the decoder supports it.
+        folders) asks for constrained decoding where the decoder supports it. `engine` (generative folders):
+        "hf", our own decoding loop, or "vllm", vLLM's engine (`generate --engine`; needs `make install-vllm`).
         """
         given = {name: value for name, value in (("model", model), ("precision", precision)) if value is not None}
-        return cls(load_predictor(path, given, constrain=constrain), batch_size)
+        return cls(load_predictor(path, given, constrain=constrain, engine=engine), batch_size)
+
+    @classmethod
+    def from_server(
+        cls,
+        url: str,
+        adapter: str | Path,
+        name: str | None = None,
+        constrain: bool = True,
+        batch_size: int = 32,
+        concurrency: int = 16,
+    ) -> NER:
+        """A client of `instruct-ner serve` (vLLM's OpenAI-compatible server) for one adapter it serves.
+
+        `adapter`: the adapter folder (read here for its prompt, labels and base model's tokenizer); `name`: its LoRA
+        module name on the server (default: the folder's name, as `serve` names it). Each text is sent as our prompt
+        with its grounding constraint; answers come back as `Entity` objects with offsets, as from_pretrained's do.
+        Example: NER.from_server("http://127.0.0.1:8000", adapter="runs/sft").predict_entities("EU rejects ...")
+        """
+        from instruct_ner.inference.server import server_generator
+
+        builder, generator = server_generator(url, adapter, name, constrain, concurrency)
+        return cls(GenerativePredictor(builder, generator, str(adapter)), batch_size)
 
     @classmethod
     def zero_shot(

@@ -34,6 +34,10 @@ SUBCOMMANDS = {
         "instruct_ner.inference.compare",
         "side-by-side report: scores, error analysis, figures (Markdown, JSON, PNG)",
     ),
+    "serve": (
+        "instruct_ner.inference.server",
+        "vLLM's OpenAI-compatible server with adapters as LoRA modules (optional install: make install-vllm)",
+    ),
     "tag": ("instruct_ner.inference.tag", "tag data with a trained token classifier (same records as generate)"),
     "review": (
         "instruct_ner.inference.review",
