@@ -35,10 +35,9 @@ def cpu() -> dict:
 
 
 def run(engine: str, constrain: bool, args) -> dict:
+    from instruct_ner.config import make_config
     from instruct_ner.inference.generate import GenerateConfig, generate
     from instruct_ner.inference.score import score_file
-
-    from instruct_ner.config import make_config
 
     out = OUT / f"{engine}-{'constrained' if constrain else 'free'}.jsonl"
     figures_file = out.with_suffix(".figures.json")

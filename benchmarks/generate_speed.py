@@ -20,6 +20,8 @@ import time
 import warnings
 from pathlib import Path
 
+from learning_curve import machine  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 from instruct_ner.inference.generate import (  # noqa: E402
     GenerateConfig,
     input_records,
@@ -29,7 +31,6 @@ from instruct_ner.inference.generate import (  # noqa: E402
 )
 from instruct_ner.inference.predictor import RunOptions  # noqa: E402
 from instruct_ner.inference.score import score_file  # noqa: E402
-from learning_curve import machine  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def main() -> None:

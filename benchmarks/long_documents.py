@@ -94,9 +94,8 @@ def threads(emails, size: int = 10):
 
     Example: a thread's text is e1 + HEADER + e2 + ...; the header's words are tagged O and not scored.
     """
-    from instruct_ner.prompts.tokenize import tokenize_with_offsets
-
     from instruct_ner.examples import Example
+    from instruct_ner.prompts.tokenize import tokenize_with_offsets
 
     for first in range(0, len(emails), size):
         text, tokens, tags, offsets, ranges = "", [], [], [], []

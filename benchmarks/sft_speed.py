@@ -18,9 +18,10 @@ import time
 import warnings
 from pathlib import Path
 
-from instruct_ner.sft.train import TrainConfig, run_training  # noqa: E402
 from learning_curve import machine  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 from transformers import TrainerCallback  # noqa: E402
+
+from instruct_ner.sft.train import TrainConfig, run_training  # noqa: E402
 
 
 class StepTimer(TrainerCallback):

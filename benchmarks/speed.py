@@ -84,8 +84,9 @@ def save(path: Path, results: dict) -> None:
 def cell_sft(name: str, args, results: dict) -> dict | None:
     """Train `args.segment` steps per call (a checkpoint each segment, resumed on the next call), so that a
     slow variant fits the lock's time slot; the cell is complete, and returns its figures, at `args.steps`."""
-    from instruct_ner.sft.train import TrainConfig, run_training
     from transformers import TrainerCallback
+
+    from instruct_ner.sft.train import TrainConfig, run_training
 
     class StopAfterSegment(TrainerCallback):
         def on_train_begin(self, args_, state, control, **kwargs):

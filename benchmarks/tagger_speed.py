@@ -20,7 +20,6 @@ VARIANTS = [("causal", "linear", "ce"), ("bidirectional", "linear", "ce"), ("cau
             ("bidirectional", "crf", "compound")]  # fmt: skip
 
 
-
 def StepTimes(times: list[float]):
     """A TrainerCallback that records the wall time at the end of every optimizer step into `times`."""
     from transformers import TrainerCallback
@@ -30,6 +29,7 @@ def StepTimes(times: list[float]):
             times.append(time.perf_counter())
 
     return _StepTimes()
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)

@@ -29,11 +29,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from instruct_ner.inference.grounding import total_diagnostics
-from instruct_ner.inference.score import check_tag_record, score_tags
-
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.examples import DataError, tags_to_spans
+from instruct_ner.inference.grounding import total_diagnostics
+from instruct_ner.inference.score import check_tag_record, score_tags
 from instruct_ner.jsonl import iter_jsonl, write_text_atomic
 from instruct_ner.outputs import check_outputs, claim_folder
 

@@ -11,9 +11,8 @@ down to the trainer. This module does not train or select.
 
 from __future__ import annotations
 
-from instruct_ner.inference.score import score_tags
-
 from instruct_ner.examples import Example
+from instruct_ner.inference.score import score_tags
 
 
 def tagger_dev_f1(model, tokenizer, examples: list[Example], max_length: int = 512) -> float:

@@ -47,6 +47,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from instruct_ner.config import Config, ConfigError, explicit_or_saved, parse_config
+from instruct_ner.examples import DataError, Example, labels_of
 from instruct_ner.inference.decoding import (  # noqa: F401  (re-exported: the generator interface)
     DecodeOptions,
     Generated,
@@ -58,13 +60,6 @@ from instruct_ner.inference.decoding import (  # noqa: F401  (re-exported: the g
 from instruct_ner.inference.predictor import GenerativePredictor, RunOptions, file_record, input_records
 from instruct_ner.inference.vllm_engine import ENGINES
 from instruct_ner.inference.windows import WindowOptions, check_window_options
-from instruct_ner.prompts.readers import ReaderOptions, load_examples
-from instruct_ner.prompts.templates import PromptBuilder, PromptOptions, builder_from_options, load_template
-from instruct_ner.sft.artifact import Artifact, check_labels, fingerprint
-from instruct_ner.sft.options import ModelOptions
-
-from instruct_ner.config import Config, ConfigError, explicit_or_saved, parse_config
-from instruct_ner.examples import DataError, Example, labels_of
 from instruct_ner.jsonl import (
     check_run_settings,
     iter_jsonl,
@@ -74,6 +69,10 @@ from instruct_ner.jsonl import (
     write_jsonl,
 )
 from instruct_ner.outputs import check_outputs
+from instruct_ner.prompts.readers import ReaderOptions, load_examples
+from instruct_ner.prompts.templates import PromptBuilder, PromptOptions, builder_from_options, load_template
+from instruct_ner.sft.artifact import Artifact, check_labels, fingerprint
+from instruct_ner.sft.options import ModelOptions
 
 
 @dataclass

@@ -38,10 +38,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
+from instruct_ner.examples import Entity, Example, snap_span, spans_to_tags, token_bounds
 from instruct_ner.prompts.formats import Mention, ReadMentions, aligned_occurrences, get_format
 from instruct_ner.prompts.labels import LABEL_WRAPPERS
-
-from instruct_ner.examples import Entity, Example, snap_span, spans_to_tags, token_bounds
 
 LABEL_ALIASES = {
     "PERSON": "PER",

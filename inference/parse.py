@@ -16,14 +16,13 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 
-from instruct_ner.inference.grounding import parse_response, total_diagnostics
-from instruct_ner.inference.score import DIAGNOSTIC_KEYS
-from instruct_ner.prompts.formats import FORMAT_NAMES
-
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.examples import DataError, Example, labels_of
+from instruct_ner.inference.grounding import parse_response, total_diagnostics
+from instruct_ner.inference.score import DIAGNOSTIC_KEYS
 from instruct_ner.jsonl import iter_jsonl, write_jsonl
 from instruct_ner.outputs import check_outputs
+from instruct_ner.prompts.formats import FORMAT_NAMES
 
 
 @dataclass

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from instruct_ner.config import ConfigError, explicit_or_saved
+from instruct_ner.examples import DataError, Example, labels_of, spans_to_tags, tags_to_spans
 from instruct_ner.inference.decoding import DecodeOptions, Generated, Generator
 from instruct_ner.inference.grounding import parse_response
 from instruct_ner.inference.windows import (
@@ -38,13 +40,10 @@ from instruct_ner.inference.windows import (
     window_example,
     word_costs,
 )
+from instruct_ner.jsonl import iter_jsonl
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import PromptBuilder
 from instruct_ner.sft.artifact import Artifact, check_labels
-
-from instruct_ner.config import ConfigError, explicit_or_saved
-from instruct_ner.examples import DataError, Example, labels_of, spans_to_tags, tags_to_spans
-from instruct_ner.jsonl import iter_jsonl
 
 
 @dataclass

@@ -22,10 +22,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from instruct_ner.inference.grounding import total_diagnostics
-
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.examples import TAG_PATTERN, DataError, labels_of, tags_to_spans
+from instruct_ner.inference.grounding import total_diagnostics
 from instruct_ner.jsonl import iter_jsonl, write_text_atomic
 from instruct_ner.outputs import check_outputs
 

@@ -28,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from instruct_ner.config import Config, ConfigError, parse_config
+from instruct_ner.errors import ModelError
 from instruct_ner.inference.decoding import DecodeOptions, Generated, TokenizedGenerator
 from instruct_ner.inference.vllm_engine import (
     VLLM_MISSING,
@@ -40,9 +42,6 @@ from instruct_ner.inference.vllm_engine import (
 )
 from instruct_ner.sft.artifact import Artifact
 from instruct_ner.sft.options import PrecisionOption
-
-from instruct_ner.config import Config, ConfigError, parse_config
-from instruct_ner.errors import ModelError
 
 
 def adapter_name(folder: str | Path) -> str:

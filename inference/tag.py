@@ -18,16 +18,15 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from instruct_ner.config import Config, ConfigError, parse_config
+from instruct_ner.examples import labels_of
 from instruct_ner.inference.predictor import RunOptions, file_record, input_records, load_predictor
 from instruct_ner.inference.windows import WindowOptions, check_window_options
+from instruct_ner.jsonl import output_lock, write_jsonl
+from instruct_ner.outputs import check_outputs
 from instruct_ner.prompts.readers import ReaderOptions
 from instruct_ner.sft.artifact import Artifact, check_labels
 from instruct_ner.sft.options import ModelOptions
-
-from instruct_ner.config import Config, ConfigError, parse_config
-from instruct_ner.examples import labels_of
-from instruct_ner.jsonl import output_lock, write_jsonl
-from instruct_ner.outputs import check_outputs
 
 
 @dataclass

@@ -12,6 +12,8 @@ API reach this through inference/predictor.py, dev-F1 selection through inferenc
 from __future__ import annotations
 
 import torch
+
+from instruct_ner.examples import Example, iob1_to_iob2, spans_to_tags, tags_to_spans
 from instruct_ner.inference.windows import (
     Merged,
     allowed_cuts,
@@ -22,8 +24,6 @@ from instruct_ner.inference.windows import (
     window_example,
 )
 from instruct_ner.sft.tagger import TokenTagger, collate, encode_examples, special_ids
-
-from instruct_ner.examples import Example, iob1_to_iob2, spans_to_tags, tags_to_spans
 
 
 def tagger_windows(

@@ -31,10 +31,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from instruct_ner.errors import ConfigError
 from instruct_ner.inference.decoding import DecodeOptions, Generated, TokenizedGenerator
 from instruct_ner.prompts.formats import get_format
-
-from instruct_ner.errors import ConfigError
 
 ENGINES = ("hf", "vllm")
 VLLM_MISSING = (

@@ -28,9 +28,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from instruct_ner.prompts.tokenize import sentence_bounds
-
 from instruct_ner.examples import Example
+from instruct_ner.prompts.tokenize import sentence_bounds
 
 OVERLAP_SHARE = 32  # the default overlap of two windows: a 32nd of the model's context (64 tokens of 2,048)
 

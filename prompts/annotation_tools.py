@@ -49,12 +49,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from instruct_ner.prompts.tokenize import tokenize_with_offsets
-
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.examples import DataError, Example, snap_span, spans_to_tags, tags_to_spans
 from instruct_ner.jsonl import iter_jsonl, write_jsonl, write_text_atomic
 from instruct_ner.outputs import check_outputs
+from instruct_ner.prompts.tokenize import tokenize_with_offsets
 from instruct_ner.textio import read_text
 
 TOOLS = ("labelstudio", "prodigy", "argilla")

@@ -15,6 +15,10 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
+from instruct_ner.config import ConfigError, parse_config
+from instruct_ner.examples import Example
+from instruct_ner.jsonl import write_jsonl
+from instruct_ner.outputs import check_outputs
 from instruct_ner.prompts.readers import ReaderOptions, ReadReport, load_examples
 from instruct_ner.prompts.templates import (
     TRAINING_TEMPLATE,
@@ -23,11 +27,6 @@ from instruct_ner.prompts.templates import (
     builder_from_options,
     template_field,
 )
-
-from instruct_ner.config import ConfigError, parse_config
-from instruct_ner.examples import Example
-from instruct_ner.jsonl import write_jsonl
-from instruct_ner.outputs import check_outputs
 
 
 @dataclass

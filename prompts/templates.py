@@ -32,13 +32,13 @@ from pathlib import Path
 import jinja2
 import jinja2.meta
 import yaml
-from instruct_ner.prompts.formats import FORMAT_NAMES, get_format
-from instruct_ner.prompts.labels import label_entries
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 
 from instruct_ner.errors import DataError, TemplateError  # noqa: F401  (TemplateError re-exported)
 from instruct_ner.examples import Example
+from instruct_ner.prompts.formats import FORMAT_NAMES, get_format
+from instruct_ner.prompts.labels import label_entries
 from instruct_ner.textio import read_text
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -402,9 +402,8 @@ class PromptOptions:
 
 def builder_from_options(options, examples: list[Example], few_shot_pool: list[Example] | None = None):
     """A PromptBuilder from PromptOptions (+ `labels`), with the label set taken from the data if not given."""
-    from instruct_ner.prompts.labels import load_definitions
-
     from instruct_ner.examples import labels_of
+    from instruct_ner.prompts.labels import load_definitions
 
     template = load_template(options.template)
     labels = list(options.labels) if options.labels else labels_of(e.tags for e in examples)

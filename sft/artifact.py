@@ -50,9 +50,8 @@ class Artifact:
         """A description is checked as it loads: a folder downloaded or edited by hand is input like any other."""
         if self.kind not in KINDS:
             raise ModelError(f"artifact kind must be one of {KINDS}, not {self.kind!r}")
-        from instruct_ner.prompts.labels import check_labels
-
         from instruct_ner.errors import DataError
+        from instruct_ner.prompts.labels import check_labels
 
         try:
             check_labels(self.labels, "labels")

@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 import torch
-from instruct_ner.sft.tagger import Encoded, TokenTagger, collate
 
 from instruct_ner.jsonl import atomic_path
+from instruct_ner.sft.tagger import Encoded, TokenTagger, collate
 
 FEATURE_CACHE_VERSION = 1
 
@@ -87,8 +87,9 @@ def cached_features(
     """A frozen backbone's word features, read from `folder` (default: the cache dir's tagger-features/) when
     computed before for the same model, attention, precision, max_length and data; computed and saved
     (safetensors) otherwise."""
-    from instruct_ner.sft.models import cache_dir
     from safetensors.torch import load_file, save_file
+
+    from instruct_ner.sft.models import cache_dir
 
     folder = Path(folder) if folder is not None else cache_dir() / "tagger-features"
     path = folder / f"{feature_cache_key(model, encoded, max_length)}.safetensors"

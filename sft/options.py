@@ -15,10 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from instruct_ner.config import ConfigError
 from instruct_ner.prompts.readers import ReaderOptions
 from instruct_ner.sft.models import PRECISIONS
-
-from instruct_ner.config import ConfigError
 
 
 @dataclass

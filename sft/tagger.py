@@ -28,6 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
+
+from instruct_ner.examples import Example
 from instruct_ner.sft.crf import CRF, constrained_decode
 from instruct_ner.sft.tagger_spec import (
     ATTENTIONS,
@@ -39,9 +42,6 @@ from instruct_ner.sft.tagger_spec import (
     LOSSES,
     tag_names,
 )
-from torch import nn
-
-from instruct_ner.examples import Example
 
 
 def is_encoder(model: nn.Module) -> bool:
@@ -266,8 +266,9 @@ def class_weights_from(encoded: list[Encoded], size: int) -> torch.Tensor:
 
 
 def load_backbone(model_path: str, precision: str, attention: str, trust_remote_code: bool = False):
-    from instruct_ner.sft.models import load_causal_lm
     from transformers import AutoModel
+
+    from instruct_ner.sft.models import load_causal_lm
 
     backbone = load_causal_lm(model_path, precision, trust_remote_code, model_class=AutoModel)
     set_attention(backbone, attention)
@@ -276,8 +277,9 @@ def load_backbone(model_path: str, precision: str, attention: str, trust_remote_
 
 def add_lora(backbone, config):
     """The backbone with a fresh LoRA adapter (`config`: a peft LoraConfig, see sft.options.lora_config)."""
-    from instruct_ner.sft.models import is_quantized
     from peft import get_peft_model, prepare_model_for_kbit_training
+
+    from instruct_ner.sft.models import is_quantized
 
     if is_quantized(backbone):
         backbone = prepare_model_for_kbit_training(backbone, use_gradient_checkpointing=False)
@@ -343,11 +345,11 @@ def load_tagger(
     `model` and `precision` (when given, not None) win over the ones saved with the tagger (`explicit_or_saved`, the
     one rule): an explicit empty `model` means the embedded model, not the saved one.
     """
-    from instruct_ner.sft.artifact import Artifact
-    from instruct_ner.sft.models import ModelError, load_tokenizer, resolve_model
     from peft import PeftModel
 
     from instruct_ner.config import explicit_or_saved
+    from instruct_ner.sft.artifact import Artifact
+    from instruct_ner.sft.models import ModelError, load_tokenizer, resolve_model
 
     adapter_dir = Path(adapter_dir)
     artifact = artifact or Artifact.load(adapter_dir, kind="tagger")

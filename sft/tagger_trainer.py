@@ -18,13 +18,14 @@ import json
 import time
 from pathlib import Path
 
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
 from instruct_ner.sft.checkpoints import AtomicCheckpoints
 from instruct_ner.sft.features import collate_features
 from instruct_ner.sft.models import is_quantized
 from instruct_ner.sft.options import loop_arguments
 from instruct_ner.sft.selection import load_trainable, save_trainable
 from instruct_ner.sft.tagger import collate, save_tagger
-from transformers import Trainer, TrainerCallback, TrainingArguments
 
 TRAINABLE_WEIGHTS = "trainable.safetensors"  # a checkpoint's trainable weights (the format selection keeps)
 STEP_LOSSES = "losses.json"  # a checkpoint's per-step losses so far

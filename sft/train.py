@@ -30,6 +30,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from instruct_ner.config import Config, ConfigError, explicit_or_saved, replace_config
+from instruct_ner.jsonl import read_records
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import (
     TRAINING_TEMPLATE,
@@ -60,9 +62,6 @@ from instruct_ner.sft.options import (  # noqa: F401  (ModelOptions, LoopOptions
     resume_checkpoint,
     run_config,
 )
-
-from instruct_ner.config import Config, ConfigError, explicit_or_saved, replace_config
-from instruct_ner.jsonl import read_records
 
 
 @dataclass
@@ -370,8 +369,9 @@ def check_output_dir(config: TrainConfig) -> None:
 @functools.cache
 def staged_sft_trainer():
     """TRL's SFTTrainer with staged, renamed checkpoints that carry their run's config (sft/checkpoints.py)."""
-    from instruct_ner.sft.checkpoints import AtomicCheckpoints
     from trl import SFTTrainer
+
+    from instruct_ner.sft.checkpoints import AtomicCheckpoints
 
     return type("StagedSFTTrainer", (AtomicCheckpoints, SFTTrainer), {"__module__": __name__})
 
@@ -403,6 +403,7 @@ def run_training(config: TrainConfig, callbacks=None, evaluator=None, prepared=N
     already (the evaluator needs its prompt builder).
     """
     import datasets
+
     from instruct_ner.sft.selection import STATE_DIR, selection_for
 
     # every output folder, data, template and checkpoint check before the model loads or anything is written

@@ -24,6 +24,8 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict, dataclass, field
 
+from instruct_ner.config import Config, ConfigError
+from instruct_ner.examples import labels_of
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.sft.artifact import Artifact
 from instruct_ner.sft.models import model_reference
@@ -40,9 +42,6 @@ from instruct_ner.sft.options import (
     run_config,
 )
 from instruct_ner.sft.tagger_spec import ATTENTIONS, HEADS, LOSSES, tag_names
-
-from instruct_ner.config import Config, ConfigError
-from instruct_ner.examples import labels_of
 
 
 @dataclass
@@ -112,6 +111,7 @@ def train_tagger(config: TaggerConfig, callbacks=None, evaluator=None, feature_c
     import time
 
     import torch
+
     from instruct_ner.sft.features import backbone_is_frozen, cached_features
     from instruct_ner.sft.models import default_precision, load_tokenizer, resolve_model
     from instruct_ner.sft.selection import STATE_DIR, selection_for

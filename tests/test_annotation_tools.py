@@ -9,11 +9,11 @@ import random
 from pathlib import Path
 
 import pytest
-from instruct_ner.prompts.annotation_tools import TOOLS, export_record, import_tasks
-from instruct_ner.prompts.readers import load_examples
 
 from instruct_ner.cli import main
 from instruct_ner.examples import DataError
+from instruct_ner.prompts.annotation_tools import TOOLS, export_record, import_tasks
+from instruct_ner.prompts.readers import load_examples
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "data").glob("*/*") if p.suffix in (".txt", ".csv"))

@@ -6,13 +6,13 @@ import subprocess
 import sys
 
 import pytest
-from instruct_ner.inference.decoding import Generated, Generator
-from instruct_ner.inference.predictor import GenerativePredictor
-from instruct_ner.prompts.templates import PromptBuilder, load_template
 
 from conftest import CONLL_SAMPLE, DATA
 from instruct_ner import NER, Entity, score
 from instruct_ner.config import make_config
+from instruct_ner.inference.decoding import Generated, Generator
+from instruct_ner.inference.predictor import GenerativePredictor
+from instruct_ner.prompts.templates import PromptBuilder, load_template
 
 TEST_FILE = DATA / "conll_en" / "test.txt"
 TEXTS = [
@@ -146,11 +146,10 @@ def test_resume_refuses_an_adapter_retrained_in_place(adapter, tmp_path, capsys)
 def test_evaluate_out_writes_input_order_and_compare_takes_it_beside_generate(tiny_llama, tmp_path, capsys):
     """A prompted tiny Llama: `NER.evaluate(out=F)` and `instruct-ner generate` on the same data give files
     `compare` accepts (the same records in the same order), though generation runs in length order."""
-    from instruct_ner.inference.predictor import RunOptions
-    from instruct_ner.prompts.readers import load_examples
-
     from instruct_ner.cli import main
+    from instruct_ner.inference.predictor import RunOptions
     from instruct_ner.jsonl import read_records
+    from instruct_ner.prompts.readers import load_examples
 
     labels, limit = ["LOC", "MISC", "ORG", "PER"], 8
     ner = NER.zero_shot(labels, model=str(tiny_llama), template="ner-list.en", style="instruction", batch_size=2)

@@ -171,9 +171,8 @@ def test_every_command_in_the_readme_and_the_docstrings_uses_known_options(capsy
 
 
 def test_fields_set_records_what_the_recipe_and_the_flags_gave(tmp_path):
-    from instruct_ner.prompts.prepare import PrepareConfig
-
     from instruct_ner.config import fields_set, make_config, parse_config
+    from instruct_ner.prompts.prepare import PrepareConfig
 
     recipe = tmp_path / "r.yaml"
     recipe.write_text("data: a.txt\nstyle: instruction\n")  # style: the default value, given explicitly
@@ -206,10 +205,9 @@ def test_a_full_or_read_only_disk_is_one_line(tmp_path, capsys, monkeypatch, cod
 
 def test_a_config_built_in_python_records_the_fields_passed_to_it():
     """`GenerateConfig(precision="auto")` gives `precision` as explicitly as `--precision auto` does."""
+    from instruct_ner.config import Config, fields_set, make_config, parse_config, replace_config
     from instruct_ner.inference.generate import GenerateConfig
     from instruct_ner.inference.tag import TagConfig
-
-    from instruct_ner.config import Config, fields_set, make_config, parse_config, replace_config
 
     python = GenerateConfig(data="a.txt", out="o.jsonl", precision="auto", style="chat")
     cli = parse_config(
@@ -247,9 +245,8 @@ def test_a_config_built_in_python_records_the_fields_passed_to_it():
     ],
 )
 def test_explicit_or_saved(given, saved, expected):
-    from instruct_ner.inference.generate import GenerateConfig
-
     from instruct_ner.config import explicit_or_saved
+    from instruct_ner.inference.generate import GenerateConfig
 
     assert explicit_or_saved(given, saved) == expected
     config = GenerateConfig(data="a.txt", out="o.jsonl", **given)  # the same rule for a config

@@ -1,9 +1,9 @@
 """The compact SFT templates: label names, no definitions, no preamble; the same response formats as the long ones."""
 
 import pytest
-from instruct_ner.prompts.templates import PromptBuilder, available_templates, load_template
 
 from instruct_ner.examples import Example
+from instruct_ner.prompts.templates import PromptBuilder, available_templates, load_template
 
 LABELS = ["PER", "ORG", "LOC", "MISC"]
 

@@ -3,10 +3,10 @@
 import json
 
 import pytest
-from instruct_ner.inference.compare import CompareConfig, classify_errors, compare
 
 from instruct_ner.cli import main
 from instruct_ner.examples import DataError, spans_to_tags
+from instruct_ner.inference.compare import CompareConfig, classify_errors, compare
 
 
 def record(i, n, gold, pred, parse=None, timing=None):

@@ -4,14 +4,14 @@ on the real SmolLM2 tokenizer's tokenisations, and a property test on a tiny ran
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from conftest import SHARED_DATA, needs_shared_data
+from instruct_ner.examples import Example, join_tokens
 from instruct_ner.inference.constrained import ConstraintFactory
 from instruct_ner.inference.decoding import DecodeOptions, HFGenerator
 from instruct_ner.inference.grounding import parse_response
 from instruct_ner.prompts.formats import escapable, get_format
 from instruct_ner.prompts.templates import PromptBuilder, load_template
-
-from conftest import SHARED_DATA, needs_shared_data
-from instruct_ner.examples import Example, join_tokens
 
 LABELS = ["LOC", "MISC", "ORG", "PER"]
 SENTENCES = [
@@ -311,10 +311,9 @@ def test_every_gold_response_is_allowed(tokenizer, response_format):
     """Completeness against an independent source: the gold responses of CoNLL-2003 test (first 1000) and of
     the Italian e-mails (texts with newlines, `€`, `’`; the large set's signatures with `|`), tokenised as the
     tokenizer splits them, all pass."""
-    from instruct_ner.prompts.readers import ReaderOptions, load_examples
-
     from conftest import DATA
     from instruct_ner.examples import labels_of
+    from instruct_ner.prompts.readers import ReaderOptions, load_examples
 
     conll, _ = load_examples(SHARED_DATA / "conll2003" / "test.txt")
     emails, _ = load_examples(DATA / "emails_it" / "test.csv", ReaderOptions(id_column="id"))

@@ -7,9 +7,10 @@ nothing moved the model off the CPU. Both fixes were then run on the H100 (BENCH
 
 import pytest
 import torch
+from transformers import LlamaConfig, LlamaModel
+
 from instruct_ner.sft import models
 from instruct_ner.sft.tagger import TokenTagger
-from transformers import LlamaConfig, LlamaModel
 
 
 @pytest.mark.parametrize("head", ["linear", "crf", "bilstm-crf"])

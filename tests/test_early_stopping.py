@@ -5,13 +5,14 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
+
 from instruct_ner.inference import evaluation
 from instruct_ner.inference.evaluation import tagger_dev_f1, tagger_evaluator
 from instruct_ner.prompts.readers import load_examples
 from instruct_ner.sft.selection import BEST_WEIGHTS, STATE_DIR, DevF1Tracker
 from instruct_ner.sft.tagger import load_tagger
 from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
-from safetensors.torch import load_file
 
 
 def test_tracker_keeps_the_best_across_a_restart_and_counts_patience(tmp_path):
@@ -68,8 +69,9 @@ def test_patience_stops_training_and_restores_the_earlier_best(tiny_llama, conll
 
 def test_sft_keeps_the_best_adapter_and_stops_on_patience(tiny_llama, conll_file, tmp_path):
     """The adapter saved in output_dir equals the trainer's own checkpoint of the best step; patience ends the run."""
-    from instruct_ner.sft.train import run_training, training_pairs
     from test_sft import config_for
+
+    from instruct_ner.sft.train import run_training, training_pairs
 
     scores, seen = iter([0.2, 0.5, 0.1, 0.0]), []
     config = config_for(tiny_llama, conll_file, tmp_path, max_steps=6, learning_rate=1e-2, save_steps=1)
@@ -116,8 +118,9 @@ def trainable(model) -> dict:
 def test_selection_and_resume_are_one_path_for_both_trainers(tiny_llama, conll_file, tmp_path, kind):
     """Each trainer, with dev-F1 selection, stopped after step 3 and resumed: the same history, best step and kept
     weights as an uninterrupted run, and those weights are the best step's checkpoint."""
-    from instruct_ner.sft.train import run_training
     from test_sft import StopAt, config_for
+
+    from instruct_ner.sft.train import run_training
 
     scores = {1: 0.2, 2: 0.6, 3: 0.4, 4: 0.5}
     common = dict(max_steps=4, save_steps=1, save_total_limit=None, eval_f1_data=str(conll_file), eval_f1_steps=1)
@@ -205,7 +208,6 @@ def test_dev_f1_options_are_checked_before_anything_loads(options, message, caps
 
 def test_limit_caps_the_training_records_and_eval_f1_limit_the_dev_set(conll_file):
     from instruct_ner.sft.train import TrainConfig
-
     from instruct_ner.training import dev_examples
 
     everything, _ = load_examples(conll_file)
@@ -231,8 +233,8 @@ def test_eval_limit_caps_the_dev_loss_records_and_not_the_training_ones(conll_fi
 
 def test_a_hugging_face_dev_set_is_read_from_its_own_split(tmp_path):
     import datasets
-    from instruct_ner.sft.train import TrainConfig
 
+    from instruct_ner.sft.train import TrainConfig
     from instruct_ner.training import dev_examples
 
     features = datasets.Features(
@@ -252,9 +254,8 @@ def test_a_hugging_face_dev_set_is_read_from_its_own_split(tmp_path):
 
 
 def test_a_dev_file_of_another_kind_than_the_training_data_is_read_by_its_suffix(conll_file, tmp_path):
-    from instruct_ner.sft.train import TrainConfig
-
     from instruct_ner.jsonl import write_jsonl
+    from instruct_ner.sft.train import TrainConfig
     from instruct_ner.training import dev_examples
 
     examples, _ = load_examples(conll_file)
@@ -267,7 +268,6 @@ def test_a_dev_file_of_another_kind_than_the_training_data_is_read_by_its_suffix
 
 def test_skipped_dev_records_are_reported(conll_file, tmp_path, capsys):
     from instruct_ner.sft.train import TrainConfig
-
     from instruct_ner.training import dev_examples
 
     dev = tmp_path / "dev.txt"

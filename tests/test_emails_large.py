@@ -5,14 +5,14 @@ import csv
 import json
 
 import pytest
+
+from conftest import DATA
 from instruct_ner.data import make_emails_large
+from instruct_ner.examples import labels_of
 from instruct_ner.inference.grounding import parse_response
 from instruct_ner.inference.score import score_tags
 from instruct_ner.prompts.formats import FORMATS
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
-
-from conftest import DATA
-from instruct_ner.examples import labels_of
 
 FOLDER = DATA / "emails_it_large"
 LABELS = ["CODE", "DATE", "EMAIL", "LOC", "MONEY", "ORG", "PER", "PHONE"]

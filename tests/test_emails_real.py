@@ -10,14 +10,14 @@ import re
 from collections import Counter
 
 import pytest
+
+from conftest import DATA
 from instruct_ner.data import make_emails_real
 from instruct_ner.inference.grounding import parse_response
 from instruct_ner.inference.score import score_tags
 from instruct_ner.prompts.formats import FORMATS
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.tokenize import tokenize_with_offsets
-
-from conftest import DATA
 
 FOLDER = DATA / "emails_it_real"
 LABELS = ["CODE", "DATE", "EMAIL", "LOC", "MONEY", "ORG", "PER", "PHONE"]

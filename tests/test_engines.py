@@ -6,13 +6,13 @@ import importlib.util
 import json
 
 import pytest
+
+from instruct_ner.cli import main
+from instruct_ner.examples import Example
 from instruct_ner.inference.decoding import DecodeOptions, TokenizedGenerator
 from instruct_ner.inference.server import ServeConfig, adapter_name, repeated_flags, server_command
 from instruct_ner.inference.vllm_engine import finish, lora_slot_rank, row_regex
 from instruct_ner.sft.artifact import Artifact
-
-from instruct_ner.cli import main
-from instruct_ner.examples import Example
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 

@@ -1,10 +1,10 @@
 """The frozen-backbone feature cache: cached training equals uncached training; new data, new cache."""
 
 import torch
-from instruct_ner.sft.features import feature_cache_key
-from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
 
 from conftest import CONLL_SAMPLE
+from instruct_ner.sft.features import feature_cache_key
+from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
 
 
 def config_for(tiny_llama, data, tmp_path, name, **overrides):

@@ -9,6 +9,9 @@ import re
 from enum import IntEnum
 
 import pytest
+
+from conftest import DATA
+from instruct_ner.examples import DataError, Example, labels_of
 from instruct_ner.inference.constrained import ConstraintFactory
 from instruct_ner.inference.decoding import DecodeOptions, HFGenerator
 from instruct_ner.inference.grounding import parse_response
@@ -26,9 +29,6 @@ from instruct_ner.prompts.formats import (
 )
 from instruct_ner.prompts.formats.base import INF, ByteAutomaton, labels_regex, regex_escape, word_bounds
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
-
-from conftest import DATA
-from instruct_ner.examples import DataError, Example, labels_of
 
 LABELS = ["LOC", "ORG", "PER"]
 

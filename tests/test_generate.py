@@ -3,6 +3,10 @@
 import json
 
 import pytest
+
+from conftest import DATA
+from instruct_ner.config import ConfigError
+from instruct_ner.examples import DataError
 from instruct_ner.inference import generate as generate_module
 from instruct_ner.inference.generate import (
     DecodeOptions,
@@ -20,10 +24,6 @@ from instruct_ner.prompts.formats import get_format
 from instruct_ner.prompts.readers import load_examples
 from instruct_ner.prompts.templates import PromptBuilder, load_template
 from instruct_ner.sft.models import ModelError
-
-from conftest import DATA
-from instruct_ner.config import ConfigError
-from instruct_ner.examples import DataError
 
 TEST_FILE = DATA / "conll_en" / "test.txt"
 
@@ -289,10 +289,9 @@ def test_explicit_options_win_over_the_adapter_alike_from_python_the_cli_and_the
 ):
     """`GenerateConfig(precision="auto")`, `--precision auto` and `NER.from_pretrained(precision="auto")` all
     load `auto` against an adapter saved at fp32; an option left out takes the saved value in all three."""
-    from instruct_ner.sft.artifact import Artifact
-
     from instruct_ner import NER
     from instruct_ner.config import parse_config
+    from instruct_ner.sft.artifact import Artifact
 
     adapter = saved_adapter(tmp_path, base_model="tiny/base", precision="fp32")
     loaded = []

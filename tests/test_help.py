@@ -5,6 +5,8 @@ import dataclasses
 import re
 
 import pytest
+
+from instruct_ner.config import build_parser, parse_config
 from instruct_ner.inference.generate import GenerateConfig
 from instruct_ner.prompts.prepare import PrepareConfig
 from instruct_ner.prompts.readers import ReaderOptions
@@ -12,8 +14,6 @@ from instruct_ner.prompts.templates import PromptOptions
 from instruct_ner.sft.options import DevF1Options, LoopOptions, LoraOptions, ModelOptions
 from instruct_ner.sft.train import TrainConfig
 from instruct_ner.sft.train_tagger import TaggerConfig
-
-from instruct_ner.config import build_parser, parse_config
 
 CONFIGS = [TrainConfig, TaggerConfig, GenerateConfig, PrepareConfig]
 FLAG = re.compile(r"^  (--[a-z][\w-]*)")

@@ -8,14 +8,14 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from instruct_ner.inference.grounding import parse_response
-from instruct_ner.prompts.formats import FORMATS
-from instruct_ner.prompts.readers import ReaderOptions, load_examples
-from instruct_ner.prompts.templates import MAX_OUTPUT_CHARS, MAX_RANGE_ITEMS
 
 from instruct_ner.cli import main
 from instruct_ner.examples import DataError, Example
+from instruct_ner.inference.grounding import parse_response
 from instruct_ner.jsonl import atomic_folder, check_run_settings, write_jsonl
+from instruct_ner.prompts.formats import FORMATS
+from instruct_ner.prompts.readers import ReaderOptions, load_examples
+from instruct_ner.prompts.templates import MAX_OUTPUT_CHARS, MAX_RANGE_ITEMS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -455,9 +455,10 @@ def test_checkpoint_weights_are_safetensors_and_foreign_names_are_refused(tmp_pa
     """A tagger checkpoint's and dev-F1 selection's weights are safetensors (tensors only, nothing unpickled); a file
     with names the model lacks is a ModelError, not a silent partial load."""
     import torch
+    from safetensors.torch import save_file
+
     from instruct_ner.sft.models import ModelError
     from instruct_ner.sft.selection import load_trainable, save_trainable
-    from safetensors.torch import save_file
 
     layer = torch.nn.Linear(3, 2)
     save_trainable(layer, tmp_path / "w.safetensors")
@@ -615,9 +616,7 @@ def test_compare_out_over_an_existing_file(tmp_path, capsys):
     a = jsonl(tmp_path / "a.jsonl", compare_records(["1"]))
     existing = write(tmp_path / "report.md", "keep me")
     line = one_line_error(capsys, "compare", a, "--output_dir", existing)
-    assert (
-        line == f"instruct-ner compare: error: {existing}: --output_dir exists and is a file; expected a folder"
-    )
+    assert line == f"instruct-ner compare: error: {existing}: --output_dir exists and is a file; expected a folder"
     assert existing.read_text() == "keep me"
 
 

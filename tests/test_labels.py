@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from instruct_ner.inference.grounding import parse_response
-from instruct_ner.prompts.formats import get_format
-from instruct_ner.prompts.labels import check_label, check_labels
 
 from instruct_ner.errors import DataError
 from instruct_ner.examples import Example
+from instruct_ner.inference.grounding import parse_response
+from instruct_ner.prompts.formats import get_format
+from instruct_ner.prompts.labels import check_label, check_labels
 
 
 @pytest.mark.parametrize(

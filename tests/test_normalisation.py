@@ -4,11 +4,10 @@ whether a response was cut by the token limit or is simply not in the response f
 import json
 import unicodedata
 
-from instruct_ner.inference.grounding import parse_response
-from instruct_ner.prompts.tokenize import tokenize_with_offsets
-
 from instruct_ner.cli import main
 from instruct_ner.examples import Example
+from instruct_ner.inference.grounding import parse_response
+from instruct_ner.prompts.tokenize import tokenize_with_offsets
 
 LABELS = ["LOC", "MONEY", "ORG", "PER"]
 

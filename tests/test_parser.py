@@ -3,9 +3,9 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from instruct_ner.inference.grounding import parse_response
 
 from instruct_ner.examples import Example
+from instruct_ner.inference.grounding import parse_response
 
 LABELS = ["LOC", "MISC", "ORG", "PER"]
 

@@ -1,6 +1,7 @@
 """resolve_precision: what `auto` means on each kind of hardware (capabilities mocked), the bf16 warning."""
 
 import pytest
+
 from instruct_ner.sft import models
 from instruct_ner.sft.models import ModelError, resolve_precision
 

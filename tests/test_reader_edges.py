@@ -5,10 +5,10 @@ JSONL tokens against their text, entities inside a token) and errors naming the 
 import json
 
 import pytest
-from instruct_ner.prompts.readers import ReaderOptions, load_examples
-from instruct_ner.prompts.tokenize import tokenize_with_offsets
 
 from instruct_ner.examples import DataError
+from instruct_ner.prompts.readers import ReaderOptions, load_examples
+from instruct_ner.prompts.tokenize import tokenize_with_offsets
 
 
 def write(path, text):

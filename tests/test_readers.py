@@ -3,11 +3,11 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from instruct_ner.prompts.readers import ReaderOptions, load_examples
-from instruct_ner.prompts.readers.schemes import bioes_to_iob2, is_bioes, is_iob1
 
 from conftest import needs_shared_data, shared_files
 from instruct_ner.examples import DataError, iob1_to_iob2, iob2_error, tags_to_spans
+from instruct_ner.prompts.readers import ReaderOptions, load_examples
+from instruct_ner.prompts.readers.schemes import bioes_to_iob2, is_bioes, is_iob1
 
 
 def write(path, text):

@@ -36,9 +36,8 @@ def test_a_bad_recipe_is_one_line_naming_recipe_key_and_type(tmp_path, capsys, r
 
 
 def test_good_values_are_converted_as_before(tmp_path):
-    from instruct_ner.prompts.prepare import PrepareConfig
-
     from instruct_ner.config import parse_config
+    from instruct_ner.prompts.prepare import PrepareConfig
 
     path = tmp_path / "recipe.yaml"
     path.write_text("limit: '7'\nsplit_sentences: yes\nlabels: PER,LOC\nfew_shot: 2.0\n", encoding="utf-8")

@@ -12,10 +12,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from instruct_ner.prompts.readers import load_examples
 
 from instruct_ner.cli import main
 from instruct_ner.examples import tags_to_spans
+from instruct_ner.prompts.readers import load_examples
 
 ROOT = Path(__file__).resolve().parents[1]
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")

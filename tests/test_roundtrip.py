@@ -3,12 +3,12 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from instruct_ner.inference.grounding import parse_response
-from instruct_ner.prompts.formats import FORMATS
-from instruct_ner.prompts.readers import load_examples
 
 from conftest import needs_shared_data, shared_files
 from instruct_ner.examples import Example, labels_of, spans_to_tags
+from instruct_ner.inference.grounding import parse_response
+from instruct_ner.prompts.formats import FORMATS
+from instruct_ner.prompts.readers import load_examples
 
 FORMAT_NAMES = list(FORMATS)
 

@@ -111,9 +111,7 @@ def test_two_runs_on_one_output_one_is_refused_and_the_file_is_one_runs(tmp_path
 
 
 @pytest.mark.parametrize(("sig", "seed"), [("SIGKILL", 1), ("SIGINT", 2)])
-def test_generate_cut_at_a_random_record_resumes_to_the_uninterrupted_file(
-    tmp_path, capsys, common, sig, seed
-):
+def test_generate_cut_at_a_random_record_resumes_to_the_uninterrupted_file(tmp_path, capsys, common, sig, seed):
     """Issue 43's resume acceptance: killed (SIGKILL) or interrupted (SIGINT) after a random number of records,
     `--resume` finishes a file equal to an uninterrupted run's (timings aside)."""
     import random

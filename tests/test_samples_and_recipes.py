@@ -4,13 +4,13 @@ import json
 from pathlib import Path
 
 import pytest
+
 from conftest import DATA, ROOT
+from instruct_ner.cli import main
+from instruct_ner.config import load_recipe, make_config
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.sft.train import TrainConfig
 from instruct_ner.sft.train_tagger import TaggerConfig
-
-from instruct_ner.cli import main
-from instruct_ner.config import load_recipe, make_config
 
 RECIPES = sorted(
     p for p in (ROOT / "sft" / "recipes").glob("*.yaml") if not p.name.startswith(("accelerate", "tagger"))

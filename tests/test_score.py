@@ -5,9 +5,9 @@ import pytest
 from conlleval import conlleval_counts
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from instruct_ner.inference.score import score_file, score_tags
 
 from instruct_ner.examples import DataError
+from instruct_ner.inference.score import score_file, score_tags
 
 # A worked case: a right entity, a wrong type, a boundary error, and a predicted entity opened with I-.
 GOLD = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "I-ORG", "O"], ["O", "B-LOC"]]

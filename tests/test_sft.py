@@ -5,13 +5,13 @@ import json
 
 import pytest
 import torch
-from instruct_ner.prompts.templates import TemplateError
-from instruct_ner.sft import train as train_module
-from instruct_ner.sft.train import TrainConfig, run_training, to_prompt_completion, training_pairs
 from transformers import TrainerCallback
 
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.examples import DataError
+from instruct_ner.prompts.templates import TemplateError
+from instruct_ner.sft import train as train_module
+from instruct_ner.sft.train import TrainConfig, run_training, to_prompt_completion, training_pairs
 
 
 def config_for(tiny_llama, data, tmp_path, **overrides):
@@ -224,9 +224,8 @@ def test_packing_and_merged_export(tiny_llama, conll_file, tmp_path):
 def test_an_explicit_template_wins_over_the_prepared_records(conll_file, tmp_path, no_model_loading):
     """`--template ner-inline-compact.en` is train's default value, but given explicitly it is not replaced by the
     records'."""
-    from instruct_ner.prompts.templates import TRAINING_TEMPLATE
-
     from instruct_ner.cli import main
+    from instruct_ner.prompts.templates import TRAINING_TEMPLATE
 
     assert TRAINING_TEMPLATE == "ner-inline-compact.en"
     pairs = tmp_path / "pairs.jsonl"
@@ -244,9 +243,8 @@ def test_an_explicit_template_wins_over_the_prepared_records(conll_file, tmp_pat
 def test_training_defaults_to_the_inline_format_and_prompting_to_the_list(conll_file, tmp_path):
     """The learning curves' winner is what `prepare` and `train` build unless told; zero-shot `generate` keeps the
     long list template with label definitions."""
-    from instruct_ner.inference.generate import GenerateConfig
-
     from instruct_ner.cli import main
+    from instruct_ner.inference.generate import GenerateConfig
 
     pairs = tmp_path / "pairs.jsonl"
     assert main(["prepare", "--data", str(conll_file), "--out", str(pairs)]) == 0

@@ -3,6 +3,7 @@ length grouping's sampler, the completion-only LM head. Compared against plain p
 
 import pytest
 import torch
+
 from instruct_ner.sft.train import TrainConfig, completion_only_lm_head, run_training
 
 

@@ -6,15 +6,15 @@ import warnings
 
 import pytest
 import torch
+
+from conftest import DATA
+from instruct_ner.config import ConfigError, parse_config
+from instruct_ner.examples import Example, iob2_error
 from instruct_ner.inference.tag import TagConfig, tag
 from instruct_ner.inference.tagging import predict
 from instruct_ner.sft.crf import CRF, constrained_decode
 from instruct_ner.sft.tagger import encode_examples, load_tagger, set_attention, tag_names
 from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
-
-from conftest import DATA
-from instruct_ner.config import ConfigError, parse_config
-from instruct_ner.examples import Example, iob2_error
 
 
 @pytest.mark.parametrize("attention", ["causal", "bidirectional"])

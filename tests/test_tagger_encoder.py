@@ -5,12 +5,12 @@ import importlib.util
 
 import pytest
 import torch
-from instruct_ner.inference.tagging import predict
-from instruct_ner.sft.tagger import encode_examples, load_tagger, set_attention, tag_names
-from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
 
 from instruct_ner.config import ConfigError
 from instruct_ner.examples import Example, iob2_error
+from instruct_ner.inference.tagging import predict
+from instruct_ner.sft.tagger import encode_examples, load_tagger, set_attention, tag_names
+from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
 
 WORDS = "peter blair visits rome the eu rejects german call nothing happened and paris".split()
 PIECES = ["##s", "##ing", "vis", "##it", "rej", "##ects", "."]

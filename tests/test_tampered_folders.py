@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from instruct_ner.sft.artifact import Artifact
 from instruct_ner.sft.models import ModelError
 

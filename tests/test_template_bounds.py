@@ -7,9 +7,9 @@ through `Template.render`, which is what `prepare`, `train`, `generate` and load
 from __future__ import annotations
 
 import pytest
-from instruct_ner.prompts.templates import MAX_OUTPUT_CHARS, MAX_REPEAT, load_template
 
 from instruct_ner.errors import TemplateError
+from instruct_ner.prompts.templates import MAX_OUTPUT_CHARS, MAX_REPEAT, load_template
 
 HEADER = "{#- instruct-ner\nresponse_format: entity_list\nlanguage: en\n-#}\n"
 

@@ -1,7 +1,7 @@
 import pytest
-from instruct_ner.prompts.templates import PromptBuilder, TemplateError, available_templates, load_template
 
 from instruct_ner.examples import Example
+from instruct_ner.prompts.templates import PromptBuilder, TemplateError, available_templates, load_template
 
 EXAMPLE = Example("1", ["EU", "rejects", "German", "call"], ["B-ORG", "O", "B-MISC", "O"])
 

@@ -1,5 +1,6 @@
 from hypothesis import given
 from hypothesis import strategies as st
+
 from instruct_ner.prompts.tokenize import sentence_bounds, tokenize_with_offsets
 
 

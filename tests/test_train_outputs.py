@@ -12,16 +12,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from instruct_ner.sft import tagger as tagger_module
-from instruct_ner.sft import train as train_module
-from instruct_ner.sft import train_tagger as train_tagger_module
-from instruct_ner.sft.train import TrainConfig, run_training
-from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
 from test_sft import Steps, StopAt
 
 from instruct_ner.cli import main
 from instruct_ner.config import ConfigError, fields_set
 from instruct_ner.outputs import MARKER
+from instruct_ner.sft import tagger as tagger_module
+from instruct_ner.sft import train as train_module
+from instruct_ner.sft import train_tagger as train_tagger_module
+from instruct_ner.sft.train import TrainConfig, run_training
+from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
 
 COMMANDS = ["train", "train-tagger"]
 

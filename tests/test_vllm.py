@@ -17,10 +17,9 @@ import pytest
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 pytest.importorskip("vllm", reason="vLLM is not installed here (make install-vllm; make test-vllm)")
 
+from conftest import DATA  # noqa: E402
 from instruct_ner.inference.predictor import GenerativePredictor, RunOptions  # noqa: E402
 from instruct_ner.prompts.readers import ReaderOptions, load_examples  # noqa: E402
-
-from conftest import DATA  # noqa: E402
 
 N = 16
 LABELS = ["LOC", "MISC", "ORG", "PER"]
@@ -34,10 +33,11 @@ def examples():
 @pytest.fixture(scope="module")
 def adapter(tmp_path_factory):
     """A LoRA adapter of the embedded model as `train` saves one, untrained (peft's default init: B = 0)."""
+    from peft import LoraConfig, get_peft_model
+
     from instruct_ner.prompts.templates import PromptBuilder, load_template
     from instruct_ner.sft.artifact import Artifact
     from instruct_ner.sft.models import EMBEDDED, load_causal_lm, resolve_model
-    from peft import LoraConfig, get_peft_model
 
     folder = tmp_path_factory.mktemp("vllm") / "conll"
     model = load_causal_lm(resolve_model(""), "fp32")

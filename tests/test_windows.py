@@ -6,6 +6,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from conftest import SHARED_DATA, needs_shared_data
+from instruct_ner.examples import Example, tags_to_spans
 from instruct_ner.inference.decoding import Generated, Generator
 from instruct_ner.inference.predictor import GenerativePredictor, RunOptions
 from instruct_ner.inference.windows import allowed_cuts, merge_spans, sentence_starts, split_windows
@@ -13,9 +16,6 @@ from instruct_ner.prompts.formats import get_format
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import PromptBuilder, load_template
 from instruct_ner.prompts.tokenize import sentence_bounds
-
-from conftest import SHARED_DATA, needs_shared_data
-from instruct_ner.examples import Example, tags_to_spans
 
 
 def test_titles_and_dotted_abbreviations_do_not_end_a_sentence():
@@ -170,11 +170,11 @@ def test_a_long_text_through_the_api_finishes_with_exact_offsets(ner):
 
 
 def test_the_tagger_uses_the_same_windows_and_a_short_text_is_tagged_as_before(tiny_llama):
-    from instruct_ner.inference.tagging import predict, predict_windows, tagger_windows
-    from instruct_ner.sft.tagger import TokenTagger, load_backbone
     from transformers import AutoTokenizer
 
     from instruct_ner.examples import iob2_error
+    from instruct_ner.inference.tagging import predict, predict_windows, tagger_windows
+    from instruct_ner.sft.tagger import TokenTagger, load_backbone
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
     model = TokenTagger(load_backbone(str(tiny_llama), "fp32", "bidirectional"), ["PER", "LOC"], "crf").eval()

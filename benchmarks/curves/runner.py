@@ -216,7 +216,6 @@ def common_options(data: dict, lr: float, output_dir: Path, precision: str) -> d
 def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision: str) -> dict:
     from instruct_ner.sft.artifact import ARTIFACT_FILE
     from instruct_ner.sft.train_tagger import TaggerConfig
-
     from instruct_ner.training import train_tagger
 
     output_dir = folder / "model"
@@ -229,7 +228,6 @@ def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision
 
 def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: str, template: str) -> dict:
     from instruct_ner.sft.train import TrainConfig
-
     from instruct_ner.training import train
 
     total = steps_for(data["limit"], data["epochs"])

@@ -11,6 +11,7 @@ the text (see `inference.grounding`).
 
 from __future__ import annotations
 
+from instruct_ner.examples import DataError
 from instruct_ner.prompts.formats.base import (  # noqa: F401  (the format interface, importable from here)
     LabelTrie,
     Mention,
@@ -21,8 +22,6 @@ from instruct_ner.prompts.formats.base import (  # noqa: F401  (the format inter
 )
 from instruct_ner.prompts.formats.entity_list import EntityListFormat
 from instruct_ner.prompts.formats.inline import InlineFormat, escapable  # noqa: F401
-
-from instruct_ner.examples import DataError
 
 FORMATS: dict[str, ResponseFormat] = {}
 FORMAT_NAMES = FORMATS.keys()  # a live view: a registered format is a valid name everywhere

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from instruct_ner.examples import Example
 from instruct_ner.prompts.formats.base import (
     INF,
     ByteAutomaton,
@@ -32,8 +33,6 @@ from instruct_ner.prompts.formats.base import (
     regex_escape,
     word_bounds,
 )
-
-from instruct_ner.examples import Example
 
 _SEP = b" | "
 _NONE = b"none"

@@ -18,6 +18,7 @@ import bisect
 import re
 from enum import IntEnum
 
+from instruct_ner.examples import Example
 from instruct_ner.prompts.formats.base import (
     INF,
     ByteAutomaton,
@@ -32,8 +33,6 @@ from instruct_ner.prompts.formats.base import (
     word_bounds,
 )
 from instruct_ner.prompts.formats.entity_list import line_bound
-
-from instruct_ner.examples import Example
 
 SPECIAL = "\\[]|"
 # an entity at a `[`: escaped or plain characters (no newline), ` | `, a label, `]`

@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from instruct_ner.examples import DataError, Example, labels_of
 from instruct_ner.prompts.labels import check_labels
 from instruct_ner.prompts.readers.conll import CONLL_SUFFIXES, is_comment_line, read_conll
 from instruct_ner.prompts.readers.csv import (
@@ -61,8 +62,6 @@ from instruct_ner.prompts.readers.schemes import (
     scheme_to_iob2,
     source_scheme,
 )
-
-from instruct_ner.examples import DataError, Example, labels_of
 
 __all__ = [
     "CONLL_SUFFIXES",

@@ -24,11 +24,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from instruct_ner.examples import DataError, Example, join_tokens
 from instruct_ner.prompts.readers.options import ReaderOptions
 from instruct_ner.prompts.readers.report import ErrorPolicy
 from instruct_ner.prompts.readers.schemes import checked_tags, scheme_to_iob2, source_scheme
-
-from instruct_ner.examples import DataError, Example, join_tokens
 from instruct_ner.textio import read_text, split_lines
 
 CONLL_SUFFIXES = {".txt", ".conll", ".conllu", ".tsv", ".iob", ".iob2", ".bio"}

@@ -27,12 +27,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from instruct_ner.examples import DataError, Example, snap_span, spans_to_tags
 from instruct_ner.prompts.readers.options import ReaderOptions
 from instruct_ner.prompts.readers.report import ErrorPolicy, ReadReport
 from instruct_ner.prompts.readers.schemes import check_label, checked_tags, scheme_to_iob2, source_scheme
 from instruct_ner.prompts.tokenize import sentence_bounds, tokenize_with_offsets
-
-from instruct_ner.examples import DataError, Example, snap_span, spans_to_tags
 from instruct_ner.textio import read_text
 
 MAX_CSV_CELL = 16 * 1024 * 1024  # characters; larger cells are refused with their row

@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from instruct_ner.examples import DataError, Example
 from instruct_ner.prompts.readers.options import ReaderOptions
 from instruct_ner.prompts.readers.report import ErrorPolicy
 from instruct_ner.prompts.readers.schemes import checked_tags, scheme_to_iob2, source_scheme
-
-from instruct_ner.examples import DataError, Example
 
 
 def read_hf(name_or_path: str | Path, options: ReaderOptions, policy: ErrorPolicy) -> Iterator[Example]:

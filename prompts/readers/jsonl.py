@@ -7,12 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from instruct_ner.examples import DataError, Example
+from instruct_ner.jsonl import iter_jsonl
 from instruct_ner.prompts.readers.options import ReaderOptions
 from instruct_ner.prompts.readers.report import ErrorPolicy
 from instruct_ner.prompts.readers.schemes import checked_tags
-
-from instruct_ner.examples import DataError, Example
-from instruct_ner.jsonl import iter_jsonl
 
 
 def read_jsonl(path: str | Path, options: ReaderOptions, policy: ErrorPolicy) -> Iterator[Example]:

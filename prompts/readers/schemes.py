@@ -13,10 +13,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from instruct_ner.examples import TAG_PATTERN, DataError, iob1_to_iob2, iob2_error
 from instruct_ner.prompts.labels import LABEL_PATTERN, check_label  # noqa: F401  (re-exported)
 from instruct_ner.prompts.readers.report import ReadReport
-
-from instruct_ner.examples import TAG_PATTERN, DataError, iob1_to_iob2, iob2_error
 
 if TYPE_CHECKING:
     from instruct_ner.prompts.readers.options import ReaderOptions
