@@ -506,7 +506,10 @@ class TaggerPredictor(Predictor):
             outputs = []
             for i, (pred_tags, windows, merged) in zip(chunk, predicted):
                 example = examples[i]
-                entities = [example.entity(label, s, e) for label, s, e in tags_to_spans(pred_tags)]
+                entities = [
+                    example.entity(label, s, e, merged.scores.get((label, s, e)))
+                    for label, s, e in tags_to_spans(pred_tags)
+                ]
                 output = {
                     **records[i],
                     "labels": self.labels,

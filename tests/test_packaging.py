@@ -7,6 +7,7 @@ import sys
 import zipfile
 
 import pytest
+
 from conftest import ROOT
 
 STAGES = {"instruct_ner": "instruct_ner", "prompts": "instruct_ner/prompts", "sft": "instruct_ner/sft"}

@@ -4,11 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import DATA, ROOT
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.sft.train import TrainConfig
 from instruct_ner.sft.train_tagger import TaggerConfig
 
+from conftest import DATA, ROOT
 from instruct_ner.cli import main
 from instruct_ner.config import load_recipe, make_config
 
