@@ -92,3 +92,117 @@ def test_tagger_entities_carry_their_marginal_and_tags_are_unchanged(tiny_llama)
         for r in results:
             for span in tags_to_spans(r[0]):
                 assert 0.0 <= r[2].scores[span] <= 1.0
+
+
+# --- the generative score -------------------------------------------------------------------------------------
+
+LABELS = ["LOC", "MISC", "ORG", "PER"]
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer(tiny_llama):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(tiny_llama).eval(), AutoTokenizer.from_pretrained(tiny_llama)
+
+
+def generator_for(model_and_tokenizer, response_format, constrain, scores=True):
+    from instruct_ner.inference.decoding import DecodeOptions, HFGenerator
+
+    model, tokenizer = model_and_tokenizer
+    options = DecodeOptions(response_format, LABELS, constrain=constrain, scores=scores)
+    return HFGenerator(model, tokenizer, "chat", share_prefix=True, options=options)
+
+
+def predictor_for(model_and_tokenizer, response_format, constrain, scores=True):
+    from instruct_ner.inference.predictor import GenerativePredictor
+    from instruct_ner.prompts.templates import PromptBuilder, load_template
+
+    name = "ner-list.en" if response_format == "entity_list" else "ner-inline.en"
+    builder = PromptBuilder(load_template(name), LABELS, style="chat")
+    return GenerativePredictor(builder, generator_for(model_and_tokenizer, response_format, constrain, scores))
+
+
+def examples_of(texts):
+    from instruct_ner.examples import Example
+
+    return [Example(str(k), text.split(), ["O"] * len(text.split())) for k, text in enumerate(texts)]
+
+
+@pytest.mark.parametrize(
+    "response_format, constrain", [("entity_list", True), ("entity_list", False), ("inline", True)]
+)
+def test_scores_change_no_prediction_and_lie_in_0_1(model_and_tokenizer, response_format, constrain):
+    from instruct_ner.inference.predictor import file_record
+
+    examples = examples_of(TEXTS)
+    scored = predictor_for(model_and_tokenizer, response_format, constrain).predict(examples, 2)
+    plain = predictor_for(model_and_tokenizer, response_format, constrain, scores=False).predict(examples, 2)
+    strip = lambda r: {**file_record(r), "timing": None}  # noqa: E731
+    unscored = [
+        {**strip(r), "entities": [{k: v for k, v in e.items() if k != "score"} for e in strip(r)["entities"]]}
+        for r in scored
+    ]
+    assert unscored == [strip(r) for r in plain]
+    entities = [e for r in scored for e in r["entities"]]
+    if constrain:
+        assert entities and all(e.score is not None and 0.0 <= e.score <= 1.0 for e in entities)
+    assert all(e.score is None for r in plain for e in r["entities"])
+
+
+@pytest.mark.parametrize("constrain", [False, True])
+def test_token_logprobs_equal_a_manual_softmax_over_the_allowed_tokens(model_and_tokenizer, constrain):
+    """Replayed without a cache: each chosen token's log-probability, renormalised over every token the constraint
+    allows there (found by asking it about each token of the vocabulary), and where each token ends."""
+    model, tokenizer = model_and_tokenizer
+    generator = generator_for(model_and_tokenizer, "entity_list", constrain)
+    generator.share_prefix = False
+    example = examples_of(TEXTS[:1])[0]
+    prompt = predictor_for(model_and_tokenizer, "entity_list", constrain).builder.build(example)["messages"]
+    limit = min(10, generator.row_limit(example))
+    generated = generator.generate([prompt], [limit], [example])[0]
+    ids = tokenizer(generator.prompt_text(prompt), return_tensors="pt")["input_ids"]
+    steps = len(generated.token_logprobs)
+    assert steps == generated.new_tokens + (not generated.hit_limit)
+    constraint = generator.constraint_factory().row(example) if constrain else None
+    chosen = []
+    for step in range(steps):
+        with torch.no_grad():
+            logits = model(torch.cat([ids, torch.tensor([chosen], dtype=torch.long)], 1)).logits[0, -1].double()
+        if constraint is None:
+            allowed = list(range(logits.shape[0]))
+        else:
+            budget = limit - step - 2
+            allowed = [t for t in range(logits.shape[0]) if constraint.allows(t, budget) is not None]
+        token = max(allowed, key=lambda t: logits[t].item())
+        expected = (logits[token] - logits[allowed].logsumexp(0)).item()
+        assert generated.token_logprobs[step] == pytest.approx(expected, abs=1e-4)
+        chosen.append(token)
+        if constraint is not None and token not in generator.eos_ids:
+            constraint.advance(token)
+    kept = [t for t in chosen if t not in generator.eos_ids]
+    assert tokenizer.decode(kept, skip_special_tokens=True).strip() == generated.text
+    ends = [len(tokenizer.decode(kept[: k + 1]).lstrip()) for k in range(len(kept))]
+    assert generated.token_ends[: len(kept)] == [min(e, len(generated.text)) for e in ends]
+
+
+def test_chars_probability_takes_the_tokens_that_write_the_characters():
+    from instruct_ner.inference.confidence import chars_probability, mention_score
+    from instruct_ner.prompts.formats import get_format
+
+    response = "EU | ORG\nBonn | LOC"
+    # tokens: "EU" " |" " ORG" "\n" "Bonn" " |" " LOC" <end>
+    ends = [2, 4, 8, 9, 13, 15, 19, 20]
+    probabilities = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2]
+    logprobs = [math.log(p) for p in probabilities]
+    first, second = get_format("entity_list").read(response).mentions
+    assert mention_score(first, logprobs, ends) == pytest.approx(0.9 * 0.8 * 0.7 * 0.6)
+    assert mention_score(second, logprobs, ends) == pytest.approx(0.5 * 0.4 * 0.3 * 0.2)
+    assert mention_score(first, logprobs, ends, "label") == pytest.approx(0.7)
+    assert chars_probability((1, 2), [math.log(0.5), 0.0, math.log(0.25)], [0, 0, 2]) == pytest.approx(0.25)
+    assert chars_probability((0, 2), [math.log(0.5), 0.0, math.log(0.25)], [0, 0, 2]) == pytest.approx(0.125)
+    inline = "[EU | ORG] rejects"
+    (mention,) = get_format("inline").read(inline, "EU rejects").mentions
+    # tokens: "[" "EU" " |" " ORG" "]" " rejects" <end>
+    ends = [1, 3, 5, 9, 10, 18, 19]
+    assert mention_score(mention, [math.log(0.5)] * 7, ends) == pytest.approx(0.5**5)
