@@ -136,6 +136,7 @@ def fit_calibration(scores: Sequence[float], correct: Sequence[bool], method: st
             da, db = (hbb * ga - hab * gb) / det, (haa * gb - hab * ga) / det
         else:
             da, db = ga / haa, 0.0
+        da, db = max(-5.0, min(5.0, da)), max(-5.0, min(5.0, db))  # damped: separable data has no finite optimum
         a, b = min(max(a - da, 1e-3), 1e3), b - db
         if abs(da) < 1e-9 and abs(db) < 1e-9:
             break
@@ -287,3 +288,56 @@ def confidence_report(records: Sequence[dict], calibration: Calibration | None =
         report["ece_calibrated"] = expected_calibration_error(calibrated, scored.correct)
         report["reliability_calibrated"] = reliability(calibrated, scored.correct)
     return report
+
+
+def cross_fitted_ece(records: Sequence[dict], method: str = "temperature") -> float | None:
+    """ECE after a calibration fitted on the other half of the records (two folds: even and odd records), so the
+    figure is not measured on the data the calibration was fitted on; None without scored entities in both."""
+    folds = [records[0::2], records[1::2]]
+    scored = [scored_entities(fold) for fold in folds]
+    if not all(s.scores for s in scored):
+        return None
+    scores, correct = [], []
+    for k in (0, 1):
+        fitted = fit_calibration(scored[1 - k].scores, scored[1 - k].correct, method)
+        scores += [fitted(s) for s in scored[k].scores]
+        correct += scored[k].correct
+    return expected_calibration_error(scores, correct)
+
+
+def plot_pr_curves(curves: dict[str, list[dict]], path) -> None:
+    """Precision against recall over thresholds, one line per system, each best-F1 point marked (a PNG)."""
+    from matplotlib.figure import Figure  # the object API: no pyplot, the global backend is left alone
+
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
+    for name, points in curves.items():
+        ax.plot([p["recall"] for p in points], [p["precision"] for p in points], marker=".", label=name)
+        best = best_threshold(points)
+        ax.annotate(f"t={best['threshold']:.2f}", (best["recall"], best["precision"]), fontsize=7)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_title("precision-recall over score thresholds")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def plot_reliability(name: str, table: list[dict], path) -> None:
+    """Accuracy against mean score per bin, with the diagonal of perfect calibration (a PNG)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4, 4))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+    ax.bar([(r["low"] + r["high"]) / 2 for r in table], [r["accuracy"] for r in table], width=0.09, alpha=0.6)
+    ax.plot([r["confidence"] for r in table], [r["accuracy"] for r in table], marker="o")
+    ax.set_xlabel("score")
+    ax.set_ylabel("share of entities correct")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{name}: reliability")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

@@ -35,6 +35,10 @@ SUBCOMMANDS = {
         "side-by-side report: scores, error analysis, figures (Markdown, JSON, PNG)",
     ),
     "tag": ("instruct_ner.inference.tag", "tag data with a trained token classifier (same records as generate)"),
+    "calibrate": (
+        "instruct_ner.inference.calibrate",
+        "fit a temperature for entity scores on dev predictions and save it with the model",
+    ),
 }
 
 

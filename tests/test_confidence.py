@@ -206,3 +206,101 @@ def test_chars_probability_takes_the_tokens_that_write_the_characters():
     # tokens: "[" "EU" " |" " ORG" "]" " rejects" <end>
     ends = [1, 3, 5, 9, 10, 18, 19]
     assert mention_score(mention, [math.log(0.5)] * 7, ends) == pytest.approx(0.5**5)
+
+
+# --- threshold, calibration, ECE, PR curve --------------------------------------------------------------------
+
+
+def scored_record(tags, entities):
+    from instruct_ner.examples import Example, spans_to_tags
+
+    example = Example("r", [f"w{k}" for k in range(len(tags))], tags)
+    made = [example.entity(label, s, e, score) for label, s, e, score in entities]
+    pred = spans_to_tags([(label, s, e) for label, s, e, _ in entities], len(tags))
+    return {**example.to_record(), "pred_tags": pred, "entities": made}
+
+
+RECORDS = [
+    scored_record(["B-PER", "O", "B-LOC", "I-LOC"], [("PER", 0, 1, 0.9), ("LOC", 2, 4, 0.6)]),
+    scored_record(["B-ORG", "O", "O", "B-PER"], [("ORG", 0, 1, 0.3), ("LOC", 1, 2, 0.8), ("PER", 3, 4, 0.6)]),
+    scored_record(["O", "B-MISC", "O"], [("PER", 0, 1, 0.2), ("MISC", 1, 2, 0.95)]),
+]
+
+
+def test_ece_equals_a_hand_computed_case():
+    from instruct_ner.inference.confidence import expected_calibration_error, scored_entities
+
+    scored = scored_entities(RECORDS)
+    assert scored.scores == [0.9, 0.6, 0.3, 0.8, 0.6, 0.2, 0.95] and scored.gold == 5
+    assert scored.correct == [True, True, True, False, True, False, True]
+    # bins of width 0.1: [0.2]: 0 right of 1, |0 - 0.2|; [0.3]: |1 - 0.3|; [0.6, 0.6]: |1 - 0.6|; [0.8]: |0 - 0.8|;
+    # [0.9, 0.95]: |1 - 0.925|
+    by_hand = (1 * 0.2 + 1 * 0.7 + 2 * 0.4 + 1 * 0.8 + 2 * 0.075) / 7
+    assert expected_calibration_error(scored.scores, scored.correct) == pytest.approx(by_hand)
+    assert expected_calibration_error([1.0, 0.0], [True, False]) == 0.0
+
+
+def test_pr_curve_equals_brute_force_filtering_and_the_best_threshold_maximises_f1():
+    from instruct_ner.inference.confidence import apply_threshold, best_threshold, pr_curve, scored_entities
+    from instruct_ner.inference.score import score_tags
+
+    scored = scored_entities(RECORDS)
+    points = pr_curve(scored.scores, scored.correct, scored.gold)
+    assert [p["threshold"] for p in points] == [0.0, 0.2, 0.3, 0.6, 0.8, 0.9, 0.95]
+    for point in points:
+        kept = [apply_threshold(r, point["threshold"]) for r in RECORDS]
+        micro = score_tags([r["tags"] for r in kept], [r["pred_tags"] for r in kept])["micro"]
+        assert point["precision"] == pytest.approx(micro["precision"]) or micro["precision"] == 0.0
+        assert point["recall"] == pytest.approx(micro["recall"])
+        assert point["f1"] == pytest.approx(micro["f1"])
+    assert best_threshold(points)["f1"] == max(p["f1"] for p in points)
+
+
+def test_threshold_filtering_is_monotone_and_zero_changes_nothing():
+    from instruct_ner.inference.confidence import apply_threshold
+
+    for record in RECORDS:
+        assert apply_threshold(record, 0.0) == record
+        previous = None
+        for threshold in (0.0, 0.25, 0.5, 0.7, 0.9, 1.0):
+            kept = apply_threshold(record, threshold)
+            spans = {(e.label, e.token_start, e.token_end) for e in kept["entities"]}
+            assert all(e.score >= threshold for e in kept["entities"])
+            if previous is not None:
+                assert spans <= previous
+            previous = spans
+            from instruct_ner.examples import tags_to_spans
+
+            assert set(tags_to_spans(kept["pred_tags"])) == spans
+
+
+def test_calibration_fits_the_obvious_temperature_and_composes():
+    from instruct_ner.inference.calibrate import compose
+    from instruct_ner.inference.confidence import Calibration, fit_calibration
+
+    fitted = fit_calibration([0.9] * 4, [True, True, True, False])
+    assert fitted(0.9) == pytest.approx(0.75, abs=1e-4) and fitted.a == pytest.approx(0.5, abs=1e-3)
+    platt = fit_calibration([0.9] * 4 + [0.1] * 4, [True, True, True, False, True, True, False, False], "platt")
+    assert platt(0.9) == pytest.approx(0.75, abs=1e-3) and platt(0.1) == pytest.approx(0.5, abs=1e-3)
+    first, then = Calibration("platt", 2.0, 0.5), Calibration("temperature", 0.5)
+    assert compose(first, then)(0.7) == pytest.approx(then(first(0.7)))
+    assert Calibration.from_dict(first.to_dict()) == first
+
+
+def test_score_and_compare_report_confidence_and_draw_the_figures(tmp_path):
+    from instruct_ner.inference.compare import CompareConfig, compare
+    from instruct_ner.inference.predictor import file_record
+    from instruct_ner.inference.score import main as score_main
+
+    from instruct_ner.config import make_config
+    from instruct_ner.jsonl import write_jsonl
+
+    path = tmp_path / "pred.jsonl"
+    write_jsonl(path, [file_record(r) for r in RECORDS * 2])
+    assert score_main([str(path), "--pr_curve", str(tmp_path / "pr.png")]) == 0
+    assert (tmp_path / "pr.png").stat().st_size > 0
+    systems = compare(make_config(CompareConfig, {"data": [str(path)], "output_dir": str(tmp_path / "report")}))
+    confidence = systems["pred"]["confidence"]
+    assert confidence["entities"] == 14 and confidence["best_threshold"]["threshold"] == 0.3
+    assert (tmp_path / "report" / "reliability_pred.png").exists() and (tmp_path / "report" / "pr_curve.png").exists()
+    assert "## Confidence" in (tmp_path / "report" / "report.md").read_text()
