@@ -6,8 +6,7 @@ Reads predictions (`generate` / `tag` output with gold `tags`) made by the folde
 file were made with it) and writes it into the folder's `instruct_ner.json`; every later prediction applies it.
 Prints the expected calibration error before and after (in-sample: `compare` reports a cross-fitted one).
 
-Example:
-    instruct-ner generate --adapter runs/smollm2-conll2003 --data dev.txt --out runs/dev.jsonl
+Example (runs/dev.jsonl: that adapter's `generate` output on dev data):
     instruct-ner calibrate --adapter runs/smollm2-conll2003 --data runs/dev.jsonl
 """
 

@@ -107,7 +107,7 @@ def test_console_script_is_installed(tmp_path):
     assert result.returncode == 2 and result.stderr.startswith("instruct-ner score: error:")
 
 
-READS_RECORDS = {"prepare", "parse", "score", "train", "generate", "train-tagger", "compare", "tag"}
+READS_RECORDS = {"prepare", "parse", "score", "train", "generate", "train-tagger", "compare", "tag", "calibrate"}
 WRITES_A_FILE = {"prepare", "parse", "score", "generate", "tag"}
 WRITES_A_FOLDER = {"demo", "train", "train-tagger", "compare"}
 LOADS_A_MODEL = {"demo", "train", "generate", "train-tagger", "tag"}
