@@ -31,6 +31,7 @@ from pathlib import Path
 
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.examples import DataError, tags_to_spans
+from instruct_ner.inference.confidence import confidence_report, cross_fitted_ece, plot_pr_curves, plot_reliability
 from instruct_ner.inference.grounding import total_diagnostics
 from instruct_ner.inference.score import check_tag_record, score_tags
 from instruct_ner.jsonl import iter_jsonl, write_text_atomic
@@ -130,6 +131,10 @@ def analyse(path: str | Path, strict: bool = False) -> dict:
     result["failure_rate"] = failures / max(1, diagnostics["mentions"] or predicted)
     result["confusion"] = [[g, p, n] for (g, p), n in sorted(confusion.items())]
     result["sentences_per_second"] = timed / seconds if timed == len(gold_all) and seconds > 0 else None
+    confidence = confidence_report([record for _, record in iter_jsonl(path)])
+    if confidence is not None:
+        confidence["ece_calibrated"] = cross_fitted_ece([record for _, record in iter_jsonl(path)])
+        result["confidence"] = confidence
     result["file"] = str(path)
     result["records"] = keys
     return result
@@ -183,7 +188,22 @@ def markdown(systems: dict[str, dict]) -> str:
         r = systems[name]
         counts = [r["errors"][k] for k in ERROR_KINDS] + [r["diagnostics"].get(k, 0) for k in kinds[6:]]
         lines.append(f"| {name} | " + " | ".join(str(c) for c in counts) + " |")
-    lines += ["", "Figures: `f1_per_type.png`, `confusion_<system>.png`.", ""]
+    scored = [name for name in names if "confidence" in systems[name]]
+    if scored:
+        lines += ["", "## Confidence (entity scores)", ""]
+        lines.append("| system | scored entities | ECE | ECE, temperature (2-fold) | best threshold | F1 there |")
+        lines.append("|---" * 6 + "|")
+        for name in scored:
+            c = systems[name]["confidence"]
+            after = f"{c['ece_calibrated']:.4f}" if c.get("ece_calibrated") is not None else "-"
+            best = c["best_threshold"]
+            lines.append(
+                f"| {name} | {c['entities']} | {c['ece']:.4f} | {after} | {best['threshold']:.4f} | {best['f1']:.4f} |"
+            )
+    figures_line = "Figures: `f1_per_type.png`, `confusion_<system>.png`"
+    if scored:
+        figures_line += ", `pr_curve.png`, `reliability_<system>.png`"
+    lines += ["", figures_line + ".", ""]
     return "\n".join(lines)
 
 
@@ -228,6 +248,14 @@ def figures(systems: dict[str, dict], out: Path) -> list[Path]:
         path = out / f"confusion_{safe_name(name)}.png"
         fig.savefig(path, dpi=110)
         written.append(path)
+    curves = {name: r["confidence"]["pr_curve"] for name, r in systems.items() if "confidence" in r}
+    if curves:
+        plot_pr_curves(curves, out / "pr_curve.png")
+        written.append(out / "pr_curve.png")
+        for name in curves:
+            path = out / f"reliability_{safe_name(name)}.png"
+            plot_reliability(name, systems[name]["confidence"]["reliability"], path)
+            written.append(path)
     return written
 
 
@@ -241,6 +269,7 @@ def compare(config: CompareConfig) -> dict:
         raise ConfigError(f"system names must differ: {names}; pass --names")
     out = Path(config.output_dir)
     written = ["report.json", "report.md", "f1_per_type.png", *(f"confusion_{safe_name(n)}.png" for n in names)]
+    written += ["pr_curve.png", *(f"reliability_{safe_name(n)}.png" for n in names)]
     check_outputs(
         "compare",
         folders={"--output_dir": out},

@@ -17,6 +17,11 @@ it only turns prompts (strings or chat messages) into `Generated` texts, one per
 - Runaway guard (unconstrained, formats with `stops_runaway`, i.e. entity lists): a row stops at the first
   completed line whose entity text is not in its input text, or that lists a text more often than it occurs
   there (the format's `runaway`).
+- Token scores (`DecodeOptions.scores`, on by default): the log-probability of each chosen token under the
+  model's distribution renormalised over what the row's constraint allowed at that step (the whole vocabulary
+  when unconstrained), and where each token ends in the response's characters (`Generated.token_logprobs`,
+  `token_ends`). The choice itself is unchanged (still the argmax over the allowed tokens); what an entity's
+  confidence is made of them is `inference.confidence`'s business.
 
 Nothing here branches on a format's name: the format object (`prompts.formats.get_format`) is asked.
 """
@@ -39,6 +44,10 @@ class Generated:
     prompt_tokens: int
     hit_limit: bool
     stopped_runaway: bool = False
+    # per kept token (the end token included when the row ended with one): its renormalised log-probability, and
+    # the character of `text` where it ends (the end token: len(text) + 1, one past the end)
+    token_logprobs: list[float] | None = None
+    token_ends: list[int] | None = None
 
 
 @dataclass
@@ -53,6 +62,7 @@ class DecodeOptions:
     labels: list[str] = field(default_factory=list)
     stop_runaway: bool = True
     constrain: bool = False
+    scores: bool = True
 
     @property
     def guarded(self) -> bool:
@@ -234,7 +244,7 @@ class HFGenerator(TokenizedGenerator):
         else:
             guard = None
         with torch.inference_mode():
-            rows = self._decode(inputs, cache, limits, guard, constraints)
+            rows, logprobs = self._decode(inputs, cache, limits, guard, constraints)
         results = []
         for row, limit in enumerate(limits):
             new, stopped = rows[row], guard is not None and guard.stopped_at[row] is not None
@@ -245,8 +255,28 @@ class HFGenerator(TokenizedGenerator):
                 text = text[: text.index("\n###")]
             hit_limit = ended is None and not stopped and len(kept) >= limit and "\n###" not in text
             prompt_tokens = int(inputs["attention_mask"][row].sum())
-            results.append(Generated(text.strip(), len(kept), prompt_tokens, hit_limit, stopped and ended is None))
+            generated = Generated(text.strip(), len(kept), prompt_tokens, hit_limit, stopped and ended is None)
+            if logprobs is not None:
+                scored = len(kept) + (ended is not None)
+                generated.token_logprobs = logprobs[row][:scored]
+                generated.token_ends = self._token_ends(kept, text, ended is not None)
+            results.append(generated)
         return results
+
+    def _token_ends(self, kept: list[int], text: str, ended: bool) -> list[int]:
+        """Where each kept token ends in the stripped response (prefix decodes; the end token one past its end).
+
+        A token that splits a character ends where the character does; tokens past a cut (`\n###`) end at the end.
+        """
+        lead = len(text) - len(text.lstrip())
+        length = len(text.strip())
+        prefixes = self.tokenizer.batch_decode([kept[: k + 1] for k in range(len(kept))], skip_special_tokens=True)
+        ends, previous = [], 0
+        for prefix in prefixes:
+            end = len(prefix.rstrip("\ufffd"))  # an unfinished character is not written yet
+            previous = max(previous, min(max(end - lead, 0), length))
+            ends.append(previous)
+        return ends + [length + 1] if ended else ends
 
     def constraint_factory(self):
         from instruct_ner.inference.constrained import ConstraintFactory
@@ -279,6 +309,8 @@ class HFGenerator(TokenizedGenerator):
         n = input_ids.shape[0]
         live = list(range(n))  # original row of each batch row
         new: list[list[int]] = [[] for _ in range(n)]
+        scored = self.options.scores
+        logprobs: list[list[float]] | None = [[] for _ in range(n)] if scored else None
         finished = [False] * n
         tails = [""] * n
         stats = self.stats
@@ -295,12 +327,14 @@ class HFGenerator(TokenizedGenerator):
             cache, logits = returned_cache(output), output.logits[:, -1, :]
             chose = time.perf_counter()
             stats["forward_seconds"] += chose - started
-            tokens = self._choose(logits, live, new, limits, finished, constraints)
+            tokens, token_logprobs = self._choose(logits, live, new, limits, finished, constraints, scored)
             for k, row in enumerate(live):
                 if finished[row]:
                     continue
                 token = tokens[k]
                 new[row].append(token)
+                if logprobs is not None:
+                    logprobs[row].append(token_logprobs[k])
                 if constraints is not None and constraints[row] is not None:
                     constraints[row].advance(token)
                 if self._row_done(row, token, new[row], limits[row], tails, guard, constraints):
@@ -325,21 +359,27 @@ class HFGenerator(TokenizedGenerator):
             mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
             step_ids, step_positions = next_tokens[:, None], last_position[:, None]
             stats["other_seconds"] += time.perf_counter() - chose
-        return new
+        return new, logprobs
 
-    def _choose(self, logits, live, new, limits, finished, constraints) -> list[int]:
-        """The next token of each batch row: the argmax, or the best token its constraint allows."""
+    def _choose(self, logits, live, new, limits, finished, constraints, scored=False):
+        """The next token of each batch row: the argmax, or the best token its constraint allows; with `scored`, also
+        its log-probability renormalised over the tokens that were allowed (else a list of None)."""
         import time
 
         if constraints is None:
-            return logits.argmax(-1).tolist()
+            tokens = logits.argmax(-1)
+            if not scored:
+                return tokens.tolist(), [None] * len(live)
+            chosen_logprobs = logits.float().log_softmax(-1).gather(1, tokens[:, None])[:, 0]
+            return tokens.tolist(), chosen_logprobs.tolist()
         started = time.perf_counter()
         k = min(self.top_k, logits.shape[-1])
         top = logits.topk(k, dim=-1).indices.tolist()
-        chosen = []
+        chosen, chosen_logprobs = [], []
         for b, row in enumerate(live):
             if finished[row]:
                 chosen.append(self.tokenizer.pad_token_id)
+                chosen_logprobs.append(None)
                 continue
             constraint = constraints[row]
             # tokens left, this one included; the next state must finish in what is left after the end token
@@ -353,9 +393,19 @@ class HFGenerator(TokenizedGenerator):
                     token = allowed[int(logits[b].index_select(0, index).argmax())]
                 else:  # nothing can follow (cannot happen for a live row); end it
                     token = self.eos_ids[0]
+            elif scored:
+                allowed = constraint.allowed(budget) or constraint.allowed(1 << 30)
             chosen.append(token)
+            chosen_logprobs.append(self._renormalised(logits[b], token, allowed) if scored else None)
         self.stats["constraint_seconds"] += time.perf_counter() - started
-        return chosen
+        return chosen, chosen_logprobs
+
+    def _renormalised(self, logits, token: int, allowed: list[int]) -> float:
+        """log p(token) under the softmax restricted to `allowed` (the token counted in, should it not be there)."""
+        if not allowed:
+            return 0.0
+        index = self._index_tensor(sorted(set(allowed) | {token}), logits.device)
+        return float(logits[token].float() - logits.index_select(0, index).float().logsumexp(0))
 
     @staticmethod
     def _index_tensor(ids: list[int], device):

@@ -25,6 +25,9 @@ entities and IOB2 tags, written as JSONL: one output record per input record, in
   prompt and response bound do not fit the model's context is cut into windows (`inference/windows.py`), the
   windows of many texts decoded in the same batches, and their entities merged back with exact offsets; such a
   record says how many windows it took (`windows`) and what merging dropped (`parse.window_conflicts`).
+- Confidence: every entity has a `score` (`inference/confidence.py`: by default the probability of its line or
+  bracket renormalised over what the constraint allows; `--score_method label`: its label's given the span),
+  calibrated when the adapter was (`instruct-ner calibrate`); `--threshold T` drops the entities below T.
 - Each output record is its input record plus `generation`, `entities`, `pred_tags`, `parse`
   (diagnostics) and `timing`. Records are written chunk by chunk, each line flushed, so a crash or
   Ctrl-C leaves a valid partial file; `--resume` continues it without duplicates.
@@ -49,6 +52,7 @@ from pathlib import Path
 
 from instruct_ner.config import Config, ConfigError, explicit_or_saved, parse_config
 from instruct_ner.examples import DataError, Example, labels_of
+from instruct_ner.inference.confidence import SCORE_METHODS, Calibration, check_threshold
 from instruct_ner.inference.decoding import (  # noqa: F401  (re-exported: the generator interface)
     DecodeOptions,
     Generated,
@@ -103,6 +107,13 @@ class GenerateConfig(Config, ModelOptions, PromptOptions, ReaderOptions, WindowO
             "choices": list(ENGINES),
         },
     )
+    threshold: float = field(
+        default=0.0, metadata={"help": "drop entities whose (calibrated) score is below it; 0 keeps every one"}
+    )
+    score_method: str = field(
+        default="sequence",
+        metadata={"help": "entity score: sequence (its whole line or bracket) or label (its label given the span)"},
+    )
     resume: bool = field(default=False, metadata={"help": "continue a partial output file instead of replacing it"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar on stderr"})
 
@@ -112,6 +123,9 @@ class GenerateConfig(Config, ModelOptions, PromptOptions, ReaderOptions, WindowO
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
         check_window_options(self)
+        check_threshold(self.threshold)
+        if self.score_method not in SCORE_METHODS:
+            raise ConfigError(f"score_method must be one of {SCORE_METHODS}, not {self.score_method!r}")
 
     def run_options(self) -> RunOptions:
         return RunOptions(
@@ -240,8 +254,9 @@ def load_predictor(
     config: GenerateConfig, builder: PromptBuilder, artifact: Artifact | None = None
 ) -> GenerativePredictor:
     """The predictor for the config, at `model_options` (the adapter's description is read here unless given)."""
-    chosen = model_options(config, artifact or adapter_artifact(config))
-    return GenerativePredictor.load(
+    artifact = artifact or adapter_artifact(config)
+    chosen = model_options(config, artifact)
+    predictor = GenerativePredictor.load(
         builder,
         chosen["model"],
         config.adapter,
@@ -252,6 +267,10 @@ def load_predictor(
         config.trust_remote_code,
         config.engine,
     )
+    if isinstance(predictor, GenerativePredictor):  # (a test's stand-in loader may return anything)
+        predictor.threshold, predictor.score_method = config.threshold, config.score_method
+        predictor.calibration = Calibration.from_dict(artifact.calibration) if artifact is not None else None
+    return predictor
 
 
 def check_model(model: str) -> None:
@@ -292,6 +311,8 @@ def run_settings(config: GenerateConfig, builder: PromptBuilder, chosen: dict) -
         "stop_runaway": config.stop_runaway,
         "constrain": config.constrain,
         **({"engine": config.engine} if config.engine != "hf" else {}),
+        **({"threshold": config.threshold} if config.threshold else {}),
+        **({"score_method": config.score_method} if config.score_method != "sequence" else {}),
         **({"window_tokens": config.window_tokens} if config.window_tokens is not None else {}),
         **({"window_overlap": config.window_overlap} if config.window_overlap is not None else {}),
     }

@@ -24,6 +24,9 @@ The parser is a chain of small steps, each a pure function:
    Kept first: the earlier start, then the longer span, then the one listed first. This also removes a
    mention listed twice for a single occurrence.
 
+Given the decoder's token scores (`Generated.token_logprobs`, `token_ends`), each mention gets its confidence
+(`inference.confidence.mention_score`) as it is read, and carries it through every step to its entity's `score`.
+
 Whatever the response, the result has exactly one IOB2 tag per token. The parser never raises on
 model output; it only raises on a bad call (an unknown format). It is linear in the text and response
 lengths for well-behaved output (positions are precomputed once per example, lookups are bisections).
@@ -36,9 +39,10 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from instruct_ner.examples import Entity, Example, snap_span, spans_to_tags, token_bounds
+from instruct_ner.inference.confidence import mention_score
 from instruct_ner.prompts.formats import Mention, ReadMentions, aligned_occurrences, get_format
 from instruct_ner.prompts.labels import LABEL_WRAPPERS
 
@@ -120,23 +124,31 @@ def parse_response(
     response_format: str = "entity_list",
     hit_limit: bool = False,
     snap_partial: bool = False,
+    token_scores: tuple[list[float], list[int]] | None = None,
+    score_method: str = "sequence",
 ) -> ParseResult:
     """Parse a response about `example` into entities and IOB2 tags.
 
     `hit_limit`: generation stopped at its token limit (a cut last line is `truncated`, not `malformed`).
     `snap_partial`: widen a mention that cuts a word to the whole tokens (default: drop it, `partial_word`).
+    `token_scores`: (log-probability, end character) of each response token, for each entity's `score`.
     Example: parse_response("EU | ORG", Example("1", ["EU", "rejects"], ["O", "O"]), ["ORG"]).pred_tags
         -> ["B-ORG", "O"]
     """
     diagnostics = ParseDiagnostics(empty_response=not response.strip())
     read = read_mentions(response, example, response_format, diagnostics, hit_limit)
-    mentions = normalise_labels(read.mentions, labels, diagnostics)
+    mentions = read.mentions
+    if token_scores is not None:
+        logprobs, ends = token_scores
+        mentions = [replace(m, score=mention_score(m, logprobs, ends, score_method)) for m in mentions]
+    mentions = normalise_labels(mentions, labels, diagnostics)
     spans = find_offsets(mentions, example, diagnostics)
     token_spans = snap_to_tokens(spans, example, diagnostics, snap_partial)
     kept = remove_overlaps(token_spans, diagnostics)
-    entities = [example.entity(label, start, end) for label, start, end in kept]
+    entities = [example.entity(label, start, end, score) for label, start, end, score in kept]
     diagnostics.entities = len(entities)
-    return ParseResult(entities, spans_to_tags(kept, len(example.tokens)), diagnostics)
+    tags = spans_to_tags([(label, start, end) for label, start, end, _ in kept], len(example.tokens))
+    return ParseResult(entities, tags, diagnostics)
 
 
 def read_mentions(
@@ -170,7 +182,7 @@ def normalise_labels(mentions: list[Mention], labels: list[str], diagnostics: Pa
             diagnostics.unknown_label += 1
             diagnostics.dropped.append({"line": mention.line, "text": mention.text, "reason": "unknown_label"})
             continue
-        kept.append(Mention(mention.text, label, mention.line, mention.occurrence, mention.start, mention.end))
+        kept.append(replace(mention, label=label))
     return kept
 
 
@@ -309,7 +321,7 @@ class _Finder:
 def find_offsets(
     mentions: list[Mention], example: Example, diagnostics: ParseDiagnostics
 ) -> list[tuple[str, int, int]]:
-    """Character spans (label, start, end) of the mentions, found with a forward cursor."""
+    """Character spans (label, start, end, score) of the mentions, found with a forward cursor."""
     finder, spans, cursor = _Finder(example), [], 0
     for mention in mentions:
         if mention.start is not None and mention.end is not None:
@@ -327,7 +339,7 @@ def find_offsets(
             diagnostics.hallucinated += 1
             diagnostics.dropped.append({"line": mention.line, "text": mention.text, "reason": "hallucinated"})
             continue
-        spans.append((mention.label, *span))
+        spans.append((mention.label, *span, mention.score))
         cursor = span[1]
     diagnostics.normalised += finder.normalised
     return spans
@@ -336,14 +348,15 @@ def find_offsets(
 def snap_to_tokens(
     spans: list[tuple[str, int, int]], example: Example, diagnostics: ParseDiagnostics, snap_partial: bool = False
 ) -> list[tuple[str, int, int]]:
-    """Token spans (label, first token, last token + 1) of character spans that start and end on token bounds.
+    """Token spans (label, first token, last token + 1, ...) of character spans (label, start, end, ...) that start
+    and end on token bounds (what follows the end, the score, is carried along).
 
     A span that cuts a token is dropped as `partial_word`, or with `snap_partial` widened to the tokens it
     touches (`snapped`).
     Example: for the tokens ["Milano", "e"], ("LOC", 1, 5) ("ilan") is dropped; snapped it is ("LOC", 0, 1)
     """
     token_spans, bounds = [], token_bounds(example.offsets)
-    for label, start, end in spans:
+    for label, start, end, *rest in spans:
         snapped = snap_span(example.offsets, start, end, bounds)
         if snapped is None:
             diagnostics.hallucinated += 1  # only whitespace matched
@@ -356,7 +369,7 @@ def snap_to_tokens(
                 diagnostics.dropped.append({"text": example.text[start:end], "reason": "partial_word"})
                 continue
             diagnostics.snapped += 1
-        token_spans.append((label, first, last))
+        token_spans.append((label, first, last, *rest))
     return token_spans
 
 
@@ -370,10 +383,10 @@ def remove_overlaps(
     order = sorted(range(len(token_spans)), key=lambda k: (token_spans[k][1], -token_spans[k][2], k))
     kept, end_of_kept = [], 0
     for k in order:
-        label, start, end = token_spans[k]
+        label, start, end, *rest = token_spans[k]
         if start < end_of_kept:
             diagnostics.overlaps_removed += 1
             continue
-        kept.append((label, start, end))
+        kept.append((label, start, end, *rest))
         end_of_kept = end
     return kept

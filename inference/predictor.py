@@ -9,6 +9,9 @@ the `generate` / `tag` subcommands and the Python API (`instruct_ner.NER`), so t
 - `TaggerPredictor`: a token classifier from `train-tagger` (sft/tagger.py's `predict`); each output
   record is its input record plus `labels`, `pred_tags`, `entities` and `timing`.
 
+Every entity carries its confidence (`Entity.score`, `inference.confidence`); a predictor applies its folder's
+saved calibration to the scores and drops the entities below its `threshold` (0: none) in every output record.
+
 A run is `start(records, examples, options)` (a `Run`: the generation order and what is computed once
 per run), then `outputs(run, start=k)`, which yields output records batch by batch in the run's order;
 `predict` puts them back into input order. In output records `entities` are `Entity` objects; they
@@ -29,6 +32,7 @@ from pathlib import Path
 
 from instruct_ner.config import ConfigError, explicit_or_saved
 from instruct_ner.examples import DataError, Example, labels_of, spans_to_tags, tags_to_spans
+from instruct_ner.inference.confidence import Calibration, apply_threshold
 from instruct_ner.inference.decoding import DecodeOptions, Generated, Generator
 from instruct_ner.inference.grounding import parse_response
 from instruct_ner.inference.windows import (
@@ -135,6 +139,14 @@ class Predictor:
     kind: str = ""
     labels: list[str]
     folder: str | None = None
+    threshold: float = 0.0  # entities scored below it are dropped (their tags O)
+    calibration: Calibration | None = None  # applied to every score before the threshold
+
+    def finish(self, output: dict) -> dict:
+        """An output record with calibrated scores and the entities below the threshold dropped."""
+        if self.calibration is None and self.threshold <= 0:
+            return output
+        return apply_threshold(output, self.threshold, self.calibration)
 
     def check_data(self, examples: list[Example], data: str | Path) -> None:
         """Data may only use labels the model knows (a trained folder's label set is fixed)."""
@@ -168,6 +180,7 @@ class Predictor:
 
 class GenerativePredictor(Predictor):
     kind = "generative"
+    score_method = "sequence"  # inference.confidence.SCORE_METHODS
 
     def __init__(self, builder: PromptBuilder, generator: Generator, folder: str | None = None):
         self.builder, self.generator, self.folder = builder, generator, folder
@@ -351,7 +364,7 @@ class GenerativePredictor(Predictor):
                     left[units[u][0]] -= 1
                     if not left[units[u][0]]:
                         finished.append(units[u][0])
-                yield [self.document_output(run, i, results) for i in finished]
+                yield [self.finish(self.document_output(run, i, results)) for i in finished]
                 bar.update(len(batch))
                 bar.set_postfix_str(f"{len(examples) - len(left) + len(finished)}/{len(examples)} texts")
                 for i in finished:
@@ -362,10 +375,11 @@ class GenerativePredictor(Predictor):
         """The output record of example i from its windows' generations (which it removes from `results`)."""
         first = run.first_unit[i]
         if len(run.windows[i]) > 1:
-            return window_record(run, i, range(first, first + len(run.windows[i])), results, self.builder)
+            units = range(first, first + len(run.windows[i]))
+            return window_record(run, i, units, results, self.builder, self.score_method)
         output, seconds, size = results.pop(first)
         record, example, prompt = run.records[i], run.examples[i], run.prompts[first]
-        return output_record(record, example, prompt, self.builder, output, seconds, range(size))
+        return output_record(record, example, prompt, self.builder, output, seconds, range(size), self.score_method)
 
 
 def document_chunks(windows: list[int], size: int) -> Iterator[list[int]]:
@@ -384,19 +398,38 @@ def document_chunks(windows: list[int], size: int) -> Iterator[list[int]]:
         yield chunk
 
 
-def window_record(run: Run, i: int, unit_ids: range, results: dict, builder: PromptBuilder) -> dict:
+def token_scores(generated: Generated) -> tuple[list[float], list[int]] | None:
+    """(log-probability, end character) of each token of a generation, when the generator recorded them."""
+    if generated.token_logprobs is None or generated.token_ends is None:
+        return None
+    return generated.token_logprobs, generated.token_ends
+
+
+def window_record(
+    run: Run, i: int, unit_ids: range, results: dict, builder: PromptBuilder, score_method: str = "sequence"
+) -> dict:
     """The output record of an example cut into windows: each window parsed on its own text, the entities merged
     back to the example's words (`merge_spans`); `generation` holds the windows' responses one after another,
     `parse` the windows' diagnostics summed plus what merging dropped, `windows` how many windows it took. The
     rendered prompt is not kept (a prompt per window)."""
     example = run.examples[i]
     parsed, generations, timing = [], [], {"batch_seconds": 0.0, "batch_size": 0, "prompt_tokens": 0, "new_tokens": 0}
+    scores = []
     diagnostics: dict = {}
     for u in unit_ids:
         output, seconds, size = results.pop(u)
         window = run.units[u][1]
-        result = parse_response(output.text, window, builder.labels, builder.response_format, output.hit_limit)
+        result = parse_response(
+            output.text,
+            window,
+            builder.labels,
+            builder.response_format,
+            output.hit_limit,
+            token_scores=token_scores(output),
+            score_method=score_method,
+        )
         parsed.append([(e.label, e.token_start, e.token_end) for e in result.entities])
+        scores.append({(e.label, e.token_start, e.token_end): e.score for e in result.entities if e.score is not None})
         generations.append(output.text)
         window_diagnostics = result.diagnostics.to_dict()
         window_diagnostics["hit_max_new_tokens"] = output.hit_limit
@@ -412,7 +445,7 @@ def window_record(run: Run, i: int, unit_ids: range, results: dict, builder: Pro
         timing["batch_size"] = max(timing["batch_size"], size)
         timing["prompt_tokens"] += output.prompt_tokens
         timing["new_tokens"] += output.new_tokens
-    merged = merge_spans(run.windows[i], parsed, len(example.tokens))
+    merged = merge_spans(run.windows[i], parsed, len(example.tokens), scores)
     diagnostics.update(entities=len(merged.spans), window_duplicates=merged.duplicates)
     diagnostics["window_conflicts"] = merged.conflicts
     timing["batch_seconds"] = round(timing["batch_seconds"], 4)
@@ -422,7 +455,7 @@ def window_record(run: Run, i: int, unit_ids: range, results: dict, builder: Pro
         response_format=builder.response_format,
         template=builder.template.name,
         generation="\n".join(generations),
-        entities=[example.entity(label, s, e) for label, s, e in merged.spans],
+        entities=[example.entity(label, s, e, merged.scores.get((label, s, e))) for label, s, e in merged.spans],
         pred_tags=spans_to_tags(merged.spans, len(example.tokens)),
         parse=diagnostics,
         timing=timing,
@@ -439,8 +472,18 @@ def prompt_input(prompt: dict) -> str | list[dict]:
     return prompt["messages"] if "messages" in prompt else prompt["prompt"]
 
 
-def output_record(record, example, prompt, builder, generated: Generated, batch_seconds, batch) -> dict:
-    parsed = parse_response(generated.text, example, builder.labels, builder.response_format, generated.hit_limit)
+def output_record(
+    record, example, prompt, builder, generated: Generated, batch_seconds, batch, score_method: str = "sequence"
+) -> dict:
+    parsed = parse_response(
+        generated.text,
+        example,
+        builder.labels,
+        builder.response_format,
+        generated.hit_limit,
+        token_scores=token_scores(generated),
+        score_method=score_method,
+    )
     diagnostics = parsed.diagnostics.to_dict()
     diagnostics["hit_max_new_tokens"] = generated.hit_limit
     diagnostics["stopped_runaway"] = generated.stopped_runaway
@@ -516,7 +559,10 @@ class TaggerPredictor(Predictor):
             outputs = []
             for i, (pred_tags, windows, merged) in zip(chunk, predicted):
                 example = examples[i]
-                entities = [example.entity(label, s, e) for label, s, e in tags_to_spans(pred_tags)]
+                entities = [
+                    example.entity(label, s, e, merged.scores.get((label, s, e)))
+                    for label, s, e in tags_to_spans(pred_tags)
+                ]
                 output = {
                     **records[i],
                     "labels": self.labels,
@@ -526,7 +572,7 @@ class TaggerPredictor(Predictor):
                 }
                 if windows > 1:
                     output.update(windows=windows, window_conflicts=merged.conflicts)
-                outputs.append(output)
+                outputs.append(self.finish(output))
             yield outputs
 
 
@@ -544,7 +590,13 @@ def load_predictor(
         if options.get("engine", "hf") != "hf":
             engine = options["engine"]
             raise ConfigError(f"{folder}: a tagger folder runs on its own; engine={engine!r} is for adapters")
-        return TaggerPredictor.from_artifact(
+        predictor = TaggerPredictor.from_artifact(
             folder, artifact, chosen["model"], chosen["precision"], options.get("trust_remote_code", False)
         )
-    return GenerativePredictor.from_artifact(folder, artifact, chosen["model"], chosen["precision"], **options)
+    else:
+        predictor = GenerativePredictor.from_artifact(
+            folder, artifact, chosen["model"], chosen["precision"], **options
+        )
+    if isinstance(predictor, Predictor):  # (a test's stand-in loader may return anything)
+        predictor.calibration = Calibration.from_dict(artifact.calibration)
+    return predictor

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.examples import TAG_PATTERN, DataError, labels_of, tags_to_spans
+from instruct_ner.inference.confidence import confidence_report, plot_pr_curves
 from instruct_ner.inference.grounding import total_diagnostics
 from instruct_ner.jsonl import iter_jsonl, write_text_atomic
 from instruct_ner.outputs import check_outputs
@@ -48,6 +49,9 @@ class ScoreConfig:
     data: str | None = field(default=None, metadata={"help": "JSONL with tags and pred_tags", "positional": True})
     out: str | None = field(default=None, metadata={"help": "also write the scores to this JSON file"})
     strict: bool = field(default=False, metadata={"help": "seqeval strict mode with the IOB2 scheme"})
+    pr_curve: str | None = field(
+        default=None, metadata={"help": "draw the precision-recall curve over entity-score thresholds to this PNG"}
+    )
 
     def __post_init__(self) -> None:
         if not self.data:
@@ -178,6 +182,10 @@ def score_file(path: str | Path, strict: bool = False) -> dict:
         result["parse"] = {key: totals[key] for key in DIAGNOSTIC_KEYS}
         result["parse"]["responses"] = len(diagnostics)
         result["parse"]["unreadable_responses"] = sum(unreadable(d) for d in diagnostics)
+    confidence = confidence_report([record for _, record in iter_jsonl(path)])
+    if confidence is not None:
+        del confidence["reliability"]
+        result["confidence"] = confidence
     result["file"] = str(path)
     result["mode"] = "strict" if strict else "conlleval"
     return result
@@ -220,6 +228,13 @@ def format_table(result: dict) -> str:
                 f"parse: {parse['unreadable_responses']} of {parse['responses']} responses had text but no readable "
                 "entity line (prose instead of the response format?)"
             )
+    if "confidence" in result:
+        confidence, best = result["confidence"], result["confidence"]["best_threshold"]
+        lines.append(
+            f"confidence: {confidence['entities']} scored entities, ECE {confidence['ece']:.4f}; best threshold "
+            f"{best['threshold']:.4f} (F1 {best['f1']:.4f}, precision {best['precision']:.4f}, "
+            f"recall {best['recall']:.4f})"
+        )
     micro = result["micro"]
     lines.append(f"micro F1 = {micro['f1']:.4f} (precision {micro['precision']:.4f}, recall {micro['recall']:.4f})")
     return "\n".join(lines)
@@ -227,10 +242,15 @@ def format_table(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_config(ScoreConfig, argv, prog="instruct-ner score", description=__doc__)
-    if config.out:
-        check_outputs("score", files={"--out": config.out}, inputs=[config.data])
+    if config.out or config.pr_curve:
+        check_outputs("score", files={"--out": config.out, "--pr_curve": config.pr_curve}, inputs=[config.data])
     result = score_file(config.data, config.strict)
     print(format_table(result))
+    if config.pr_curve:
+        if "confidence" not in result:
+            raise DataError(config.data, "no scored entities to draw a precision-recall curve of", "empty")
+        plot_pr_curves({Path(config.data).stem: result["confidence"]["pr_curve"]}, config.pr_curve)
+        print(f"precision-recall curve written to {config.pr_curve}", file=sys.stderr)
     if config.out:
         write_text_atomic(config.out, json.dumps(result, indent=2))
         print(f"scores written to {config.out}", file=sys.stderr)

@@ -3,6 +3,8 @@
 `compare` treat both variants alike. Records out = records in, in input order; the output is always
 valid IOB2 (constrained Viterbi). A text longer than the tagger's `max_length` is cut by the generative path's
 window policy (`inference/windows.py`; `--window_tokens`, `--window_overlap`) and its entities merged.
+Each entity's `score` is its marginal probability (`sft/crf.py`), calibrated when the folder was (`calibrate`);
+`--threshold` drops the entities scored below it.
 The work is done by `inference.predictor.TaggerPredictor`, the
 object the Python API uses too, loaded by the same `load_predictor`: an explicit `--model` /
 `--precision` wins over the saved one by the API's rule (`config.explicit_or_saved`).
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 
 from instruct_ner.config import Config, ConfigError, parse_config
 from instruct_ner.examples import labels_of
+from instruct_ner.inference.confidence import check_threshold
 from instruct_ner.inference.predictor import RunOptions, file_record, input_records, load_predictor
 from instruct_ner.inference.windows import WindowOptions, check_window_options
 from instruct_ner.jsonl import output_lock, write_jsonl
@@ -35,11 +38,15 @@ class TagConfig(Config, ModelOptions, ReaderOptions, WindowOptions):
     data: str | None = field(default=None, metadata={"help": "data source or JSONL records (required)"})
     out: str | None = field(default=None, metadata={"help": "output JSONL (required)"})
     batch_size: int = field(default=32, metadata={"help": "texts per forward pass"})
+    threshold: float = field(
+        default=0.0, metadata={"help": "drop entities whose (calibrated) score is below it; 0 keeps every one"}
+    )
 
     def __post_init__(self) -> None:
         if not self.adapter or not self.data or not self.out:
             raise ConfigError("tag needs --adapter DIR, --data SRC and --out FILE.jsonl")
         check_window_options(self)
+        check_threshold(self.threshold)
 
 
 def tag(config: TagConfig) -> dict:
@@ -49,6 +56,7 @@ def tag(config: TagConfig) -> dict:
     records, examples = input_records(config.data, config)
     check_labels(artifact.labels, labels_of(e.tags for e in examples), config.adapter, config.data)
     predictor = load_predictor(config.adapter, config, artifact, trust_remote_code=config.trust_remote_code)
+    predictor.threshold = config.threshold
     started = time.perf_counter()
     options = RunOptions(config.batch_size, window_tokens=config.window_tokens, window_overlap=config.window_overlap)
     outputs = predictor.predict(examples, config.batch_size, records, options)

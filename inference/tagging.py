@@ -59,18 +59,20 @@ def predict_windows(
     overlap: int | None = None,
 ) -> list[tuple[list[str], int, Merged]]:
     """(IOB2 tags, windows taken, what merging dropped) for every example; the windows of all examples are
-    batched together."""
+    batched together. `Merged.scores` holds each entity's confidence (`predict_scored`)."""
     windows = [tagger_windows(example, tokenizer, max_length, window_tokens, overlap) for example in examples]
     units = [window_example(example, s, e) for example, ranges in zip(examples, windows) for s, e in ranges]
-    tags = predict(model, units, tokenizer, max_length, batch_size)
+    scored = predict_scored(model, units, tokenizer, max_length, batch_size)
+    tags, scores = [t for t, _ in scored], [s for _, s in scored]
     results, position = [], 0
     for example, ranges in zip(examples, windows):
         found = [tags_to_spans(t) for t in tags[position : position + len(ranges)]]
+        found_scores = scores[position : position + len(ranges)]
         position += len(ranges)
         if len(ranges) == 1:
-            results.append((tags[position - 1], 1, Merged(found[0])))
+            results.append((tags[position - 1], 1, Merged(found[0], scores=found_scores[0])))
             continue
-        merged = merge_spans(ranges, found, len(example.tokens))
+        merged = merge_spans(ranges, found, len(example.tokens), found_scores)
         results.append((spans_to_tags(merged.spans, len(example.tokens)), len(ranges), merged))
     return results
 
@@ -80,6 +82,24 @@ def predict(
     model: TokenTagger, examples: list[Example], tokenizer, max_length: int = 512, batch_size: int = 16
 ) -> list[list[str]]:
     """IOB2 tags for every example (windows stitched back in order)."""
+    return [tags for tags, _ in predict_scored(model, examples, tokenizer, max_length, batch_size, scores=False)]
+
+
+@torch.no_grad()
+def predict_scored(
+    model: TokenTagger,
+    examples: list[Example],
+    tokenizer,
+    max_length: int = 512,
+    batch_size: int = 16,
+    scores: bool = True,
+) -> list[tuple[list[str], dict[tuple[str, int, int], float]]]:
+    """(IOB2 tags, {(label, start, end): confidence}) for every example (windows stitched back in order).
+
+    The confidence of a decoded entity is its marginal probability under the head (`TokenTagger.span_marginals`:
+    the CRF's forward-backward, or the softmax under the IOB2 constraints), computed in the model-level window
+    that decoded it; the tags are the Viterbi path's, unchanged by scoring.
+    """
     model.eval()
     encoded = encode_examples(examples, tokenizer, model.tags, max_length, with_labels=False)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
@@ -92,10 +112,17 @@ def predict(
         emissions = model.emissions(
             batch["input_ids"].to(device), batch["attention_mask"].to(device), batch["word_index"].to(device)
         )
-        for i, tags in zip(batch_ids, model.decode(emissions, batch["word_mask"].to(device))):
-            decoded[i] = tags
+        word_mask = batch["word_mask"].to(device)
+        paths = model.decode(emissions, word_mask)
+        marginals = model.span_marginals(emissions, word_mask, paths) if scores else [{} for _ in paths]
+        for i, tags, found in zip(batch_ids, paths, marginals):
+            decoded[i] = (tags, found)
     per_example: list[list[str]] = [[] for _ in examples]
+    per_scores: list[dict] = [{} for _ in examples]
     for i, e in enumerate(encoded):
-        per_example[e.example_index] += decoded[i]
+        offset = len(per_example[e.example_index])
+        tags, found = decoded[i]
+        per_example[e.example_index] += tags
+        per_scores[e.example_index].update({(label, s + offset, t + offset): p for (label, s, t), p in found.items()})
     # An I- tag that a window boundary left without its B- opens an entity: the IOB1 -> IOB2 rule.
-    return [iob1_to_iob2(tags) for tags in per_example]
+    return [(iob1_to_iob2(tags), found) for tags, found in zip(per_example, per_scores)]

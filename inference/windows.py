@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from instruct_ner.examples import Example
@@ -81,6 +81,7 @@ class Merged:
     duplicates: int = 0
     conflicts: int = 0
     dropped: list[tuple[str, int, int]] = field(default_factory=list)
+    scores: dict[tuple[str, int, int], float] = field(default_factory=dict)  # each kept span's, where given
 
 
 def allowed_cuts(tags: Sequence[str]) -> list[bool]:
@@ -204,25 +205,32 @@ def window_example(example: Example, start: int, end: int) -> Example:
     )
 
 
-def merge_spans(windows: Sequence[tuple[int, int]], found: Sequence[Sequence[tuple[str, int, int]]], n: int) -> Merged:
+def merge_spans(
+    windows: Sequence[tuple[int, int]],
+    found: Sequence[Sequence[tuple[str, int, int]]],
+    n: int,
+    scores: Sequence[Mapping[tuple[str, int, int], float]] | None = None,
+) -> Merged:
     """One set of non-overlapping spans for a document of `n` words from each window's spans (window-local word
-    positions), by the rule of the module docstring.
+    positions), by the rule of the module docstring. `scores`: each window's span confidences (window-local keys);
+    a kept span keeps the score of the window it was taken from (`Merged.scores`, document positions).
 
     Example: merge_spans([(0, 4), (1, 6)], [[("PER", 2, 4)], [("PER", 1, 4)]], 6).spans -> [("PER", 2, 5)]
     """
     candidates = []
     for k, ((w_start, w_end), spans) in enumerate(zip(windows, found)):
         for label, s, e in spans:
+            score = scores[k].get((label, s, e)) if scores is not None else None
             s, e = s + w_start, e + w_start
             left = s - w_start if w_start > 0 else math.inf
             right = w_end - e if w_end < n else math.inf
-            candidates.append((-min(left, right), k, s, e, label))
-    candidates.sort()
+            candidates.append((-min(left, right), k, s, e, label, score))
+    candidates.sort(key=lambda candidate: candidate[:5])
     taken: dict[tuple[str, int, int], None] = {}
     owner = [-1] * n  # the span (index into kept) covering each word
     kept: list[tuple[str, int, int]] = []
     merged = Merged([])
-    for _, _, s, e, label in candidates:
+    for _, _, s, e, label, score in candidates:
         if (label, s, e) in taken:
             merged.duplicates += 1
             continue
@@ -234,6 +242,8 @@ def merge_spans(windows: Sequence[tuple[int, int]], found: Sequence[Sequence[tup
         for i in range(s, e):
             owner[i] = len(kept)
         kept.append((label, s, e))
+        if score is not None:
+            merged.scores[(label, s, e)] = score
     merged.spans = sorted(kept, key=lambda span: (span[1], span[2]))
     return merged
 

@@ -121,12 +121,19 @@ class NER:
         """generative or tagger."""
         return self.predictor.kind
 
-    def predict_entities(self, text: str) -> list[Entity]:
-        """The entities of one text, in order; `text[e.start:e.end] == e.text`. Empty text -> []."""
-        return self.predict([text])[0]
+    def predict_entities(self, text: str, threshold: float = 0.0) -> list[Entity]:
+        """The entities of one text, in order; `text[e.start:e.end] == e.text`. Empty text -> [].
 
-    def predict(self, texts: Iterable[str], batch_size: int | None = None) -> list[list[Entity]]:
-        """One list of entities per text, in input order."""
+        Each has a `score` in [0, 1] (calibrated when the folder was); those scored below `threshold` are left out.
+        """
+        return self.predict([text], threshold=threshold)[0]
+
+    def predict(
+        self, texts: Iterable[str], batch_size: int | None = None, threshold: float = 0.0
+    ) -> list[list[Entity]]:
+        """One list of entities per text, in input order (those scored below `threshold` left out)."""
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+            raise ValueError(f"threshold must be a number between 0 and 1, not {threshold!r}")
         if isinstance(texts, str):
             raise TypeError("predict takes a list of texts; for one text use predict_entities(text)")
         texts = list(texts)
@@ -141,7 +148,7 @@ class NER:
             options = RunOptions(batch_size=batch_size, max_new_tokens=self.max_new_tokens)
             outputs = self.predictor.predict(list(examples.values()), options=options)
             for i, output in zip(examples, outputs):
-                result[i] = output["entities"]
+                result[i] = [e for e in output["entities"] if e.score is None or e.score >= threshold]
         return result
 
     def evaluate(

@@ -51,6 +51,10 @@ SUBCOMMANDS = {
         "instruct_ner.prompts.annotation_tools:import_main",
         "corrected annotations from Label Studio, Prodigy or Argilla as training records",
     ),
+    "calibrate": (
+        "instruct_ner.inference.calibrate",
+        "fit a temperature for entity scores on dev predictions and save it with the model",
+    ),
 }
 
 

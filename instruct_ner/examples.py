@@ -24,7 +24,12 @@ TAG_PATTERN = re.compile(r"^(?:O|[BI]-[^\s]+)$")
 
 @dataclass(frozen=True)
 class Entity:
-    """One entity: a label over tokens [token_start, token_end) and characters [start, end) of the text."""
+    """One entity: a label over tokens [token_start, token_end) and characters [start, end) of the text.
+
+    `score`: the predictor's confidence in the entity, in [0, 1] (None where none was computed); what it measures
+    is said where it is computed (`inference.confidence` for the generative path, `sft.crf` for the tagger).
+    It does not enter equality: batching moves it in the last digits.
+    """
 
     label: str
     token_start: int
@@ -32,9 +37,10 @@ class Entity:
     start: int
     end: int
     text: str
+    score: float | None = field(default=None, compare=False)  # the same entity at another batch size is equal
 
     def to_dict(self) -> dict:
-        return {
+        saved = {
             "text": self.text,
             "label": self.label,
             "token_start": self.token_start,
@@ -42,6 +48,9 @@ class Entity:
             "start": self.start,
             "end": self.end,
         }
+        if self.score is not None:
+            saved["score"] = self.score
+        return saved
 
     @classmethod
     def from_dict(cls, saved: dict) -> Entity:
@@ -78,9 +87,9 @@ class Example:
     def entities(self) -> list[Entity]:
         return [self.entity(label, s, e) for label, s, e in tags_to_spans(self.tags)]
 
-    def entity(self, label: str, token_start: int, token_end: int) -> Entity:
+    def entity(self, label: str, token_start: int, token_end: int, score: float | None = None) -> Entity:
         start, end = self.offsets[token_start][0], self.offsets[token_end - 1][1]
-        return Entity(label, token_start, token_end, start, end, self.text[start:end])
+        return Entity(label, token_start, token_end, start, end, self.text[start:end], score)
 
     def to_record(self) -> dict:
         record = {"id": self.id, "text": self.text, "tokens": self.tokens, "offsets": self.offsets, "tags": self.tags}

@@ -33,7 +33,9 @@ class Artifact:
     """What a trained folder is: `kind`, `labels`, `base_model`, `precision`, `training_config`, and
 
     - generative: `prompt` (PromptBuilder.to_dict()) and `response_format`;
-    - tagger: `tagger` = {tags, attention, head, loss, loss_weights, lstm_hidden, max_length}.
+    - tagger: `tagger` = {tags, attention, head, loss, loss_weights, lstm_hidden, max_length};
+    - either, once calibrated: `calibration` = {method: temperature | platt, a, b}, applied to every entity's
+      score at prediction (`inference.confidence.Calibration`).
     """
 
     kind: str
@@ -45,6 +47,7 @@ class Artifact:
     response_format: str | None = None
     tagger: dict = field(default_factory=dict)
     base_model_path: str | None = None
+    calibration: dict = field(default_factory=dict)  # {method, a, b}: `instruct-ner calibrate`'s fit
 
     def __post_init__(self) -> None:
         """A description is checked as it loads: a folder downloaded or edited by hand is input like any other."""
@@ -76,7 +79,15 @@ class Artifact:
                 raise ModelError(f"{ARTIFACT_FILE}: tagger.loss_weights must be three numbers, not {weights!r}")
             if type(spec.get("lstm_hidden", 256)) is not int:
                 raise ModelError(f"{ARTIFACT_FILE}: tagger.lstm_hidden must be a whole number")
-        elif self.prompt is not None and not isinstance(self.prompt, dict):
+        calibration = self.calibration
+        if calibration and not (
+            isinstance(calibration, dict)
+            and calibration.get("method") in ("temperature", "platt")
+            and all(type(calibration.get(k, 0.0)) in (int, float) for k in ("a", "b"))
+            and calibration.get("a", 0) > 0
+        ):
+            raise ModelError(f"{ARTIFACT_FILE}: calibration must be {{method, a > 0, b}}, not {calibration!r}")
+        if self.kind != "tagger" and self.prompt is not None and not isinstance(self.prompt, dict):
             raise ModelError(f"{ARTIFACT_FILE}: prompt must be a mapping, not {type(self.prompt).__name__}")
 
     def builder(self):

@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from instruct_ner.examples import Example
-from instruct_ner.sft.crf import CRF, constrained_decode
+from instruct_ner.examples import Example, tags_to_spans
+from instruct_ner.sft.crf import CRF, constrained_decode, constrained_marginals
 from instruct_ner.sft.tagger_spec import (
     ATTENTIONS,
     CLASS_WEIGHTS,
@@ -168,6 +168,19 @@ class TokenTagger(nn.Module):
         else:
             paths = constrained_decode(emissions.log_softmax(-1), word_mask, self.tags)
         return [[self.tags[i] for i in path] for path in paths]
+
+    @torch.no_grad()
+    def span_marginals(self, emissions, word_mask, paths: list[list[str]]) -> list[dict[tuple[str, int, int], float]]:
+        """For each row, {(label, start, end): probability} of each entity of its decoded tags: the marginal of
+        exactly that span with that label over every tag path (`sft.crf.span_marginals`), not the path's score."""
+        index = {tag: i for i, tag in enumerate(self.tags)}
+        spans = [tags_to_spans(tags) for tags in paths]
+        wanted = [[(index[f"B-{label}"], index[f"I-{label}"], s, e) for label, s, e in row] for row in spans]
+        if self.crf is not None:
+            marginals = self.crf.span_marginals(emissions, word_mask, wanted)
+        else:
+            marginals = constrained_marginals(emissions.float().log_softmax(-1), word_mask, self.tags, wanted)
+        return [dict(zip(row, found)) for row, found in zip(spans, marginals)]
 
 
 # ------------------------------------------------------------------------------------------ data

@@ -108,7 +108,7 @@ def test_console_script_is_installed(tmp_path):
 
 
 READS_RECORDS = {"prepare", "parse", "score", "train", "generate", "train-tagger", "compare", "tag"}
-READS_RECORDS |= {"review", "export", "import"}
+READS_RECORDS |= {"review", "export", "import", "calibrate"}
 WRITES_A_FILE = {"prepare", "parse", "score", "generate", "tag", "export", "import"}
 WRITES_A_FOLDER = {"demo", "train", "train-tagger", "compare", "review"}
 LOADS_A_MODEL = {"demo", "train", "generate", "train-tagger", "tag"}

@@ -26,7 +26,13 @@ INF = 1 << 30  # the cost of a state that can no longer reach acceptance
 
 @dataclass(frozen=True)
 class Mention:
-    """An entity as the response states it. `start`/`end` pin it in the input text when the format can."""
+    """An entity as the response states it. `start`/`end` pin it in the input text when the format can.
+
+    `at`: the characters [start, end) of the response that state this mention, where the format knows them (the
+    entity list: its line and the newline that ends it, or one past the response's end for the last line, the
+    place of the end token; inline: the bracket); `label_at`: the label's characters. Confidence is computed from
+    the tokens that write them (`inference.confidence`); neither enters comparisons.
+    """
 
     text: str
     label: str
@@ -34,6 +40,9 @@ class Mention:
     occurrence: int | None = None
     start: int | None = None
     end: int | None = None
+    at: tuple[int, int] | None = field(default=None, compare=False)
+    label_at: tuple[int, int] | None = field(default=None, compare=False)
+    score: float | None = field(default=None, compare=False)
 
 
 @dataclass

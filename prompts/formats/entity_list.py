@@ -70,18 +70,25 @@ class EntityListFormat(ResponseFormat):
         Example: read("EU | ORG\\nGerman | MISC").mentions -> [Mention("EU", "ORG", 1), Mention("German", "MISC", 2)]
         """
         read = ReadMentions()
-        lines = [(n, line.strip()) for n, line in enumerate(response.split("\n"), start=1) if line.strip()]
+        lines, starts, first = [], [], 0
+        for n, raw in enumerate(response.split("\n"), start=1):
+            if raw.strip():
+                lines.append((n, raw.strip()))
+                starts.append((first, first + len(raw) - len(raw.lstrip()), first + len(raw)))
+            first += len(raw) + 1
         read.lines = len(lines)
         for position, (number, line) in enumerate(lines):
+            line_start, text_start, line_end = starts[position]
             last = position == len(lines) - 1
             if line.lower().strip(" .") in (self.none_marker, "nessuna", "nessuno", "no entities"):
                 read.no_entity_marker = True
                 continue
             head, _, label = line.rpartition("|")
-            occurrence = None
+            occurrence, label_from = None, len(head) + 1
             before, _, label_before = head.rpartition("|")
             if label.strip().isdigit() and before.strip() and label_before.strip():
-                occurrence, head, label = int(label.strip()), before, label_before
+                occurrence, head, label, label_from = int(label.strip()), before, label_before, len(before) + 1
+            label_from += len(label) - len(label.lstrip())
             entity, label = head.strip(), label.strip()
             if not entity or not label or any(c.isspace() for c in label):
                 if last and hit_limit:
@@ -89,7 +96,8 @@ class EntityListFormat(ResponseFormat):
                 else:
                     read.malformed += 1
                 continue
-            read.mentions.append(Mention(entity, label, number, occurrence))
+            at, label_at = (line_start, line_end + 1), (text_start + label_from, text_start + label_from + len(label))
+            read.mentions.append(Mention(entity, label, number, occurrence, at=at, label_at=label_at))
         return read
 
     def automaton(

@@ -128,13 +128,16 @@ class InlineFormat(ResponseFormat):
         line_starts = [m.start() for m in re.finditer(r"^", response, flags=re.MULTILINE)]
         for match, start, end, inner in found:
             line = bisect.bisect_right(line_starts, match.start())
-            mention = Mention(inner.strip(), match.group(2).strip(), line)
+            label = match.group(2).strip()
+            label_start = match.start(2) + len(match.group(2)) - len(match.group(2).lstrip())
+            where = {"at": (match.start(), match.end()), "label_at": (label_start, label_start + len(label))}
+            mention = Mention(inner.strip(), label, line, **where)
             if pin is not None:
                 lead = len(inner) - len(inner.lstrip())
                 trail = len(inner) - len(inner.rstrip())
                 pinned_start, pinned_end = pin(start + lead), pin(end - 1 - trail)
                 if pinned_start is not None and pinned_end is not None:
-                    mention = Mention(mention.text, mention.label, line, None, pinned_start, pinned_end + 1)
+                    mention = Mention(mention.text, label, line, None, pinned_start, pinned_end + 1, **where)
             read.mentions.append(mention)
         return read
 
