@@ -51,6 +51,7 @@ def arguments(command: str, model: Path, data: Path, out: Path, batch: int) -> l
         args += ["--group_by_length", "false", "--template", "ner-list-compact.en"]
     else:
         args += ["--head", "linear", "--loss", "ce", "--dropout", "0"]
+        args += ["--eval_f1_data", str(data), "--eval_f1_steps", "2"]  # dev-F1 selection under DDP too
     return args
 
 
@@ -83,6 +84,7 @@ def trainable_weights(command: str, out: Path) -> dict:
     return load_file(str(out / f"checkpoint-{STEPS}" / "trainable.safetensors"))  # LoRA and the head
 
 
+@pytest.mark.slow  # about 35 s each on 2 CPU cores (two launches of the model); `make test` runs it, test-fast not
 @pytest.mark.parametrize("command", ["train", "train-tagger"])
 def test_two_processes_train_as_one_with_the_same_global_batch(command, tiny_llama, same_length_conll, tmp_path):
     import torch
@@ -115,3 +117,9 @@ def test_two_processes_train_as_one_with_the_same_global_batch(command, tiny_lla
     if command == "train-tagger":
         steps = json.loads((two / f"checkpoint-{STEPS}" / "losses.json").read_text())  # the processes' mean
         assert steps == pytest.approx(json.loads((one / f"checkpoint-{STEPS}" / "losses.json").read_text()), rel=1e-4)
+        # the main process scored the dev data at the same steps, to the same F1, and kept the state
+        history_two = json.loads((two / "dev_f1.json").read_text())["dev_history"]
+        history_one = json.loads((one / "dev_f1.json").read_text())["dev_history"]
+        assert [h["step"] for h in history_two] == [h["step"] for h in history_one] == [2, 4]
+        assert [h["dev_f1"] for h in history_two] == pytest.approx([h["dev_f1"] for h in history_one], abs=1e-6)
+        assert (two / "dev_f1" / "early_stopping.json").is_file()
