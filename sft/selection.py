@@ -17,6 +17,7 @@ It does not generate or tag: scoring a generative model needs generation, which 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from transformers import TrainerCallback
 
 from instruct_ner.config import ConfigError
 from instruct_ner.errors import ModelError
+from instruct_ner.sft.distributed import broadcast, is_main
 
 STATE_DIR = "dev_f1"
 STATE_FILE = "early_stopping.json"
@@ -42,7 +44,8 @@ class DevF1Tracker:
         if every <= 0:
             raise ValueError(f"evaluate every N > 0 steps, not {every}")
         self.state_dir, self.every, self.patience = Path(state_dir), every, patience
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if is_main():  # several processes (sft/distributed.py): the main one keeps the state
+            self.state_dir.mkdir(parents=True, exist_ok=True)
         path = self.state_dir / STATE_FILE
         state = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         self.history: list[dict] = state.get("history", [])
@@ -77,6 +80,8 @@ class DevF1Tracker:
         return sum(h["step"] > self.best_step for h in self.history) >= self.patience
 
     def save(self) -> None:
+        if not is_main():
+            return
         state = {"history": self.history, "best_step": self.best_step, "best_f1": self.best_f1, "every": self.every}
         (self.state_dir / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
 
@@ -121,15 +126,17 @@ class DevF1Selection(TrainerCallback):
         if not self.tracker.due(state.global_step, state.max_steps):
             return control
         started = time.perf_counter()
-        f1 = self.evaluator(model, processing_class)
-        if self.tracker.record(state.global_step, f1, time.perf_counter() - started):
+        # In several processes the main one scores the dev data (its weights are every process's) and tells the
+        # others, so that all record the same history and stop at the same step.
+        f1 = broadcast(self.evaluator(model, processing_class) if is_main() else None)
+        if self.tracker.record(state.global_step, f1, time.perf_counter() - started) and is_main():
             save_trainable(model, self.best_path)
         if self.tracker.exhausted():
             control.should_training_stop = True
         return control
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
-        if self.best_path.exists():
+        if is_main() and self.best_path.exists():  # the main process saves the model
             load_trainable(model, self.best_path)
             print(f"restored the best weights (step {self.tracker.best_step})", file=sys.stderr)
         return control
@@ -137,6 +144,8 @@ class DevF1Selection(TrainerCallback):
     def report(self, results: dict, output_dir: str | Path) -> dict:
         """`results` with the selection's summary, which is also written to output_dir/dev_f1.json."""
         summary = self.tracker.summary()
+        if not is_main():
+            return {**results, **summary}
         Path(output_dir, SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
         print(
             f"best dev F1 {self.tracker.best_f1:.4f} at step {self.tracker.best_step}: those weights are saved",
@@ -153,6 +162,11 @@ def selection_for(config, evaluator: Evaluator | None) -> DevF1Selection | None:
         raise ConfigError(
             "eval_f1_steps needs an evaluator of dev F1: train through instruct_ner.training (the CLI's train and "
             "train-tagger), which builds it"
+        )
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+        raise ConfigError(
+            "eval_f1_steps under FSDP is not supported: the main process scores the dev data alone, and FSDP shards "
+            "the weights across processes; select by dev F1 with DDP (sft/recipes/accelerate-ddp.yaml) or one process"
         )
     state_dir = Path(config.output_dir) / STATE_DIR
     return DevF1Selection(evaluator, state_dir, config.eval_f1_steps, config.early_stopping_patience or None)

@@ -55,7 +55,9 @@ class TaggerTrainer(AtomicCheckpoints, Trainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
-        self.step_losses.append(loss.item())
+        # in several processes, the mean of their losses: the loss of the step's whole batch, as the Trainer logs it
+        shared = self.accelerator.reduce(loss.detach(), "mean") if self.accelerator.num_processes > 1 else loss
+        self.step_losses.append(shared.item())
         return loss
 
     def _move_model_to_device(self, model, device):

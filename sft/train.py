@@ -41,6 +41,7 @@ from instruct_ner.prompts.templates import (
     template_field,
 )
 from instruct_ner.sft.artifact import Artifact
+from instruct_ner.sft.distributed import barrier, claim_after_checks, is_main, world_size
 from instruct_ner.sft.models import (
     is_quantized,
     load_causal_lm,
@@ -420,7 +421,8 @@ def run_training(config: TrainConfig, callbacks=None, evaluator=None, prepared=N
     )
     checkpoint = resume_checkpoint(config.resume, config.output_dir, run=run)
     model_path = resolve_model(config.model)
-    claim_output_dir(config, "train", run_state=(STATE_DIR,))
+    # every process checks the folder as the user left it; then the main one alone claims it (sft/distributed.py)
+    claim_after_checks(lambda: claim_output_dir(config, "train", run_state=(STATE_DIR,)))
     selection = selection_for(config, evaluator)
     callbacks = [*(callbacks or []), *([selection] if selection else [])]
     print(
@@ -451,11 +453,13 @@ def run_training(config: TrainConfig, callbacks=None, evaluator=None, prepared=N
         seconds = time.perf_counter() - started
         if dev:
             final_eval_loss = trainer.evaluate()["eval_loss"]
-    trainer.save_model(config.output_dir)
-    tokenizer.save_pretrained(config.output_dir)
-    artifact_of(builder, config, model_path).save(config.output_dir)
+    trainer.save_model(config.output_dir)  # the Trainer writes on the main process only
+    main = is_main()
+    if main:
+        tokenizer.save_pretrained(config.output_dir)
+        artifact_of(builder, config, model_path).save(config.output_dir)
     steps = trainer.state.global_step
-    samples = steps * batching.per_device_train_batch_size * batching.gradient_accumulation_steps
+    samples = steps * batching.per_device_train_batch_size * batching.gradient_accumulation_steps * world_size()
     results = {
         "train_examples": len(pairs),
         "steps": steps,
@@ -468,14 +472,17 @@ def run_training(config: TrainConfig, callbacks=None, evaluator=None, prepared=N
         "examples_over_max_length": cut,
         "micro_batch": batching.per_device_train_batch_size,
         "gradient_accumulation_steps": batching.gradient_accumulation_steps,
+        "processes": world_size(),
     }
     if dev:
         results["final_eval_loss"] = final_eval_loss
-    Path(config.output_dir, "train_results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    if main:
+        Path(config.output_dir, "train_results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     if selection:
         results = selection.report(results, config.output_dir)
-    if config.merge:
+    if config.merge and main:
         export_merged(config, model_path, precision)
+    barrier()  # no process returns (or exits) before the outputs are complete
     return results, trainer.model, tokenizer
 
 

@@ -28,6 +28,7 @@ from instruct_ner.config import Config, ConfigError
 from instruct_ner.examples import labels_of
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.sft.artifact import Artifact
+from instruct_ner.sft.distributed import barrier, claim_after_checks, is_main, world_size
 from instruct_ner.sft.models import model_reference
 from instruct_ner.sft.options import (
     DevF1Options,
@@ -141,7 +142,8 @@ def train_tagger(config: TaggerConfig, callbacks=None, evaluator=None, feature_c
         data_fingerprint=data_fingerprint([e.tokens, e.tags] for e in examples),
     )
     checkpoint = resume_checkpoint(config.resume, config.output_dir, marker=TRAINABLE_WEIGHTS, run=run)
-    claim_output_dir(config, "train-tagger", run_state=(STATE_DIR,))
+    # every process checks the folder as the user left it; then the main one alone claims it (sft/distributed.py)
+    claim_after_checks(lambda: claim_output_dir(config, "train-tagger", run_state=(STATE_DIR,)))
     selection = selection_for(config, evaluator)
     model_path = resolve_model(config.model)
     tokenizer = load_tokenizer(model_path, config.trust_remote_code)
@@ -196,7 +198,8 @@ def train_tagger(config: TaggerConfig, callbacks=None, evaluator=None, feature_c
     trainer = tagger_trainer(config, model, tokenizer, items, pad_id, artifact, callbacks, run)
     trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - timing.training_started
-    save_tagger(model, tokenizer, config.output_dir, artifact)
+    if is_main():
+        save_tagger(model, tokenizer, config.output_dir, artifact)
     steps = trainer.state.global_step
     results = {
         "steps": steps,
@@ -206,8 +209,10 @@ def train_tagger(config: TaggerConfig, callbacks=None, evaluator=None, feature_c
         "train_examples": len(examples),
         "windows": len(encoded),
         "precision": precision,
-        "samples_per_second": steps * config.per_device_train_batch_size / seconds if seconds else 0.0,
+        "samples_per_second": steps * config.per_device_train_batch_size * world_size() / seconds if seconds else 0.0,
+        "processes": world_size(),
     }
     if selection:
         results = selection.report(results, config.output_dir)
+    barrier()  # no process returns (or exits) before the outputs are complete
     return results, model, tokenizer
