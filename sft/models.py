@@ -352,6 +352,7 @@ def load_causal_lm(
     from transformers import AutoModelForCausalLM
 
     precision = resolve_precision(precision, purpose, model)
+    quiet_libraries()  # again: a library loaded since may have put its own warning filters first
     model_class = model_class or AutoModelForCausalLM
     kwargs = {"dtype": torch_dtype(precision), "trust_remote_code": trust_remote_code}
     quantization = quantization_config(precision)
