@@ -22,8 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import sys
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: the repository root, for `benchmarks.*`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.cells import load, save  # noqa: E402
 
 CONLL_DEV = "../shared/data/conll2003/valid.txt"
 CONLL_TEST = "../shared/data/conll2003/test.txt"
@@ -36,15 +41,6 @@ FOLDER = {
     "emails-list": "email_adapter",
     "emails-tagger": "email_tagger",
 }
-
-
-def load(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {"machine": platform.platform(), "cells": {}}
-
-
-def save(path: Path, results: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def predict(folder: str, data: str, limit: int | None, batch_size: int, score_method: str = "sequence") -> list[dict]:

@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: the repository root, for `benchmarks.*`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.cells import load, save  # noqa: E402
 
 CONLL_TEST = "../shared/data/conll2003/test.txt"
 EMAILS_TEST = "data/emails_it_large/test.csv"
@@ -39,15 +43,6 @@ CELLS = [
     "memory-1mb",
 ]
 HEADER = "\n\nIl giorno {day:02d}/03/2025 alle ore 10:{minute:02d} ha scritto:\n\n"
-
-
-def load(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {"machine": platform.platform(), "cells": {}}
-
-
-def save(path: Path, results: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def run_cell(predictor, examples, batch_size: int) -> tuple[list[dict], float]:
