@@ -36,11 +36,9 @@ from instruct_ner.inference.confidence import Calibration, apply_threshold
 from instruct_ner.inference.decoding import DecodeOptions, Generated, Generator
 from instruct_ner.inference.grounding import parse_response
 from instruct_ner.inference.windows import (
-    allowed_cuts,
     default_overlap,
+    example_windows,
     merge_spans,
-    sentence_starts,
-    split_windows,
     window_example,
     word_costs,
 )
@@ -294,8 +292,7 @@ class GenerativePredictor(Predictor):
             length = generator.prompt_length(prompt_input(self.builder.build(window)))
             return length + self.response_limit(window, generator.text_length(window.text), options) <= context
 
-        sentences, cuts = sentence_starts(example), allowed_cuts(example.tags)
-        return split_windows(costs, fits, overlap, sentences, cuts)
+        return example_windows(example, costs, fits, overlap)
 
     def response_limit(self, example: Example, text_tokens: int, options: RunOptions) -> float:
         """The most new tokens a prompt about `example` may take: `max_new_tokens`, and the format's bound from the

@@ -16,11 +16,9 @@ import torch
 from instruct_ner.examples import Example, iob1_to_iob2, spans_to_tags, tags_to_spans
 from instruct_ner.inference.windows import (
     Merged,
-    allowed_cuts,
     default_overlap,
+    example_windows,
     merge_spans,
-    sentence_starts,
-    split_windows,
     window_example,
 )
 from instruct_ner.sft.tagger import TokenTagger, collate, encode_examples, special_ids
@@ -45,7 +43,7 @@ def tagger_windows(
         sums.append(sums[-1] + cost)
     overlap = overlap if overlap is not None else default_overlap(max_length)
     fits = lambda start, end: sums[end] - sums[start] <= budget  # noqa: E731
-    return split_windows(costs, fits, overlap, sentence_starts(example), allowed_cuts(example.tags))
+    return example_windows(example, costs, fits, overlap)
 
 
 @torch.no_grad()

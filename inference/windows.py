@@ -107,6 +107,14 @@ def sentence_starts(example: Example) -> list[int]:
     return starts
 
 
+def example_windows(example, costs: Sequence[int], fits: Callable[[int, int], bool], overlap: int = 0):
+    """`split_windows` over an example's words: its sentence starts as preferred cuts, never inside a gold entity.
+
+    The one call both predictors make (the generative one measures `fits` on prompts, the tagger on word tokens).
+    """
+    return split_windows(costs, fits, overlap, sentence_starts(example), allowed_cuts(example.tags))
+
+
 def split_windows(
     costs: Sequence[int],
     fits: Callable[[int, int], bool],
