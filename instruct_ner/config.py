@@ -62,6 +62,7 @@ def _parse_bool(value: str | bool) -> bool:
 # options). A field the config class declares itself stays under argparse's "options", first, beside --config.
 HEADINGS = {
     "ReaderOptions": "data",
+    "AugmentOptions": "data augmentation",
     "PromptOptions": "prompt",
     "ModelOptions": "model",
     "PrecisionOption": "model",

@@ -3,9 +3,11 @@
 LoRA adapter (`LoraOptions`) and dev-F1 model selection (`DevF1Options`, carried out by
 sft/selection.py with an evaluator that `instruct_ner.training` builds), plus the helpers built on them: `lora_config`,
 `loop_arguments` (the Trainer arguments both trainers share), `prepare_output_dir` / `claim_output_dir` (the
-`--output_dir` check before anything loads, and the claim once every check passed), `run_config` (what decides a
-run's weights, written into each checkpoint as run.json by sft/checkpoints.py), `resume_checkpoint` (the checkpoint
-lookup for `--resume`: the newest complete one, of the same run) and `prune_checkpoints` (after each staged save).
+`--output_dir` check before anything loads, and the claim once every check passed), `AugmentOptions` and
+`augment_training` (mention-replacement copies of the training examples, prompts/augment.py), `run_config` (what
+decides a run's weights, written into each checkpoint as run.json by sft/checkpoints.py), `resume_checkpoint` (the
+checkpoint lookup for `--resume`: the newest complete one, of the same run) and `prune_checkpoints` (after each staged
+save).
 
 This module loads no model and reads no data.
 """
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from instruct_ner.config import ConfigError
+from instruct_ner.examples import Example
 from instruct_ner.prompts.readers import ReaderOptions
 from instruct_ner.sft.models import PRECISIONS
 
@@ -156,6 +159,47 @@ class LoraOptions:
             raise ConfigError(f"lora_r must be positive, got {self.lora_r}")
 
 
+@dataclass
+class AugmentOptions:
+    """Mention-replacement augmentation of the training examples (prompts/augment.py), the same in both trainers."""
+
+    augment: int = field(
+        default=0,
+        metadata={
+            "help": "add K copies of each training example with every entity swapped for another mention of its "
+            "label from the training examples (seeded by --seed; after the dev split, never on dev data; an example "
+            "without entities, or with none that can change, is not copied); 0 = off"
+        },
+    )
+
+    def check_augment(self) -> None:
+        if isinstance(self.augment, bool) or self.augment < 0:
+            raise ConfigError(f"augment must be a number of copies >= 0, got {self.augment}")
+
+
+def augment_training(examples: list[Example], options: AugmentOptions, seed: int) -> list[Example]:
+    """The training examples followed by their `--augment` copies (`prompts.augment.augment_examples`), with how many
+    were added said on stderr. Pass the training examples only: their mentions are the ones swapped in.
+
+    Example: augment_training(examples, TrainConfig(data="t.txt", augment=2), 42)[len(examples):] -> the copies
+    """
+    import sys
+
+    from instruct_ner.prompts.augment import augment_examples
+
+    if not options.augment:
+        return list(examples)
+    augmented = augment_examples(examples, options.augment, seed)
+    added = len(augmented) - len(examples)
+    copied = added // options.augment  # each example copied at all is copied `augment` times
+    print(
+        f"augment {options.augment}: {added} copies of {copied} of the {len(examples)} training examples added "
+        f"(mentions swapped within their labels; {len(examples) - copied} without a mention to swap not copied)",
+        file=sys.stderr,
+    )
+    return augmented
+
+
 def lora_config(options: LoraOptions, task_type: str):
     """The peft LoraConfig of the options. Example: lora_config(LoraOptions(), "CAUSAL_LM").r -> 16"""
     from peft import LoraConfig
@@ -216,11 +260,12 @@ TRAINER_STATE = "trainer_state.json"  # the Trainer writes it last: a checkpoint
 RUN_FILE = "run.json"  # a checkpoint's run config (`run_config`): what `--resume` compares
 STAGING_PREFIX = ".saving-"  # a checkpoint being written: output_dir/.saving-checkpoint-N/checkpoint-N, then renamed
 # Fields that do not decide a run's weights (where it writes, how it logs and selects, how long it goes on, how it
-# spends memory), and the data's path and reading options, for which the records' fingerprint stands.
+# spends memory), and the data's path, reading options and augmentation, for which the records' fingerprint stands
+# (taken after augmentation; so a checkpoint of before `augment` existed resumes too).
 NOT_IN_RUN = frozenset(
     "resume overwrite output_dir logging_steps save_steps save_total_limit eval_steps eval_data eval_limit eval_split "
     "eval_f1_data eval_f1_limit eval_f1_steps early_stopping_patience merge max_steps num_train_epochs "
-    "trust_remote_code max_batch_tokens gradient_checkpointing completion_only_lm_head data".split()
+    "trust_remote_code max_batch_tokens gradient_checkpointing completion_only_lm_head data augment".split()
 )
 
 
@@ -350,11 +395,12 @@ def prune_checkpoints(output_dir: str | Path, keep: int | None, protect: str | P
     return doomed
 
 
-def prepare_output_dir(config, command: str, inputs) -> None:
+def prepare_output_dir(config, command: str, inputs, models=()) -> None:
     """Check `--output_dir` against the inputs and the model (`outputs.check_outputs`); writes nothing.
 
     `inputs`: the paths the run reads (those that do not exist, such as a hub id or a template's name, are left
-    out). Call before anything loads; then `claim_output_dir` once every other check has passed.
+    out); `models`: model folders it reads besides `--model` (a warm start's adapter). Call before anything loads;
+    then `claim_output_dir` once every other check has passed.
     """
     from instruct_ner.outputs import check_outputs
 
@@ -362,7 +408,7 @@ def prepare_output_dir(config, command: str, inputs) -> None:
         command,
         folders={"--output_dir": config.output_dir},
         inputs=[p for p in inputs if p and Path(p).exists()],
-        models=[config.model],
+        models=[config.model, *models],
         resume=bool(config.resume),
         overwrite=config.overwrite,
     )

@@ -10,10 +10,17 @@ training config, so that `generate` and the Python API rebuild the training prom
 `--eval_f1_steps`, dev-F1 selection (sft/selection.py, shared with the token classifier) keeps the best adapter; its
 evaluator comes from the caller (instruct_ner/training.py), since scoring needs generation.
 
+`--augment K` adds K copies of each training example with its entities swapped for other training mentions of their
+labels (prompts/augment.py), after the dev split: the dev records are never augmented, and a held-out example's
+mentions are never swapped in. `--init_adapter DIR` starts from the LoRA weights of an earlier `train` folder (a warm
+start, `warm_start`): the adapter's base model, rank, alpha and target modules are used, this run's data, labels and
+template make the prompts.
+
 Examples:
     instruct-ner train --config sft/recipes/smollm2-conll2003-cpu.yaml
     instruct-ner train --config sft/recipes/smollm2-conll2003-cpu.yaml --max_steps 20 --output_dir runs/try
     instruct-ner train --data runs/train.pairs.jsonl --model meta-llama/Llama-3.2-1B-Instruct --precision 8bit
+    instruct-ner train --config smollm2-emails-it --data our.csv --augment 3 --init_adapter runs/smollm2-emails-it
     accelerate launch --config_file sft/recipes/accelerate-ddp.yaml -m instruct_ner.cli train --config ...
 
 Every check on the config, the data and the template runs before the model loads.
@@ -30,7 +37,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from instruct_ner.config import Config, ConfigError, explicit_or_saved, replace_config
+from instruct_ner.config import Config, ConfigError, explicit_or_saved, fields_set, replace_config
 from instruct_ner.jsonl import read_records
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import (
@@ -40,9 +47,11 @@ from instruct_ner.prompts.templates import (
     builder_from_options,
     template_field,
 )
-from instruct_ner.sft.artifact import Artifact
+from instruct_ner.sft.artifact import Artifact, fingerprint
 from instruct_ner.sft.distributed import barrier, claim_after_checks, is_main, world_size
 from instruct_ner.sft.models import (
+    EMBEDDED,
+    ModelError,
     is_quantized,
     load_causal_lm,
     load_tokenizer,
@@ -51,10 +60,12 @@ from instruct_ner.sft.models import (
     resolve_precision,
 )
 from instruct_ner.sft.options import (  # noqa: F401  (ModelOptions, LoopOptions: re-exported for old imports)
+    AugmentOptions,
     DevF1Options,
     LoopOptions,
     LoraOptions,
     ModelOptions,
+    augment_training,
     claim_output_dir,
     data_fingerprint,
     loop_arguments,
@@ -66,7 +77,9 @@ from instruct_ner.sft.options import (  # noqa: F401  (ModelOptions, LoopOptions
 
 
 @dataclass
-class TrainConfig(Config, ModelOptions, LoopOptions, LoraOptions, DevF1Options, PromptOptions, ReaderOptions):
+class TrainConfig(
+    Config, ModelOptions, LoopOptions, LoraOptions, DevF1Options, AugmentOptions, PromptOptions, ReaderOptions
+):
     template: str = template_field(TRAINING_TEMPLATE)
     data: str | None = field(
         default=None, metadata={"help": "training data: a prepare JSONL, or any source prepare reads (required)"}
@@ -104,6 +117,14 @@ class TrainConfig(Config, ModelOptions, LoopOptions, LoraOptions, DevF1Options, 
     completion_only_lm_head: bool = field(
         default=True, metadata={"help": "score only completion positions in the LM head (same loss, less work)"}
     )
+    init_adapter: str | None = field(
+        default=None,
+        metadata={
+            "help": "warm start: begin from the LoRA weights of this instruct-ner train folder, not a fresh adapter; "
+            "its base model, lora_r, lora_alpha and lora_target_modules are used (other values given are an "
+            "error), this run's data, labels and template make the prompts"
+        },
+    )
 
     def __post_init__(self) -> None:
         if not self.data:
@@ -121,6 +142,7 @@ class TrainConfig(Config, ModelOptions, LoopOptions, LoraOptions, DevF1Options, 
         self.check_loop()
         self.check_lora()
         self.check_dev_f1()
+        self.check_augment()
         if self.merge and self.eval_f1_steps:
             raise ConfigError("merge exports the last weights, eval_f1_steps keeps the best: pick one")
 
@@ -131,6 +153,8 @@ def training_pairs(config: TrainConfig) -> tuple[list[dict], list[dict], PromptB
     From a prepare JSONL, the records' template, style and labels are used unless the config sets
     them explicitly, and every record's prompt must equal the one the builder rebuilds: the saved
     builder is then exactly what produced the training prompts. The config is not changed.
+    With `augment`, the copies of the training examples (not the dev ones) follow the training pairs, each marked
+    `"augmented": True`.
     """
     examples, report = load_examples(config.data, config)
     if not examples:
@@ -157,6 +181,7 @@ def training_pairs(config: TrainConfig) -> tuple[list[dict], list[dict], PromptB
                     f"({builder.style}) builds; train with the same template, labels, definitions and few-shot "
                     "options that prepare used"
                 )
+    held_out: set[int] = set()
     if config.eval_data:
         dev_examples, report = load_examples(
             config.eval_data, config.dev_reader_options(config.eval_data, config.eval_limit)
@@ -172,6 +197,10 @@ def training_pairs(config: TrainConfig) -> tuple[list[dict], list[dict], PromptB
         pairs = [pairs[i] for i in range(len(pairs)) if i not in held_out]
     else:
         dev = []
+    # after the dev split, from the training examples alone: no held-out example is copied, nor its mentions drawn
+    training = [example for i, example in enumerate(examples) if i not in held_out]
+    copies = augment_training(training, config, config.seed)[len(training) :]
+    pairs += [{**builder.build(example), "source": example.source, "augmented": True} for example in copies]
     return pairs, dev, builder
 
 
@@ -267,10 +296,74 @@ def fit_batches(config: TrainConfig, lengths: list[tuple[int, int]]) -> TrainCon
     return replace_config(config, per_device_train_batch_size=micro, gradient_accumulation_steps=passes)
 
 
+ADAPTER_CONFIG = "adapter_config.json"  # peft's description of a LoRA adapter, beside its weights
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+WARM_LORA = ("lora_r", "lora_alpha", "lora_target_modules")  # what a warm start takes from its adapter
+
+
+def warm_start(config: TrainConfig) -> tuple[TrainConfig, Artifact | None]:
+    """`config` as a warm start from `--init_adapter` runs it, and the adapter folder's description (None without
+    `--init_adapter`: the config as it is). Nothing is loaded but the folder's two JSON files.
+
+    The folder must be one `instruct-ner train` wrote (`instruct_ner.json` of a generative model, peft's
+    `adapter_config.json` of a LoRA adapter and its weights). Its base model is this run's: without `--model`, the
+    adapter's; a `--model` naming another is an error (the adapter fits its own base model only). Its LoRA shape is
+    this run's, as its weights have it: `lora_r`, `lora_alpha` and `lora_target_modules` become the adapter's, and
+    one given explicitly (flag or recipe) with another value is an error, since the user asked for something this
+    run cannot train; `lora_dropout` (a training setting, not part of the weights) stays this run's. The labels may
+    differ: the prompts are built from this run's labels (said on stderr by `run_training`).
+    Example: warm_start(TrainConfig(data="t.txt", init_adapter="runs/a"))[0].lora_r -> the adapter's rank
+    """
+    if not config.init_adapter:
+        return config, None
+    folder = Path(config.init_adapter)
+    try:
+        artifact = Artifact.load(folder, kind="generative")
+    except ModelError as error:
+        raise ModelError(f"--init_adapter {error}") from None
+    path = folder / ADAPTER_CONFIG
+    try:
+        adapter = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"--init_adapter {folder}: no {ADAPTER_CONFIG}; expected a LoRA adapter folder") from None
+    except (OSError, ValueError) as error:
+        raise ModelError(f"--init_adapter {path}: unreadable ({error})") from None
+    if not isinstance(adapter, dict) or adapter.get("peft_type") != "LORA" or type(adapter.get("r")) is not int:
+        raise ModelError(f"--init_adapter {path}: not a LoRA adapter's config (peft_type LORA and a rank r)")
+    if not any((folder / name).is_file() for name in ADAPTER_WEIGHTS):
+        raise ModelError(f"--init_adapter {folder}: no adapter weights ({' or '.join(ADAPTER_WEIGHTS)})")
+    given = fields_set(config)
+    changes = {}
+    if "model" in given and model_reference(config.model) != artifact.base_model:
+        raise ConfigError(
+            f"--init_adapter {folder} was trained on the base model {artifact.base_model}, this run names "
+            f"{model_reference(config.model)}: an adapter fits its own base model only (drop --model to use it)"
+        )
+    if "model" not in given:
+        changes["model"] = "" if artifact.base_model == EMBEDDED else artifact.base_model
+    targets = artifact.training_config.get("lora_target_modules")
+    if not isinstance(targets, list):  # a folder of another writer: the module names peft saved
+        saved = adapter.get("target_modules") or []
+        targets = [saved] if isinstance(saved, str) else sorted(saved)
+    lora = {"lora_r": adapter["r"], "lora_alpha": adapter.get("lora_alpha", 8), "lora_target_modules": targets}
+    asked = [
+        f"{name} {getattr(config, name)!r} (the adapter's: {lora[name]!r})"
+        for name in WARM_LORA
+        if name in given and getattr(config, name) != lora[name]
+    ]
+    if asked:
+        raise ConfigError(
+            f"--init_adapter {folder}: a warm start trains the adapter's own LoRA, this run asks {', '.join(asked)}; "
+            "drop these options or give the adapter's values"
+        )
+    return replace_config(config, **changes, **lora), artifact
+
+
 def prepare_model(config: TrainConfig, model_path: str):
-    """The base model at the asked precision, k-bit prepared if quantised, with a fresh LoRA adapter."""
+    """The base model at the asked precision, k-bit prepared if quantised, with a fresh LoRA adapter, or with the
+    adapter of `--init_adapter` (its weights and shape, this run's dropout), trainable."""
     import torch
-    from peft import get_peft_model, prepare_model_for_kbit_training
+    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 
     torch.manual_seed(config.seed)
     model = load_causal_lm(model_path, config.precision, config.trust_remote_code, purpose="train")
@@ -279,7 +372,12 @@ def prepare_model(config: TrainConfig, model_path: str):
     elif config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
-    model = get_peft_model(model, lora_config(config, "CAUSAL_LM"))
+    if config.init_adapter:
+        adapter = LoraConfig.from_pretrained(config.init_adapter)
+        adapter.lora_dropout = config.lora_dropout
+        model = PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True, config=adapter)
+    else:
+        model = get_peft_model(model, lora_config(config, "CAUSAL_LM"))
     trainable, total = model.get_nb_trainable_parameters()
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)", file=sys.stderr)
     return model
@@ -364,7 +462,7 @@ def check_output_dir(config: TrainConfig) -> None:
     """Refuse an `--output_dir` that is a file, holds the data or the model, or holds files this run may not
     replace (`outputs.check_outputs`: a user's folder, a finished run without `--resume` or `--overwrite`)."""
     inputs = [config.data, config.eval_data, config.eval_f1_data, config.few_shot_from, config.label_definitions]
-    prepare_output_dir(config, "train", [*inputs, config.template])
+    prepare_output_dir(config, "train", [*inputs, config.template], models=[config.init_adapter])
 
 
 @functools.cache
@@ -409,6 +507,7 @@ def run_training(config: TrainConfig, callbacks=None, evaluator=None, prepared=N
 
     # every output folder, data, template and checkpoint check before the model loads or anything is written
     check_output_dir(config)
+    config, warm = warm_start(config)
     pairs, dev, builder = prepared if prepared is not None else training_pairs(config)
     precision = resolve_precision(config.precision, "train")
     run = run_config(
@@ -418,6 +517,7 @@ def run_training(config: TrainConfig, callbacks=None, evaluator=None, prepared=N
         data_fingerprint=data_fingerprint(
             {k: pair[k] for k in ("prompt", "messages", "response") if k in pair} for pair in pairs
         ),
+        init_adapter=fingerprint(config.init_adapter) if warm else None,  # its weights, not its path, decide a run
     )
     checkpoint = resume_checkpoint(config.resume, config.output_dir, run=run)
     model_path = resolve_model(config.model)
@@ -425,11 +525,20 @@ def run_training(config: TrainConfig, callbacks=None, evaluator=None, prepared=N
     claim_after_checks(lambda: claim_output_dir(config, "train", run_state=(STATE_DIR,)))
     selection = selection_for(config, evaluator)
     callbacks = [*(callbacks or []), *([selection] if selection else [])]
+    augmented = sum(bool(pair.get("augmented")) for pair in pairs)
     print(
-        f"training on {len(pairs)} examples ({len(dev)} dev), {builder.template.name} ({builder.style}), "
-        f"labels {builder.labels}, model {config.model or 'embedded SmolLM2-135M-Instruct'}, {precision}",
+        f"training on {len(pairs)} examples{f' ({augmented} augmented)' if augmented else ''} ({len(dev)} dev), "
+        f"{builder.template.name} ({builder.style}), labels {builder.labels}, "
+        f"model {config.model or 'embedded SmolLM2-135M-Instruct'}, {precision}",
         file=sys.stderr,
     )
+    if warm:
+        relabelled = "" if warm.labels == builder.labels else f"; this run prompts with {builder.labels}"
+        print(
+            f"warm start from {config.init_adapter} (LoRA r={config.lora_r}, alpha={config.lora_alpha}, trained "
+            f"with labels {warm.labels}{relabelled})",
+            file=sys.stderr,
+        )
     tokenizer = load_tokenizer(model_path, config.trust_remote_code)
     lengths = sequence_lengths(pairs, tokenizer)
     cut = report_overlong(pairs, tokenizer, trainer_max_length(config), lengths)
@@ -462,6 +571,7 @@ def run_training(config: TrainConfig, callbacks=None, evaluator=None, prepared=N
     samples = steps * batching.per_device_train_batch_size * batching.gradient_accumulation_steps * world_size()
     results = {
         "train_examples": len(pairs),
+        "augmented_examples": augmented,
         "steps": steps,
         "seconds": seconds,
         "samples_per_second": samples / seconds if seconds else 0.0,

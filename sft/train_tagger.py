@@ -16,7 +16,8 @@ warm-up, gradient clipping, checkpoints (`checkpoint-N`, the newest `save_total_
 optimizer, scheduler, RNG and data order) and dev-F1 selection (sft/selection.py). A checkpoint holds the trainable
 weights only (`trainable.safetensors`: the LoRA adapter and the head; never a frozen backbone), the per-step losses
 and a loadable tagger folder. With a frozen backbone its word features are computed once (sft/features.py, cached on
-disk) and ride in the dataset's items, so that every step runs the head only.
+disk) and ride in the dataset's items, so that every step runs the head only. `--augment K` adds mention-replacement
+copies of the training examples (sft/options.py `augment_training`, as `train` does; dev-F1 data is never augmented).
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from instruct_ner.sft.artifact import Artifact
 from instruct_ner.sft.distributed import barrier, claim_after_checks, is_main, world_size
 from instruct_ner.sft.models import model_reference
 from instruct_ner.sft.options import (
+    AugmentOptions,
     DevF1Options,
     LoopOptions,
     LoraOptions,
     ModelOptions,
+    augment_training,
     claim_output_dir,
     data_fingerprint,
     lora_config,
@@ -46,7 +49,7 @@ from instruct_ner.sft.tagger_spec import ATTENTIONS, HEADS, LOSSES, tag_names
 
 
 @dataclass
-class TaggerConfig(Config, ModelOptions, LoopOptions, LoraOptions, DevF1Options, ReaderOptions):
+class TaggerConfig(Config, ModelOptions, LoopOptions, LoraOptions, DevF1Options, AugmentOptions, ReaderOptions):
     data: str | None = field(default=None, metadata={"help": "training data: any source prepare reads (required)"})
     attention: str = field(
         default="bidirectional",
@@ -90,6 +93,7 @@ class TaggerConfig(Config, ModelOptions, LoopOptions, LoraOptions, DevF1Options,
         self.check_loop()
         self.check_lora()
         self.check_dev_f1()
+        self.check_augment()
         if len(self.loss_weights) != 3:
             raise ConfigError(
                 f"loss_weights needs 3 numbers (weighted CE, CRF NLL, smoothing), got {self.loss_weights}"
@@ -133,6 +137,8 @@ def train_tagger(config: TaggerConfig, callbacks=None, evaluator=None, feature_c
     if not examples:
         raise ConfigError(f"{config.data}: no training examples\n{report.summary()}")
     labels = list(config.labels) if config.labels else labels_of(e.tags for e in examples)
+    read = len(examples)
+    examples = augment_training(examples, config, config.seed)  # the labels stay: each mention keeps its own
     precision = default_precision() if config.precision == "auto" else config.precision
     run = run_config(
         config,
@@ -207,6 +213,7 @@ def train_tagger(config: TaggerConfig, callbacks=None, evaluator=None, feature_c
         "seconds": seconds,
         "epoch_seconds": timing.epoch_seconds(),
         "train_examples": len(examples),
+        "augmented_examples": len(examples) - read,
         "windows": len(encoded),
         "precision": precision,
         "samples_per_second": steps * config.per_device_train_batch_size * world_size() / seconds if seconds else 0.0,
