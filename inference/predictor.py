@@ -139,6 +139,7 @@ class Predictor:
     folder: str | None = None
     threshold: float = 0.0  # entities scored below it are dropped (their tags O)
     calibration: Calibration | None = None  # applied to every score before the threshold
+    window_cap: int | None = None  # default most text tokens of a window (Artifact.window_cap); window_tokens wins
 
     def finish(self, output: dict) -> dict:
         """An output record with calibrated scores and the entities below the threshold dropped."""
@@ -265,11 +266,11 @@ class GenerativePredictor(Predictor):
         a gold entity, with an overlap of `window_overlap` tokens (default: a 32nd of the context)."""
         n, generator = len(example.tokens), self.generator
         context = generator.context_length()
-        if n == 0 or (context is None and options.window_tokens is None):
+        cap = options.window_tokens or self.window_cap or math.inf
+        if n == 0 or (context is None and cap == math.inf):
             return [(0, n)]
         context = context if context is not None else math.inf
         prefix = self.prompt_overhead()
-        cap = options.window_tokens or math.inf
         total = generator.text_length(example.text)
         if total <= cap and prefix + total + self.response_limit(example, total, options) <= context:
             return [(0, n)]
@@ -278,7 +279,7 @@ class GenerativePredictor(Predictor):
         for cost in costs:
             sums.append(sums[-1] + cost)
         overlap = options.window_overlap
-        overlap = overlap if overlap is not None else default_overlap(context if context < math.inf else cap)
+        overlap = overlap if overlap is not None else default_overlap(context, cap)
 
         def fits(start: int, end: int) -> bool:
             """Estimated from the words' tokens first; measured on the window's own prompt when that is close."""
@@ -549,7 +550,7 @@ class TaggerPredictor(Predictor):
                 self.tokenizer,
                 max_length,
                 options.batch_size,
-                options.window_tokens,
+                options.window_tokens or self.window_cap,
                 options.window_overlap,
             )
             seconds = (time.perf_counter() - started) / len(chunk)
@@ -596,4 +597,5 @@ def load_predictor(
         )
     if isinstance(predictor, Predictor):  # (a test's stand-in loader may return anything)
         predictor.calibration = Calibration.from_dict(artifact.calibration)
+        predictor.window_cap = artifact.window_cap()
     return predictor

@@ -41,7 +41,7 @@ def tagger_windows(
     sums = [0]
     for cost in costs:
         sums.append(sums[-1] + cost)
-    overlap = overlap if overlap is not None else default_overlap(max_length)
+    overlap = overlap if overlap is not None else default_overlap(max_length, budget)
     fits = lambda start, end: sums[end] - sums[start] <= budget  # noqa: E731
     return example_windows(example, costs, fits, overlap)
 

@@ -4,6 +4,11 @@ Both prediction paths use it: the generative predictor (a window is one prompt: 
 the window's text and the format's response bound must fit the model's context) and the token classifier (a
 window is one forward pass of at most the tagger's `max_length` sub-tokens).
 
+- The window's size: at most what the model's context takes (prompt, text and the format's response bound), and by
+  default at most twice the longest text the model was trained on (`Artifact.window_cap`, recorded by train and
+  train-tagger): a model trained on sentences, asked about a whole document in one window, misses entities
+  (CoNLL-2003 test as documents with the sentence-trained tagger: F1 0.624 in windows of up to 510 tokens against
+  0.663 sentence by sentence; 0.670 in windows of 128, BENCHMARKS.md).
 - Cutting (`split_windows`): a text is a list of words with a cost each (its model tokens, with the whitespace
   before it) and a predicate `fits(start, end)` that says whether words [start, end) fit one window. A text that
   fits is one window. Otherwise each window ends at the last sentence start that fits (`sentence_starts`, from
@@ -32,15 +37,18 @@ from instruct_ner.examples import Example
 from instruct_ner.prompts.tokenize import sentence_bounds
 
 OVERLAP_SHARE = 32  # the default overlap of two windows: a 32nd of the model's context (64 tokens of 2,048)
+WINDOW_OVERLAP_SHARE = 4  # and at most a quarter of the window itself
 
 
-def default_overlap(context: int) -> int:
+def default_overlap(context: float, window: float = math.inf) -> int:
     """The overlap, in tokens, two neighbouring windows share unless told otherwise: whole sentences (else words)
-    up to a 32nd of the model's context.
+    up to a 32nd of the model's context, and at most a quarter of the window (so that short windows still move on).
 
-    Example: default_overlap(2048) -> 64
+    Example: default_overlap(2048) -> 64; default_overlap(2048, 118) -> 29
     """
-    return max(0, int(context) // OVERLAP_SHARE)
+    shares = [int(context) // OVERLAP_SHARE] if context < math.inf else []
+    shares += [int(window) // WINDOW_OVERLAP_SHARE] if window < math.inf else []
+    return max(0, min(shares, default=0))
 
 
 @dataclass
@@ -50,15 +58,16 @@ class WindowOptions:
     window_tokens: int | None = field(
         default=None,
         metadata={
-            "help": "most text tokens of one window of a long text; default: what the model's context allows "
-            "(generate: with the prompt and the response bound; tag: the tagger's max_length)"
+            "help": "most text tokens of one window of a long text; default: twice the longest training text, "
+            "within what the model's context allows (generate: with the prompt and the response bound; tag: the "
+            "tagger's max_length)"
         },
     )
     window_overlap: int | None = field(
         default=None,
         metadata={
             "help": "most tokens two neighbouring windows share (whole sentences, else words); default: "
-            "a 32nd of the context"
+            "a 32nd of the context, at most a quarter of the window"
         },
     )
 

@@ -25,6 +25,7 @@ from instruct_ner.sft.models import EMBEDDED, ModelError
 ARTIFACT_FILE = "instruct_ner.json"
 LEGACY_TAGGER_FILE = "tagger.json"
 KINDS = ("generative", "tagger")
+WINDOW_STRETCH = 2  # a prediction window holds at most this many times the longest training text's tokens
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 
 
@@ -35,7 +36,9 @@ class Artifact:
     - generative: `prompt` (PromptBuilder.to_dict()) and `response_format`;
     - tagger: `tagger` = {tags, attention, head, loss, loss_weights, lstm_hidden, max_length};
     - either, once calibrated: `calibration` = {method: temperature | platt, a, b}, applied to every entity's
-      score at prediction (`inference.confidence.Calibration`).
+      score at prediction (`inference.confidence.Calibration`);
+    - either: `longest_text_tokens`, the longest training text in the base model's tokens, which bounds the
+      default prediction window (`window_cap`; absent in folders trained before it was recorded).
     """
 
     kind: str
@@ -48,6 +51,7 @@ class Artifact:
     tagger: dict = field(default_factory=dict)
     base_model_path: str | None = None
     calibration: dict = field(default_factory=dict)  # {method, a, b}: `instruct-ner calibrate`'s fit
+    longest_text_tokens: int | None = None
 
     def __post_init__(self) -> None:
         """A description is checked as it loads: a folder downloaded or edited by hand is input like any other."""
@@ -87,6 +91,9 @@ class Artifact:
             and calibration.get("a", 0) > 0
         ):
             raise ModelError(f"{ARTIFACT_FILE}: calibration must be {{method, a > 0, b}}, not {calibration!r}")
+        longest = self.longest_text_tokens
+        if longest is not None and not (type(longest) is int and longest >= 1):
+            raise ModelError(f"{ARTIFACT_FILE}: longest_text_tokens must be a whole number >= 1, not {longest!r}")
         if self.kind != "tagger" and self.prompt is not None and not isinstance(self.prompt, dict):
             raise ModelError(f"{ARTIFACT_FILE}: prompt must be a mapping, not {type(self.prompt).__name__}")
 
@@ -97,6 +104,17 @@ class Artifact:
         if self.kind != "generative" or not self.prompt:
             raise ModelError(f"a {self.kind} artifact has no prompt builder")
         return PromptBuilder.from_dict(self.prompt)
+
+    def window_cap(self) -> int | None:
+        """The default most text tokens of one prediction window: WINDOW_STRETCH times the longest training text.
+
+        A model trained on sentences and asked about a whole article in one window reads a text unlike any it
+        learned on, and finds fewer entities (CoNLL-2003 test as documents, BENCHMARKS.md); windows a little longer
+        than its training texts keep it on familiar ground while merging still sees whole sentences. None (no cap
+        beyond the model's context) for folders that do not record the length.
+        Example: Artifact("generative", ["PER"], longest_text_tokens=59).window_cap() -> 118
+        """
+        return None if self.longest_text_tokens is None else WINDOW_STRETCH * self.longest_text_tokens
 
     def saved_options(self) -> dict:
         """The options saved with the folder that an explicit one overrides (`config.explicit_or_saved`)."""
@@ -180,3 +198,10 @@ def check_labels(trained: list[str], data_labels: list[str], folder: str | Path,
         raise ConfigError(
             f"the model {folder} was trained with labels {trained}; the data {data} has {unknown} as well"
         )
+
+
+def longest_text_tokens(texts: list[str], tokenizer) -> int | None:
+    """The longest of the training texts in the tokenizer's tokens (no special tokens); None without texts."""
+    if not texts:
+        return None
+    return max(len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]) or None

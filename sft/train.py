@@ -47,7 +47,7 @@ from instruct_ner.prompts.templates import (
     builder_from_options,
     template_field,
 )
-from instruct_ner.sft.artifact import Artifact, fingerprint
+from instruct_ner.sft.artifact import Artifact, fingerprint, longest_text_tokens
 from instruct_ner.sft.distributed import barrier, claim_after_checks, is_main, world_size
 from instruct_ner.sft.models import (
     EMBEDDED,
@@ -172,7 +172,7 @@ def training_pairs(config: TrainConfig) -> tuple[list[dict], list[dict], PromptB
         }
         options = replace_config(config, **explicit_or_saved(config, from_records))  # an explicit option wins
     builder = builder_from_options(options, examples)
-    pairs = [{**builder.build(example), "source": example.source} for example in examples]
+    pairs = [{**builder.build(example), "source": example.source, "text": example.text} for example in examples]
     for record, pair, example in zip(records, pairs, examples):
         for key in ("prompt", "messages", "response"):
             if key in record and record[key] != pair.get(key):
@@ -200,7 +200,10 @@ def training_pairs(config: TrainConfig) -> tuple[list[dict], list[dict], PromptB
     # after the dev split, from the training examples alone: no held-out example is copied, nor its mentions drawn
     training = [example for i, example in enumerate(examples) if i not in held_out]
     copies = augment_training(training, config, config.seed)[len(training) :]
-    pairs += [{**builder.build(example), "source": example.source, "augmented": True} for example in copies]
+    pairs += [
+        {**builder.build(example), "source": example.source, "text": example.text, "augmented": True}
+        for example in copies
+    ]
     return pairs, dev, builder
 
 
@@ -445,7 +448,7 @@ def completion_only_lm_head(enabled: bool = True):
         trl_utils._use_triton = original
 
 
-def artifact_of(builder: PromptBuilder, config: TrainConfig, model_path: str) -> Artifact:
+def artifact_of(builder: PromptBuilder, config: TrainConfig, model_path: str, longest: int | None = None) -> Artifact:
     return Artifact(
         kind="generative",
         labels=builder.labels,
@@ -455,6 +458,7 @@ def artifact_of(builder: PromptBuilder, config: TrainConfig, model_path: str) ->
         training_config=asdict(config),
         prompt=builder.to_dict(),
         response_format=builder.response_format,
+        longest_text_tokens=longest,
     )
 
 
@@ -566,7 +570,8 @@ def run_training(config: TrainConfig, callbacks=None, evaluator=None, prepared=N
     main = is_main()
     if main:
         tokenizer.save_pretrained(config.output_dir)
-        artifact_of(builder, config, model_path).save(config.output_dir)
+        longest = longest_text_tokens([pair["text"] for pair in pairs if "text" in pair], tokenizer)
+        artifact_of(builder, config, model_path, longest).save(config.output_dir)
     steps = trainer.state.global_step
     samples = steps * batching.per_device_train_batch_size * batching.gradient_accumulation_steps * world_size()
     results = {

@@ -90,6 +90,14 @@ def test_a_finished_run_is_kept_unless_resumed_or_overwritten(tiny_llama, conll_
     out = tmp_path / "run"
     assert cli(command, tiny_llama, conll_file, out) == 0
     assert json.loads((out / MARKER).read_text())["command"] == command
+    # the longest training sentence, counted here from the file itself, bounds the default prediction window
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    blocks = [b for b in conll_file.read_text(encoding="utf-8").split("\n\n") if b.strip()]
+    sentences = [" ".join(line.split()[0] for line in block.splitlines() if line.strip()) for block in blocks]
+    longest = max(len(tokenizer(s, add_special_tokens=False)["input_ids"]) for s in sentences)
+    assert json.loads((out / "instruct_ner.json").read_text())["longest_text_tokens"] == longest
     before = snapshot(tmp_path)
     assert cli(command, tiny_llama, conll_file, out) == 2
     assert "it holds a finished run: pass --resume" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from conftest import SHARED_DATA, needs_shared_data
 from instruct_ner.examples import Example, tags_to_spans
 from instruct_ner.inference.decoding import Generated, Generator
 from instruct_ner.inference.predictor import GenerativePredictor, RunOptions
-from instruct_ner.inference.windows import allowed_cuts, merge_spans, sentence_starts, split_windows
+from instruct_ner.inference.windows import allowed_cuts, merge_spans, sentence_starts, split_windows, window_example
 from instruct_ner.prompts.formats import get_format
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import PromptBuilder, load_template
@@ -189,3 +189,30 @@ def test_the_tagger_uses_the_same_windows_and_a_short_text_is_tagged_as_before(t
     assert results[0][0] == predict(model, [short], tokenizer, 64)[0] and results[0][1] == 1
     tags, count, _ = results[1]
     assert count == len(windows) and len(tags) == len(words) and iob2_error(tags) is None
+
+
+def test_the_default_window_is_twice_the_longest_training_text_and_a_shorter_text_is_untouched(ner):
+    """A folder's `longest_text_tokens` caps its windows (`Artifact.window_cap`); `window_tokens` still wins."""
+    from instruct_ner.inference.predictor import RunOptions
+    from instruct_ner.prompts.tokenize import tokenize_with_offsets
+    from instruct_ner.sft.artifact import Artifact
+
+    assert Artifact("generative", ["PER"], longest_text_tokens=30).window_cap() == 60
+    assert Artifact("generative", ["PER"]).window_cap() is None
+    predictor, tokenizer = ner.predictor, ner.predictor.generator.tokenizer
+    text = "Il Sig. Rossi scrive a Maria da Milano. " * 12
+    words = tokenize_with_offsets(text)
+    long = Example("l", [w for w, _, _ in words], ["O"] * len(words), text, [(s, e) for _, s, e in words])
+    short = window_example(long, 0, 9)
+    assert predictor.plan_windows(long, RunOptions()) == [(0, len(words))]  # fits the context
+    try:
+        predictor.window_cap = 30
+        windows = predictor.plan_windows(long, RunOptions())
+        assert len(windows) > 3 and windows[0][0] == 0 and windows[-1][1] == len(words)
+        for start, end in windows:  # each window's text, counted by the tokenizer itself, within the cap
+            piece = text[long.offsets[start][0] : long.offsets[end - 1][1]]
+            assert len(tokenizer(piece, add_special_tokens=False)["input_ids"]) <= 30
+        assert predictor.plan_windows(short, RunOptions()) == [(0, len(short.tokens))]
+        assert predictor.plan_windows(long, RunOptions(window_tokens=1000)) == [(0, len(words))]
+    finally:
+        predictor.window_cap = None
