@@ -34,6 +34,7 @@ from instruct_ner.inference.decoding import DecodeOptions, Generated, TokenizedG
 from instruct_ner.inference.vllm_engine import (
     VLLM_MISSING,
     adapter_rank,
+    cpu_kv_cache_bytes,
     finish,
     lora_slot_rank,
     model_context,
@@ -90,6 +91,8 @@ def server_command(config: ServeConfig, python: str = sys.executable) -> list[st
     context = model_context(model_path)
     if context:
         command += ["--max-model-len", str(context)]
+    if cpu_kv_cache_bytes():
+        command += ["--kv-cache-memory-bytes", str(cpu_kv_cache_bytes())]
     command += ["--enable-lora", "--max-loras", str(len(names)), "--max-lora-rank", str(lora_slot_rank(ranks))]
     command += ["--lora-modules", *(f"{name}={Path(folder).resolve()}" for name, folder in names.items())]
     return command

@@ -133,6 +133,8 @@ class VLLMGenerator(TokenizedGenerator):
         kwargs = {"dtype": vllm_dtype(precision), "seed": 0, "enable_prefix_caching": True}
         if context:
             kwargs["max_model_len"] = context
+        if cpu_kv_cache_bytes():
+            kwargs["kv_cache_memory_bytes"] = cpu_kv_cache_bytes()
         if adapter:
             kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=lora_slot_rank([adapter_rank(adapter)]))
         self.llm = vllm.LLM(model=model_path, tokenizer=model_path, **kwargs)
@@ -185,6 +187,24 @@ def check_engine(engine: str) -> str:
     if engine not in ENGINES:
         raise ConfigError(f"engine must be one of {ENGINES}, not {engine!r}")
     return engine
+
+
+CPU_KV_CACHE_GIB = 2  # vLLM's KV cache on a CPU unless the user says otherwise (VLLM_CPU_KVCACHE_SPACE)
+
+
+def cpu_kv_cache_bytes() -> int | None:
+    """The KV cache to ask vLLM for on a machine without CUDA: CPU_KV_CACHE_GIB, unless VLLM_CPU_KVCACHE_SPACE is
+    set (vLLM reads it itself); None on CUDA (vLLM's own sizing). Without it vLLM's CPU backend reserves 92% of the
+    machine's memory up front and refuses to start when other processes hold more than the rest.
+    Example: cpu_kv_cache_bytes() -> 2147483648 on a laptop without VLLM_CPU_KVCACHE_SPACE
+    """
+    import os
+
+    import torch
+
+    if torch.cuda.is_available() or os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+        return None
+    return CPU_KV_CACHE_GIB * 2**30
 
 
 def model_context(model_path: str) -> int | None:

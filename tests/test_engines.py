@@ -107,3 +107,14 @@ def test_serve_command_names_each_adapter_by_its_folder(tiny_llama, tmp_path):
         command[command.index("--max-lora-rank") + 1] == "16" and command[command.index("--host") + 1] == "127.0.0.1"
     )
     assert command[command.index("--dtype") + 1] == "float32" and adapter_name(f"{one}/") == "conll"
+
+
+def test_on_a_cpu_vllm_gets_a_bounded_kv_cache_unless_the_user_sizes_it(tiny_llama, tmp_path, monkeypatch):
+    """vLLM's CPU backend would otherwise reserve 92% of memory and refuse to start beside other processes."""
+    one = fake_adapter(tmp_path / "conll", 4, str(tiny_llama))
+    config = ServeConfig(adapter=[str(one)], precision="fp32")
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    command = server_command(config, python="py")
+    assert command[command.index("--kv-cache-memory-bytes") + 1] == str(2 * 2**30)
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "4")  # the user's own setting: vLLM reads it, we add nothing
+    assert "--kv-cache-memory-bytes" not in server_command(config, python="py")
