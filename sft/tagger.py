@@ -9,7 +9,8 @@ into windows of sub-tokens and their batches; and the tagger folder's save and l
 - Heads: `linear`, `crf` (linear + `sft.crf.CRF`), `bilstm-crf` (a BiLSTM over the frozen backbone's
   hidden states, then linear + CRF). Losses: `ce` (cross-entropy for `linear`, CRF negative
   log-likelihood for the CRF heads) or `compound` = w1 * class-weighted cross-entropy + w2 * CRF NLL +
-  w3 * label-smoothed cross-entropy (defaults 0.5 / 0.3 / 0.2; needs a CRF head).
+  w3 * label-smoothed cross-entropy (defaults 0.5 / 0.3 / 0.2; needs a CRF head). Each term is a mean over the
+  batch; `loss_terms` gives their sums and denominators, which processes sharing a batch add up (DDP).
 - Decoding is Viterbi restricted to valid IOB2 transitions for every head, so output is always valid IOB2.
 - Texts longer than `max_length` tokens are cut into windows of whole words (a warning says how many).
 - Encoder backbones (BERT family, e.g. MiniLM-L6) work too: they are bidirectional already (`causal` is
@@ -26,6 +27,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -72,6 +74,15 @@ def set_attention(model: nn.Module, attention: str) -> None:
             module.is_causal = causal
         if hasattr(module, "config") and module.config is not None and module is not model:
             module.config.is_causal = causal
+
+
+class LossTerm(NamedTuple):
+    """One term of the tagger's loss: it adds `weight * value / denominator` (value a sum) or `weight * value`
+    (value a mean)."""
+
+    weight: float
+    value: torch.Tensor
+    denominator: torch.Tensor
 
 
 class TokenTagger(nn.Module):
@@ -139,25 +150,48 @@ class TokenTagger(nn.Module):
             words = self.lstm(words)[0]
         return self.classifier(self.dropout(words))
 
-    def loss(self, emissions, labels, word_mask) -> torch.Tensor:
+    def loss_terms(self, emissions, labels, word_mask, reduction: str = "sum") -> list[LossTerm]:
+        """The loss's terms over this batch, each (weight, value, denominator): with `reduction="sum"` the value
+        is the term's sum and the loss their weighted sums over their denominators (cross-entropy: the valid
+        words, or the targets' class weights when class-weighted; CRF NLL: the sequences). Sums and denominators
+        add up across batches, so that processes sharing a batch can take its means (sft/tagger_trainer.py);
+        `reduction="mean"` gives torch's means of this batch, which `loss` weighs."""
         flat_emissions, flat_labels = emissions.reshape(-1, emissions.shape[-1]), labels.reshape(-1)
-        if self.loss_kind == "ce" and self.crf is None:
-            return nn.functional.cross_entropy(flat_emissions, flat_labels, ignore_index=IGNORE)
-        crf_nll = -self.crf.log_likelihood(emissions, labels.clamp(min=0), word_mask).mean()
-        if self.loss_kind == "ce":
-            return crf_nll
-        weighted = nn.functional.cross_entropy(
-            flat_emissions, flat_labels, weight=self.class_weights, ignore_index=IGNORE
-        )
-        smoothed = nn.functional.cross_entropy(
-            flat_emissions, flat_labels, ignore_index=IGNORE, label_smoothing=self.label_smoothing
-        )
-        w_ce, w_crf, w_smooth = self.loss_weights
-        return w_ce * weighted + w_crf * crf_nll + w_smooth * smoothed
+        valid = flat_labels != IGNORE
+        words = valid.sum().float()
 
-    def forward(self, input_ids, attention_mask, word_index, word_mask, labels=None, features=None) -> dict:
-        """{"emissions", "loss"} (loss None without labels): the form `transformers.Trainer` reads its loss from."""
+        def cross_entropy(**kwargs) -> torch.Tensor:
+            return nn.functional.cross_entropy(
+                flat_emissions, flat_labels, ignore_index=IGNORE, reduction=reduction, **kwargs
+            )
+
+        if self.loss_kind == "ce" and self.crf is None:
+            return [LossTerm(1.0, cross_entropy(), words)]
+        crf_nll = -self.crf.log_likelihood(emissions, labels.clamp(min=0), word_mask)
+        sequences = torch.tensor(float(emissions.shape[0]), device=emissions.device)
+        crf_term = crf_nll.sum() if reduction == "sum" else crf_nll.mean()
+        if self.loss_kind == "ce":
+            return [LossTerm(1.0, crf_term, sequences)]
+        w_ce, w_crf, w_smooth = self.loss_weights
+        return [
+            LossTerm(w_ce, cross_entropy(weight=self.class_weights), self.class_weights[flat_labels[valid]].sum()),
+            LossTerm(w_crf, crf_term, sequences),
+            LossTerm(w_smooth, cross_entropy(label_smoothing=self.label_smoothing), words),
+        ]
+
+    def loss(self, emissions, labels, word_mask) -> torch.Tensor:
+        """The weighted sum of the terms' means over this batch (torch's mean reductions)."""
+        return sum(term.weight * term.value for term in self.loss_terms(emissions, labels, word_mask, "mean"))
+
+    def forward(
+        self, input_ids, attention_mask, word_index, word_mask, labels=None, features=None, loss_sums: bool = False
+    ) -> dict:
+        """{"emissions", "loss"} (loss None without labels): the form `transformers.Trainer` reads its loss from.
+        With `loss_sums`, "loss_terms" (`loss_terms`' sums) in place of "loss": they are computed inside the
+        forward pass so that DDP, which looks for the parameters the outputs used, finds the CRF's."""
         emissions = self.emissions(input_ids, attention_mask, word_index, features)
+        if labels is not None and loss_sums:
+            return {"loss_terms": self.loss_terms(emissions, labels, word_mask), "emissions": emissions}
         loss = self.loss(emissions, labels, word_mask) if labels is not None else None
         return {"loss": loss, "emissions": emissions}
 

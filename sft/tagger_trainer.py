@@ -7,6 +7,8 @@ tagger trains as SFT does, with the same optimizer, schedule, clipping, checkpoi
 - A checkpoint (`checkpoint-N`) keeps the trainable weights only (`trainable.safetensors`: LoRA and the head, never a
   frozen backbone), the per-step losses so far, and a tagger folder that `instruct-ner tag` loads. Optimizer,
   scheduler, RNG and the data position are the Trainer's own, and so is resuming them.
+- In several processes (DDP) the loss is the mean over the whole batch, every process's share of it together, as in
+  one process: the shares' sums over the denominators all-reduced (`TaggerTrainer.compute_loss`).
 
 It reads no data and loads no model: sft/train_tagger.py builds both and calls `tagger_trainer`.
 """
@@ -18,6 +20,7 @@ import json
 import time
 from pathlib import Path
 
+import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from instruct_ner.sft.checkpoints import AtomicCheckpoints
@@ -49,9 +52,28 @@ class TaggerTrainer(AtomicCheckpoints, Trainer):
     every optimizer step's loss (`step_losses`, kept across `--resume`). Checkpoints are staged and renamed, with
     their run's config (sft/checkpoints.py)."""
 
+    # The loss is a micro-batch's mean (over every process's share of it): the Trainer divides it by the accumulation
+    # steps, in one process as in several. TokenTagger.forward takes no `num_items_in_batch`, so the Trainer neither
+    # counts items nor rescales by `average_tokens_across_devices`.
+    loss_is_scaled_for_ga = False
+
     def __init__(self, *args, save_folder, **kwargs):
         super().__init__(*args, **kwargs)
         self.save_folder, self.step_losses = save_folder, []
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """In several processes, each one's loss is its share's sums over the whole batch's denominators (all
+        processes' shares) times the number of processes: DDP averages their gradients, which is then the gradient
+        of the whole batch's mean, and so is the mean of their losses, which the Trainer logs. Each process's own
+        mean would weigh the words of a share with fewer of them more than one process does."""
+        processes = self.accelerator.num_processes
+        if processes == 1 or not model.training:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        outputs = model(**inputs, loss_sums=True)
+        terms = outputs["loss_terms"]
+        shares = self.accelerator.reduce(torch.stack([term.denominator for term in terms]), "sum") / processes
+        loss = sum(term.weight * (term.value / share) for term, share in zip(terms, shares))
+        return (loss, outputs) if return_outputs else loss
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)

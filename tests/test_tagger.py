@@ -212,3 +212,46 @@ def test_save_total_limit_must_keep_at_least_one_checkpoint(conll_file):
 def test_compound_loss_needs_a_crf_head(conll_file):
     with pytest.raises(ConfigError, match="loss 'compound' needs a CRF head"):
         TaggerConfig(data=str(conll_file), head="linear", loss="compound")
+
+
+@pytest.mark.parametrize(("head", "loss"), [("linear", "ce"), ("crf", "ce"), ("crf", "compound")])
+def test_loss_is_torch_means_and_its_terms_add_up_across_parts_of_a_batch(tiny_llama, head, loss):
+    """`loss` is what it was before the terms: torch's means over the batch. The terms' sums and denominators add
+    up across parts of a batch padded apart (as processes under DDP share it) to the whole batch's means, which
+    the mean of the parts' means is not when they hold different numbers of words."""
+    from torch.nn import functional as F
+
+    from instruct_ner.sft.tagger import TokenTagger, load_backbone
+    from instruct_ner.sft.tagger_spec import IGNORE
+
+    torch.manual_seed(0)
+    backbone = load_backbone(str(tiny_llama), "fp32", "bidirectional")
+    model = TokenTagger(backbone, ["PER", "LOC"], head, loss, class_weights=torch.tensor([0.5, 2, 1.5, 1, 3]))
+    lengths = torch.tensor([1, 6, 3, 2])
+    word_mask = torch.arange(6) < lengths.unsqueeze(1)
+    emissions = torch.randn(4, 6, len(model.tags))
+    labels = torch.tensor([0, 1, 3])[torch.randint(0, 3, (4, 6))].masked_fill(~word_mask, IGNORE)  # O, B-PER, B-LOC
+
+    flat_emissions, flat_labels = emissions.reshape(-1, len(model.tags)), labels.reshape(-1)
+    if model.crf is None:
+        expected = F.cross_entropy(flat_emissions, flat_labels, ignore_index=IGNORE)
+    else:
+        crf_nll = -model.crf.log_likelihood(emissions, labels.clamp(min=0), word_mask).mean()
+        expected = crf_nll
+        if loss == "compound":
+            weighted = F.cross_entropy(flat_emissions, flat_labels, weight=model.class_weights, ignore_index=IGNORE)
+            smoothed = F.cross_entropy(flat_emissions, flat_labels, ignore_index=IGNORE, label_smoothing=0.1)
+            expected = 0.5 * weighted + 0.3 * crf_nll + 0.2 * smoothed
+    assert torch.equal(model.loss(emissions, labels, word_mask), expected)
+
+    parts = [(slice(0, 1), 1), (slice(1, 4), 6)]  # 1 row of 1 word, 3 of 11: each padded to its own longest
+    terms = [
+        model.loss_terms(emissions[rows, :width], labels[rows, :width], word_mask[rows, :width])
+        for rows, width in parts
+    ]
+    whole = sum(a.weight * (a.value + b.value) / (a.denominator + b.denominator) for a, b in zip(*terms))
+    torch.testing.assert_close(whole, expected)
+    halves = [
+        model.loss(emissions[rows, :width], labels[rows, :width], word_mask[rows, :width]) for rows, width in parts
+    ]
+    assert not torch.allclose(sum(halves) / 2, expected, rtol=1e-3)
