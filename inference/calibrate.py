@@ -1,9 +1,11 @@
 """`instruct-ner calibrate`: fit a calibration of entity scores on dev predictions and save it with the model.
 
-Reads predictions (`generate` / `tag` output with gold `tags`) made by the folder as it is now, fits a temperature
-(or Platt scaling on the score's logit, `--method platt`) that minimises the log loss of "this entity is right"
-(`inference.confidence.fit_calibration`), composes it with the folder's current calibration (the scores in the
-file were made with it) and writes it into the folder's `instruct_ner.json`; every later prediction applies it.
+Reads predictions (`generate` / `tag` output with gold `tags`) made by the folder as it is now, each record checked
+(a bad one is an error naming its line; a file whose gold tags hold no entity, unannotated text tagged O, is
+refused), fits a temperature (or Platt scaling on the score's logit, `--method platt`) that minimises the log loss
+of "this entity is right" (`inference.confidence.fit_calibration`), composes it with the folder's current
+calibration (the scores in the file were made with it) and writes it into the folder's `instruct_ner.json`; every
+later prediction applies it.
 Prints the expected calibration error before and after (in-sample: `compare` reports a cross-fitted one).
 
 Example (runs/dev.jsonl: that adapter's `generate` output on dev data):
@@ -19,10 +21,13 @@ from instruct_ner.examples import DataError
 from instruct_ner.inference.confidence import (
     CALIBRATION_METHODS,
     Calibration,
+    Scored,
+    check_entities,
     expected_calibration_error,
     fit_calibration,
     scored_entities,
 )
+from instruct_ner.inference.score import check_tag_record
 from instruct_ner.jsonl import iter_jsonl
 from instruct_ner.sft.artifact import Artifact
 
@@ -49,11 +54,38 @@ def compose(first: Calibration | None, then: Calibration) -> Calibration:
     return Calibration(method, then.a * first.a, then.a * first.b + then.b)
 
 
+def read_predictions(path: str) -> Scored:
+    """The scored entities of predictions on labelled data, each record checked first (`tags`, `pred_tags`,
+    `entities`): a bad one is a DataError naming its line, never a fit on what could be read of it.
+
+    Predictions whose gold tags hold no entity at all are refused: unannotated text is tagged O, and a fit on it
+    would take every predicted entity for a wrong one and flatten every score towards nothing.
+    """
+    records = []
+    for where, record in iter_jsonl(path):
+        check_tag_record(record, where)
+        check_entities(record, where)
+        records.append(record)
+    if not records:
+        raise DataError(
+            path, "no records (an empty file); expected generate or tag output on labelled dev data", "empty"
+        )
+    scored = scored_entities(records)
+    if not scored.scores:
+        raise DataError(path, "no scored entities (predictions from before entity scores?)", "empty")
+    if not scored.gold:
+        raise DataError(
+            path,
+            f"no gold entity in the tags of its {len(records)} records; calibrate needs predictions on labelled "
+            "dev data (the tags of unannotated text are all O)",
+            "no_gold",
+        )
+    return scored
+
+
 def calibrate(config: CalibrateConfig) -> dict:
     artifact = Artifact.load(config.adapter)
-    scored = scored_entities(record for _, record in iter_jsonl(config.data))
-    if not scored.scores:
-        raise DataError(config.data, "no scored entities (predictions from before entity scores?)", "empty")
+    scored = read_predictions(config.data)
     fitted = fit_calibration(scored.scores, scored.correct, config.method)
     combined = compose(Calibration.from_dict(artifact.calibration), fitted)
     artifact.calibration = combined.to_dict()

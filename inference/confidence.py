@@ -189,6 +189,36 @@ class Scored:
     unscored: int = 0
 
 
+def check_entities(record: dict, where: str) -> None:
+    """Raise DataError (naming `where`) unless the record's `entities` are entity dicts (`Entity.to_dict`'s keys), each
+    with a label, whole-number token bounds and a score that is none or a number in [0, 1].
+
+    Example: check_entities({"entities": [{..., "score": 1.5}]}, "p.jsonl:3") raises
+        DataError("p.jsonl:3: entities[0] has score 1.5; expected a number between 0 and 1, or none")
+    """
+    entities = record.get("entities", [])
+    if not isinstance(entities, list):
+        raise DataError(where, f"'entities' must be a list, not {type(entities).__name__}", "bad_type")
+    for i, saved in enumerate(entities):
+        try:
+            entity = Entity.from_dict(saved)
+        except TypeError:
+            keys = sorted(saved) if isinstance(saved, dict) else type(saved).__name__
+            raise DataError(
+                where,
+                f"entities[{i}] is not an entity ({keys}); expected the keys of generate or tag output",
+                "bad_type",
+            ) from None
+        bounds = (entity.token_start, entity.token_end)
+        if not isinstance(entity.label, str) or not all(type(x) is int for x in bounds):
+            raise DataError(where, f"entities[{i}]: expected a string label and whole-number token bounds", "bad_type")
+        score = entity.score
+        if score is not None and (type(score) not in (int, float) or not 0.0 <= score <= 1.0):
+            raise DataError(
+                where, f"entities[{i}] has score {score!r}; expected a number between 0 and 1, or none", "bad_score"
+            )
+
+
 def scored_entities(records: Iterable[dict]) -> Scored:
     """(score, correct) for every predicted entity of records holding `tags`, `pred_tags` and scored `entities`."""
     scores, correct, gold, unscored = [], [], 0, 0

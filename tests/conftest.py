@@ -76,3 +76,40 @@ def tiny_llama(tmp_path_factory, tokenizer_dir):
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+# Tiny trained folders, trained once per session and shared by every test that predicts with one: read-only. A test
+# that changes a folder (calibrate writes into it, an adapter "retrained" in place) works on a copy.
+
+
+@pytest.fixture(scope="session")
+def train_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "train.txt"
+    path.write_text(CONLL_SAMPLE, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def adapter(tiny_llama, train_file, tmp_path_factory):
+    """A LoRA adapter folder (`instruct-ner train`) of the tiny Llama, trained 2 steps on CONLL_SAMPLE."""
+    from instruct_ner.config import make_config
+    from instruct_ner.sft.train import TrainConfig, train
+
+    folder = tmp_path_factory.mktemp("sft") / "adapter"
+    values = dict(model=str(tiny_llama), data=str(train_file), output_dir=str(folder), precision="fp32")
+    values.update(max_steps=2, per_device_train_batch_size=2, save_steps=100, max_length=256, learning_rate=1e-2)
+    train(make_config(TrainConfig, values))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tagger(tiny_llama, train_file, tmp_path_factory):
+    """A token-classifier folder (`instruct-ner train-tagger`, linear head) of the tiny Llama, trained 2 steps."""
+    from instruct_ner.config import make_config
+    from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
+
+    folder = tmp_path_factory.mktemp("tagger") / "tagger"
+    values = dict(model=str(tiny_llama), data=str(train_file), output_dir=str(folder), precision="fp32")
+    values.update(max_steps=2, per_device_train_batch_size=2, save_steps=100, head="linear", loss="ce")
+    train_tagger(make_config(TaggerConfig, values))
+    return folder

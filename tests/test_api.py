@@ -7,9 +7,8 @@ import sys
 
 import pytest
 
-from conftest import CONLL_SAMPLE, DATA
+from conftest import DATA
 from instruct_ner import NER, Entity, score
-from instruct_ner.config import make_config
 from instruct_ner.inference.decoding import Generated, Generator
 from instruct_ner.inference.predictor import GenerativePredictor
 from instruct_ner.prompts.templates import PromptBuilder, load_template
@@ -22,35 +21,6 @@ TEXTS = [
     "   ",
     "Rome and Paris",
 ]
-
-
-@pytest.fixture(scope="module")
-def train_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "train.txt"
-    path.write_text(CONLL_SAMPLE, encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="module")
-def adapter(tiny_llama, train_file, tmp_path_factory):
-    from instruct_ner.sft.train import TrainConfig, train
-
-    folder = tmp_path_factory.mktemp("sft") / "adapter"
-    values = dict(model=str(tiny_llama), data=str(train_file), output_dir=str(folder), precision="fp32")
-    values.update(max_steps=2, per_device_train_batch_size=2, save_steps=100, max_length=256, learning_rate=1e-2)
-    train(make_config(TrainConfig, values))
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tagger(tiny_llama, train_file, tmp_path_factory):
-    from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
-
-    folder = tmp_path_factory.mktemp("tagger") / "tagger"
-    values = dict(model=str(tiny_llama), data=str(train_file), output_dir=str(folder), precision="fp32")
-    values.update(max_steps=2, per_device_train_batch_size=2, save_steps=100, head="linear", loss="ce")
-    train_tagger(make_config(TaggerConfig, values))
-    return folder
 
 
 def check_entities(texts, predicted):
