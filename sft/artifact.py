@@ -124,7 +124,10 @@ class Artifact:
         path = Path(folder) / ARTIFACT_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         saved = {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, {})}
-        path.write_text(json.dumps(saved, indent=2, ensure_ascii=False), encoding="utf-8")
+        from instruct_ner.jsonl import write_text_atomic
+
+        # atomic: `calibrate` rewrites a finished folder's description, which a cut-off write must not leave broken
+        write_text_atomic(path, json.dumps(saved, indent=2, ensure_ascii=False))
         return path
 
     @classmethod
