@@ -13,10 +13,10 @@ window is one forward pass of at most the tagger's `max_length` sub-tokens).
   before it) and a predicate `fits(start, end)` that says whether words [start, end) fit one window. A text that
   fits is one window. Otherwise each window ends at the last sentence start that fits (`sentence_starts`, from
   `prompts.tokenize.sentence_bounds`: line breaks and . ! ? before a capital, not after `Sig.`, `Dott.`, `n.`,
-  `S.p.A.`), else at the last word that fits; a window never ends inside a gold entity (`allowed_cuts`) and
-  never cuts a word. The next window starts `overlap` tokens back: whole sentences when they fit in the
-  overlap, else whole words. A word (or gold entity) longer than a window is a window of its own (over budget;
-  the caller decides what to do with it).
+  `S.p.A.`), else at the last word that fits, and never cuts a word. Prediction cuts on the text alone; a caller
+  that cuts annotated text for training can forbid cuts inside gold entities (`allowed_cuts`). The next window
+  starts `overlap` tokens back: whole sentences when they fit in the overlap, else whole words. A word (or gold
+  entity) longer than a window is a window of its own (over budget; the caller decides what to do with it).
 - Merging (`merge_spans`): every window's entities, in document word positions, are candidates. Rule: the
   candidate farther from an edge of its window wins (an edge that is the document's own edge is no edge: the
   text is whole there), ties to the earlier window; candidates are taken in that order and one that overlaps a
@@ -117,11 +117,13 @@ def sentence_starts(example: Example) -> list[int]:
 
 
 def example_windows(example, costs: Sequence[int], fits: Callable[[int, int], bool], overlap: int = 0):
-    """`split_windows` over an example's words: its sentence starts as preferred cuts, never inside a gold entity.
+    """`split_windows` over an example's words, its sentence starts as preferred cuts.
 
     The one call both predictors make (the generative one measures `fits` on prompts, the tagger on word tokens).
+    The cuts depend on the text alone, never on its gold tags: a text is windowed and predicted the same with and
+    without annotations (the API's raw text and the CLI's scored file agree), and gold never helps a score.
     """
-    return split_windows(costs, fits, overlap, sentence_starts(example), allowed_cuts(example.tags))
+    return split_windows(costs, fits, overlap, sentence_starts(example))
 
 
 def split_windows(

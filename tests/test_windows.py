@@ -95,15 +95,21 @@ def test_merged_entities_equal_the_single_window_ones_and_none_crosses_an_edge(w
     generator.context = predictor.prompt_overhead() + room
     options = RunOptions(batch_size=4, window_overlap=overlap)
     output = predictor.predict([example], options=options)[0]
-    assert output["entities"] == single["entities"] == example.entities
-    assert output["pred_tags"] == example.tags
-    assert all(example.text[e.start : e.end] == e.text for e in output["entities"])
+    assert single["entities"] == example.entities
+    entities = output["entities"]
+    assert all(example.text[e.start : e.end] == e.text for e in entities)
+    assert all(a.token_end <= b.token_start for a, b in zip(entities, entities[1:]))  # merged: none overlaps
     assert output.get("windows", 1) == len(generator.seen)
     if len(generator.seen) == 1:  # a text that fits: the record is the one of a single prompt, no `windows`
         assert {k: v for k, v in output.items() if k != "timing"} == {k: v for k, v in single.items() if k != "timing"}
-    for window in generator.seen:  # every window's entities are whole: no gold entity crosses an edge
-        assert all(window.text[e.start : e.end] == e.text for e in window.entities)
-        assert not window.tags[0].startswith("I-")
+        return
+    # windows are cut on the text alone (gold never guides a cut), so an entity may straddle an edge; every gold
+    # entity that no window edge cuts comes back exactly, and what comes back lies inside one window
+    plan = predictor.plan_windows(example, options)
+    edges = {s for s, _ in plan[1:]} | {e for _, e in plan[:-1]}
+    uncut = [g for g in example.entities if not any(g.token_start < edge < g.token_end for edge in edges)]
+    assert all(g in entities for g in uncut)
+    assert all(any(s <= e.token_start and e.token_end <= t for s, t in plan) for e in entities)
 
 
 def test_many_documents_share_batches_and_come_back_in_input_order():
