@@ -64,12 +64,6 @@ def file_scores(records: list[dict]) -> list[float]:
 def test_a_saved_calibration_is_applied_to_every_score_and_calibrating_twice_composes(kind, request, tmp_path, capsys):
     folder = tmp_path / kind  # calibrate writes into the folder: a copy, the session's folder stays raw
     shutil.copytree(request.getfixturevalue(kind), folder)
-    # The tiny folders were trained on sentences of a few words, so their default windows (twice the longest) would
-    # cut these test sentences; the gold built below is tuned to whole-text predictions, and calibration does not
-    # depend on windows: one window per text, as for a folder that does not record its training lengths.
-    description = json.loads((folder / "instruct_ner.json").read_text(encoding="utf-8"))
-    description.pop("longest_text_tokens", None)
-    (folder / "instruct_ner.json").write_text(json.dumps(description), encoding="utf-8")
 
     def predict_file(data, out, *options) -> list[dict]:
         args = [COMMAND[kind], "--adapter", str(folder), "--data", str(data), "--out", str(out), *options]
