@@ -125,3 +125,15 @@ def tagger(tiny_llama, train_file, tmp_path_factory):
     values.update(max_steps=2, per_device_train_batch_size=2, save_steps=100, head="linear", loss="ce")
     train_tagger(make_config(TaggerConfig, values))
     return whole_texts(folder)
+
+
+@pytest.fixture
+def no_model_loading(monkeypatch):
+    """`train` may not load a model (or resolve one) before it has checked its config."""
+    from instruct_ner.sft import train as train_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded before the config was checked")
+
+    monkeypatch.setattr(train_module, "load_causal_lm", refuse)
+    monkeypatch.setattr(train_module, "resolve_model", refuse)

@@ -158,15 +158,6 @@ def test_resume_equals_an_uninterrupted_run(tiny_llama, conll_file, tmp_path):
     assert expected.keys() == got.keys() and all(torch.allclose(expected[k], got[k], atol=1e-5) for k in expected)
 
 
-@pytest.fixture
-def no_model_loading(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("the model was loaded before the config was checked")
-
-    monkeypatch.setattr(train_module, "load_causal_lm", refuse)
-    monkeypatch.setattr(train_module, "resolve_model", refuse)
-
-
 def test_unknown_field_fails_before_loading(tmp_path, no_model_loading):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("data: x.txt\nlearning_rat: 0.1\n")

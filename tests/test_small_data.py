@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
+from conftest import CONLL_SAMPLE
 from instruct_ner.cli import main
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.prompts.readers import load_examples
@@ -19,24 +20,9 @@ from instruct_ner.sft.train import TrainConfig, run_training, training_pairs, wa
 from instruct_ner.sft.train_tagger import TaggerConfig, train_tagger
 
 # Eight sentences, two without entities, so that a dev split and augmentation both have something to do.
-CONLL = """EU B-ORG
-rejects O
-German B-MISC
-call O
-
-Peter B-PER
-Blair I-PER
-visits O
-Rome B-LOC
-
-Nothing O
-happened O
-. O
-
-Rome B-LOC
-and O
-Paris B-LOC
-
+CONLL = (
+    CONLL_SAMPLE
+    + """
 Anna B-PER
 met O
 Ugo B-PER
@@ -56,6 +42,7 @@ hired O
 Maria B-PER
 Rossi I-PER
 """
+)
 PER_LOC = "Ugo B-PER\nwent O\nto O\nBari B-LOC\n\nLuca B-PER\nlikes O\nTorino B-LOC\n"
 
 
@@ -211,15 +198,6 @@ def saved_adapter(tmp_path, tiny_llama):
     (folder / "adapter_config.json").write_text(json.dumps(config), encoding="utf-8")
     (folder / "adapter_model.safetensors").write_bytes(b"")
     return folder
-
-
-@pytest.fixture
-def no_model_loading(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("the model was loaded before the config was checked")
-
-    monkeypatch.setattr(train_module, "load_causal_lm", refuse)
-    monkeypatch.setattr(train_module, "resolve_model", refuse)
 
 
 def test_a_warm_start_takes_the_adapters_base_model_and_lora_shape(saved_adapter, tiny_llama, conll):
