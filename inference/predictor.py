@@ -403,6 +403,19 @@ def token_scores(generated: Generated) -> tuple[list[float], list[int]] | None:
     return generated.token_logprobs, generated.token_ends
 
 
+def parse_generation(generated: Generated, example: Example, builder: PromptBuilder, score_method: str):
+    """One generation parsed against its example (a whole text or one window), with its entities' scores."""
+    return parse_response(
+        generated.text,
+        example,
+        builder.labels,
+        builder.response_format,
+        generated.hit_limit,
+        token_scores=token_scores(generated),
+        score_method=score_method,
+    )
+
+
 def window_record(
     run: Run, i: int, unit_ids: range, results: dict, builder: PromptBuilder, score_method: str = "sequence"
 ) -> dict:
@@ -417,15 +430,7 @@ def window_record(
     for u in unit_ids:
         output, seconds, size = results.pop(u)
         window = run.units[u][1]
-        result = parse_response(
-            output.text,
-            window,
-            builder.labels,
-            builder.response_format,
-            output.hit_limit,
-            token_scores=token_scores(output),
-            score_method=score_method,
-        )
+        result = parse_generation(output, window, builder, score_method)
         parsed.append([(e.label, e.token_start, e.token_end) for e in result.entities])
         scores.append({(e.label, e.token_start, e.token_end): e.score for e in result.entities if e.score is not None})
         generations.append(output.text)
@@ -473,15 +478,7 @@ def prompt_input(prompt: dict) -> str | list[dict]:
 def output_record(
     record, example, prompt, builder, generated: Generated, batch_seconds, batch, score_method: str = "sequence"
 ) -> dict:
-    parsed = parse_response(
-        generated.text,
-        example,
-        builder.labels,
-        builder.response_format,
-        generated.hit_limit,
-        token_scores=token_scores(generated),
-        score_method=score_method,
-    )
+    parsed = parse_generation(generated, example, builder, score_method)
     diagnostics = parsed.diagnostics.to_dict()
     diagnostics["hit_max_new_tokens"] = generated.hit_limit
     diagnostics["stopped_runaway"] = generated.stopped_runaway
