@@ -121,12 +121,12 @@ def email_cell(name: str, args) -> dict:
     predictor = load_predictor(args.email_adapter)
     if name == "emails-single":
         outputs, seconds = run_cell(predictor, emails, args.batch_size)
-        predicted, windows = [o["pred_tags"] for o in outputs], len(emails)
+        predicted = [o["pred_tags"] for o in outputs]
     else:
         built = list(threads(emails))
         outputs, seconds = run_cell(predictor, [thread for thread, _ in built], args.batch_size)
         predicted = [o["pred_tags"][s:e] for o, (_, ranges) in zip(outputs, built) for s, e in ranges]
-        windows = sum(o.get("windows", 1) for o in outputs)
+    windows = sum(o.get("windows", 1) for o in outputs)
     scores = score_tags([e.tags for e in emails], predicted)
     return {"inputs": len(outputs), "emails": len(emails), "windows": windows, "f1": scores["micro"]["f1"],
             "seconds": seconds}  # fmt: skip

@@ -21,8 +21,9 @@ entities and IOB2 tags, written as JSONL: one output record per input record, in
   (`inference/vllm_engine.py`, an optional install: `make install-vllm`): the same prompts, stop rule, bound and
   parser, the adapter applied per request, the constraint as a per-request regex (the format's own); it cannot
   keep entity lists in order of appearance, which the parser then sorts out.
-- Long texts (`--window_tokens`, `--window_overlap`; `--unit document` reads CoNLL documents): a text whose
-  prompt and response bound do not fit the model's context is cut into windows (`inference/windows.py`), the
+- Long texts (`--window_tokens`, `--window_overlap`, `--window_sentences`; `--unit document` reads CoNLL
+  documents): a text whose prompt and response bound do not fit the model's context, or longer than the sentences
+  and tokens the model was trained on, is cut into windows (`inference/windows.py`), the
   windows of many texts decoded in the same batches, and their entities merged back with exact offsets; such a
   record says how many windows it took (`windows`) and what merging dropped (`parse.window_conflicts`).
 - Confidence: every entity has a `score` (`inference/confidence.py`: by default the probability of its line or
@@ -135,6 +136,7 @@ class GenerateConfig(Config, ModelOptions, PromptOptions, ReaderOptions, WindowO
             self.progress,
             window_tokens=self.window_tokens,
             window_overlap=self.window_overlap,
+            window_sentences=self.window_sentences,
         )
 
 
@@ -315,6 +317,7 @@ def run_settings(config: GenerateConfig, builder: PromptBuilder, chosen: dict) -
         **({"score_method": config.score_method} if config.score_method != "sequence" else {}),
         **({"window_tokens": config.window_tokens} if config.window_tokens is not None else {}),
         **({"window_overlap": config.window_overlap} if config.window_overlap is not None else {}),
+        **({"window_sentences": config.window_sentences} if config.window_sentences is not None else {}),
     }
 
 

@@ -39,6 +39,7 @@ from instruct_ner.inference.windows import (
     default_overlap,
     example_windows,
     merge_spans,
+    sentence_starts,
     window_example,
     word_costs,
 )
@@ -59,6 +60,7 @@ class RunOptions:
     on_chunk: Callable[[int], None] | None = None  # called with the number of records done after each chunk
     window_tokens: int | None = None  # most text tokens of one window; default: what the model's context allows
     window_overlap: int | None = None  # most tokens two neighbouring windows share; default: `default_overlap`
+    window_sentences: int | None = None  # most sentences of one window; default: the model's (0: no limit)
 
 
 def input_records(data: str | Path, options: ReaderOptions) -> tuple[list[dict], list[Example]]:
@@ -140,6 +142,12 @@ class Predictor:
     threshold: float = 0.0  # entities scored below it are dropped (their tags O)
     calibration: Calibration | None = None  # applied to every score before the threshold
     window_cap: int | None = None  # default most text tokens of a window (Artifact.window_cap); window_tokens wins
+    sentence_cap: int | None = None  # default most sentences of a window (Artifact.window_sentences)
+
+    def most_sentences(self, options: RunOptions) -> int | None:
+        """The most sentences of one window: `window_sentences` when given (0: no limit), else the model's."""
+        chosen = options.window_sentences if options.window_sentences is not None else self.sentence_cap
+        return chosen or None
 
     def finish(self, output: dict) -> dict:
         """An output record with calibrated scores and the entities below the threshold dropped."""
@@ -272,7 +280,9 @@ class GenerativePredictor(Predictor):
         context = context if context is not None else math.inf
         prefix = self.prompt_overhead()
         total = generator.text_length(example.text)
-        if total <= cap and prefix + total + self.response_limit(example, total, options) <= context:
+        most = self.most_sentences(options)
+        few = most is None or len(sentence_starts(example)) <= most
+        if few and total <= cap and prefix + total + self.response_limit(example, total, options) <= context:
             return [(0, n)]
         costs = word_costs(example, generator.text_lengths)
         sums = [0]
@@ -293,7 +303,7 @@ class GenerativePredictor(Predictor):
             length = generator.prompt_length(prompt_input(self.builder.build(window)))
             return length + self.response_limit(window, generator.text_length(window.text), options) <= context
 
-        return example_windows(example, costs, fits, overlap)
+        return example_windows(example, costs, fits, overlap, most)
 
     def response_limit(self, example: Example, text_tokens: int, options: RunOptions) -> float:
         """The most new tokens a prompt about `example` may take: `max_new_tokens`, and the format's bound from the
@@ -549,6 +559,7 @@ class TaggerPredictor(Predictor):
                 options.batch_size,
                 options.window_tokens or self.window_cap,
                 options.window_overlap,
+                self.most_sentences(options),
             )
             seconds = (time.perf_counter() - started) / len(chunk)
             outputs = []
@@ -595,4 +606,5 @@ def load_predictor(
     if isinstance(predictor, Predictor):  # (a test's stand-in loader may return anything)
         predictor.calibration = Calibration.from_dict(artifact.calibration)
         predictor.window_cap = artifact.window_cap()
+        predictor.sentence_cap = artifact.window_sentences()
     return predictor

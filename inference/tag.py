@@ -2,7 +2,8 @@
 `generate` (`pred_tags`, `entities` with token spans and character offsets, `timing`), so `score` and
 `compare` treat both variants alike. Records out = records in, in input order; the output is always
 valid IOB2 (constrained Viterbi). A text longer than the tagger's `max_length` is cut by the generative path's
-window policy (`inference/windows.py`; `--window_tokens`, `--window_overlap`) and its entities merged.
+window policy (`inference/windows.py`; `--window_tokens`, `--window_overlap`, `--window_sentences`) and its entities
+merged.
 Each entity's `score` is its marginal probability (`sft/crf.py`), calibrated when the folder was (`calibrate`);
 `--threshold` drops the entities scored below it.
 The work is done by `inference.predictor.TaggerPredictor`, the
@@ -58,7 +59,12 @@ def tag(config: TagConfig) -> dict:
     predictor = load_predictor(config.adapter, config, artifact, trust_remote_code=config.trust_remote_code)
     predictor.threshold = config.threshold
     started = time.perf_counter()
-    options = RunOptions(config.batch_size, window_tokens=config.window_tokens, window_overlap=config.window_overlap)
+    options = RunOptions(
+        config.batch_size,
+        window_tokens=config.window_tokens,
+        window_overlap=config.window_overlap,
+        window_sentences=config.window_sentences,
+    )
     outputs = predictor.predict(examples, config.batch_size, records, options)
     seconds = time.perf_counter() - started
     with output_lock(config.out):

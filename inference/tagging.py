@@ -19,13 +19,19 @@ from instruct_ner.inference.windows import (
     default_overlap,
     example_windows,
     merge_spans,
+    sentence_starts,
     window_example,
 )
 from instruct_ner.sft.tagger import TokenTagger, collate, encode_examples, special_ids
 
 
 def tagger_windows(
-    example: Example, tokenizer, max_length: int, window_tokens: int | None = None, overlap: int | None = None
+    example: Example,
+    tokenizer,
+    max_length: int,
+    window_tokens: int | None = None,
+    overlap: int | None = None,
+    max_sentences: int | None = None,
 ) -> list[tuple[int, int]]:
     """The word ranges of an example's windows for a tagger of `max_length` sub-tokens (its special tokens
     included): each word counted as `encode_examples` encodes it, with or without the space before it."""
@@ -34,7 +40,8 @@ def tagger_windows(
     words = example.tokens
     spaced = tokenizer([" " + word for word in words], add_special_tokens=False)["input_ids"]
     costs = [len(ids) or 1 for ids in spaced]
-    if sum(costs) + 1 <= budget:  # the first word's own tokens may differ by one without its space
+    few = max_sentences is None or len(sentence_starts(example)) <= max_sentences
+    if few and sum(costs) + 1 <= budget:  # the first word's own tokens may differ by one without its space
         return [(0, len(words))]
     bare = tokenizer(list(words), add_special_tokens=False)["input_ids"]
     costs = [max(cost, len(ids) or 1) for cost, ids in zip(costs, bare)]
@@ -43,7 +50,7 @@ def tagger_windows(
         sums.append(sums[-1] + cost)
     overlap = overlap if overlap is not None else default_overlap(max_length, budget)
     fits = lambda start, end: sums[end] - sums[start] <= budget  # noqa: E731
-    return example_windows(example, costs, fits, overlap)
+    return example_windows(example, costs, fits, overlap, max_sentences)
 
 
 @torch.no_grad()
@@ -55,10 +62,13 @@ def predict_windows(
     batch_size: int = 16,
     window_tokens: int | None = None,
     overlap: int | None = None,
+    max_sentences: int | None = None,
 ) -> list[tuple[list[str], int, Merged]]:
     """(IOB2 tags, windows taken, what merging dropped) for every example; the windows of all examples are
     batched together. `Merged.scores` holds each entity's confidence (`predict_scored`)."""
-    windows = [tagger_windows(example, tokenizer, max_length, window_tokens, overlap) for example in examples]
+    windows = [
+        tagger_windows(example, tokenizer, max_length, window_tokens, overlap, max_sentences) for example in examples
+    ]
     units = [window_example(example, s, e) for example, ranges in zip(examples, windows) for s, e in ranges]
     scored = predict_scored(model, units, tokenizer, max_length, batch_size)
     tags, scores = [t for t, _ in scored], [s for _, s in scored]

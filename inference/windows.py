@@ -9,14 +9,23 @@ window is one forward pass of at most the tagger's `max_length` sub-tokens).
   train-tagger): a model trained on sentences, asked about a whole document in one window, misses entities
   (CoNLL-2003 test as documents with the sentence-trained tagger: F1 0.624 in windows of up to 510 tokens against
   0.663 sentence by sentence; 0.670 in windows of 128, BENCHMARKS.md).
+- A generative model's window holds by default at most as many sentences as nine in ten of its training texts
+  (`Artifact.window_sentences`: one for a model trained on sentences): its entity list stops short on a window of
+  several sentences, where the tagger, which labels every token, gains from them (no sentence limit for it).
+  Windows cut at a sentence start under that limit share no overlap (the model never saw context past its own
+  sentences); a sentence longer than the window is cut by words, with the overlap.
+- Messages: a text too long for one window is first cut where a quoted or forwarded message begins (a reply's
+  `Il giorno ... ha scritto:` / `On ... wrote:`, a forward's or Outlook's header block: `message_starts`), so no
+  window spans a reply and the mail it quotes; each message is then windowed on its own.
 - Cutting (`split_windows`): a text is a list of words with a cost each (its model tokens, with the whitespace
   before it) and a predicate `fits(start, end)` that says whether words [start, end) fit one window. A text that
-  fits is one window. Otherwise each window ends at the last sentence start that fits (`sentence_starts`, from
-  `prompts.tokenize.sentence_bounds`: line breaks and . ! ? before a capital, not after `Sig.`, `Dott.`, `n.`,
-  `S.p.A.`), else at the last word that fits, and never cuts a word. Prediction cuts on the text alone; a caller
-  that cuts annotated text for training can forbid cuts inside gold entities (`allowed_cuts`). The next window
-  starts `overlap` tokens back: whole sentences when they fit in the overlap, else whole words. A word (or gold
-  entity) longer than a window is a window of its own (over budget; the caller decides what to do with it).
+  fits is one window. Otherwise (after the cut at message starts) each window ends at the last sentence start
+  that fits (`sentence_starts`, from `prompts.tokenize.sentence_bounds`: line breaks and . ! ? before a capital,
+  not after `Sig.`, `Dott.`, `n.`, `S.p.A.`), else at the last word that fits, and never cuts a word. Prediction
+  cuts on the text alone; a caller that cuts annotated text for training can forbid cuts inside gold entities
+  (`allowed_cuts`). The next window starts `overlap` tokens back: whole sentences when they fit in the overlap,
+  else whole words. A word (or gold entity) longer than a window is a window of its own (over budget; the caller
+  decides what to do with it).
 - Merging (`merge_spans`): every window's entities, in document word positions, are candidates. Rule: the
   candidate farther from an edge of its window wins (an edge that is the document's own edge is no edge: the
   text is whole there), ties to the earlier window; candidates are taken in that order and one that overlaps a
@@ -34,7 +43,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from instruct_ner.examples import Example
-from instruct_ner.prompts.tokenize import sentence_bounds
+from instruct_ner.prompts.tokenize import message_starts, sentence_bounds
 
 OVERLAP_SHARE = 32  # the default overlap of two windows: a 32nd of the model's context (64 tokens of 2,048)
 WINDOW_OVERLAP_SHARE = 4  # and at most a quarter of the window itself
@@ -70,6 +79,13 @@ class WindowOptions:
             "a 32nd of the context, at most a quarter of the window"
         },
     )
+    window_sentences: int | None = field(
+        default=None,
+        metadata={
+            "help": "most sentences of one window of a long text; default: as many as nine in ten of a generative "
+            "model's training texts hold (1 for a model trained on sentences), no limit for a tagger; 0: no limit"
+        },
+    )
 
 
 def check_window_options(options: WindowOptions) -> None:
@@ -80,6 +96,8 @@ def check_window_options(options: WindowOptions) -> None:
         raise ConfigError(f"window_tokens must be at least 1, got {options.window_tokens}")
     if options.window_overlap is not None and options.window_overlap < 0:
         raise ConfigError(f"window_overlap must be 0 or more, got {options.window_overlap}")
+    if options.window_sentences is not None and options.window_sentences < 0:
+        raise ConfigError(f"window_sentences must be 0 (no limit) or more, got {options.window_sentences}")
 
 
 @dataclass
@@ -101,29 +119,41 @@ def allowed_cuts(tags: Sequence[str]) -> list[bool]:
     return [not tag.startswith("I-") for tag in tags]
 
 
-def sentence_starts(example: Example) -> list[int]:
-    """The word positions where a sentence of the example's text begins (0 first), by `sentence_bounds`.
+def word_positions(example: Example, characters: Sequence[int]) -> list[int]:
+    """The word positions (0 first) where the character positions fall, each the first word starting there or after.
 
-    Example: sentence_starts(Example("d", ["Ciao", ".", "Grazie", "."], ["O"] * 4)) -> [0, 2]
+    Example: word_positions(Example("d", ["Ciao", ".", "Grazie", "."], ["O"] * 4), [7]) -> [0, 2]
     """
     starts = [0]
-    firsts = [start for start, _ in sentence_bounds(example.text)]
     word_starts = [start for start, _ in example.offsets]
-    for first in firsts:
+    for first in characters:
         word = bisect.bisect_left(word_starts, first)
         if 0 < word < len(word_starts) and word != starts[-1]:
             starts.append(word)
     return starts
 
 
-def example_windows(example, costs: Sequence[int], fits: Callable[[int, int], bool], overlap: int = 0):
-    """`split_windows` over an example's words, its sentence starts as preferred cuts.
+def sentence_starts(example: Example) -> list[int]:
+    """The word positions where a sentence of the example's text begins (0 first), by `sentence_bounds`.
+
+    Example: sentence_starts(Example("d", ["Ciao", ".", "Grazie", "."], ["O"] * 4)) -> [0, 2]
+    """
+    return word_positions(example, [start for start, _ in sentence_bounds(example.text)])
+
+
+def example_windows(
+    example, costs: Sequence[int], fits: Callable[[int, int], bool], overlap: int = 0, max_sentences: int | None = None
+):
+    """`split_windows` over an example's words: its sentence starts as preferred cuts, its message starts (quoted
+    or forwarded mail, `message_starts`) as cuts a text too long for one window is always cut at.
 
     The one call both predictors make (the generative one measures `fits` on prompts, the tagger on word tokens).
     The cuts depend on the text alone, never on its gold tags: a text is windowed and predicted the same with and
     without annotations (the API's raw text and the CLI's scored file agree), and gold never helps a score.
     """
-    return split_windows(costs, fits, overlap, sentence_starts(example))
+    messages = word_positions(example, message_starts(example.text))[1:]
+    sentences = sentence_starts(example)
+    return split_windows(costs, fits, overlap, sentences, messages=messages, max_sentences=max_sentences)
 
 
 def split_windows(
@@ -132,43 +162,85 @@ def split_windows(
     overlap: int = 0,
     sentences: Sequence[int] = (),
     cuts: Sequence[bool] | None = None,
+    messages: Sequence[int] = (),
+    max_sentences: int | None = None,
 ) -> list[tuple[int, int]]:
     """Word ranges [start, end) of the windows of a text of `len(costs)` words (see the module docstring).
 
     `fits(start, end)` must be monotone (a range inside one that fits fits too); `overlap`: the most tokens (by
     `costs`) two neighbouring windows share, at most half of the window before; `sentences`: sentence starts;
-    `cuts[i]`: whether a window may begin at word i (default: everywhere).
+    `cuts[i]`: whether a window may begin at word i (default: everywhere); `messages`: where a text that does not
+    fit one window is cut first (each part then windowed on its own); `max_sentences`: the most sentences (started
+    in it, or cut into) of one window, and windows cut at a sentence start then share no overlap.
     Example: split_windows([1] * 6, lambda s, e: e - s <= 4, overlap=1) -> [(0, 4), (3, 6)]
+    Example: split_windows([1] * 6, lambda s, e: True, sentences=[2, 4], max_sentences=1) -> [(0, 2), (2, 4), (4, 6)]
     """
     n = len(costs)
     if n == 0:
         return []
+    cuts = cuts if cuts is not None else [True] * n
+    sentence_list = sorted({i for i in sentences if 0 < i < n and cuts[i]})
+    if max_sentences is not None:
+        fits = within_sentences(fits, sentence_list, max(1, max_sentences))
     if fits(0, n):
         return [(0, n)]
-    cuts = cuts if cuts is not None else [True] * n
     prefix = [0]
     for cost in costs:
         prefix.append(prefix[-1] + cost)
-    words = [i for i in range(1, n) if cuts[i]] + [n]  # where a window may end
-    sentence_set = {i for i in sentences if 0 < i < n and cuts[i]}
-    ends_at_sentences = sorted(sentence_set) + [n]
+    bounds = [0, *sorted({m for m in messages if 0 < m < n and cuts[m]}), n]
+    windows: list[tuple[int, int]] = []
+    for low, high in zip(bounds, bounds[1:]):
+        part = [i for i in sentence_list if low < i < high]
+        windows += split_part(low, high, prefix, fits, overlap, part, cuts, max_sentences is not None)
+    return windows
+
+
+def within_sentences(fits: Callable[[int, int], bool], sentences: list[int], most: int) -> Callable[[int, int], bool]:
+    """`fits`, and [start, end) holds at most `most` sentences (each sentence start inside it opens one more).
+
+    Example: within_sentences(lambda s, e: True, [2, 4], 2)(0, 5) -> False
+    """
+
+    def fits_sentences(start: int, end: int) -> bool:
+        inside = bisect.bisect_left(sentences, end) - bisect.bisect_right(sentences, start)
+        return inside + 1 <= most and fits(start, end)
+
+    return fits_sentences
+
+
+def split_part(
+    low: int,
+    high: int,
+    prefix: list[int],
+    fits: Callable[[int, int], bool],
+    overlap: int,
+    sentences: list[int],
+    cuts: Sequence[bool],
+    capped: bool,
+) -> list[tuple[int, int]]:
+    """The windows of words [low, high) (one part of a text between message starts); see `split_windows`."""
+    if fits(low, high):
+        return [(low, high)]
+    words = [i for i in range(low + 1, high) if cuts[i]] + [high]  # where a window may end
+    sentence_set = set(sentences)
+    ends_at_sentences = [*sentences, high]
 
     def last_fitting(candidates: list[int], start: int, after: int) -> int | None:
         """The largest candidate end > after (and > start) with fits(start, end), by binary search."""
-        low = bisect.bisect_right(candidates, max(start, after))
-        high = len(candidates) - 1
+        low_k = bisect.bisect_right(candidates, max(start, after))
+        high_k = len(candidates) - 1
         found = None
-        while low <= high:
-            middle = (low + high) // 2
+        while low_k <= high_k:
+            middle = (low_k + high_k) // 2
             if fits(start, candidates[middle]):
-                found, low = candidates[middle], middle + 1
+                found, low_k = candidates[middle], middle + 1
             else:
-                high = middle - 1
+                high_k = middle - 1
         return found
 
     windows: list[tuple[int, int]] = []
-    start, previous_end = 0, 0
-    while previous_end < n:
+    start, previous_end = low, low
+    while previous_end < high:
         end = last_fitting(ends_at_sentences, start, previous_end) or last_fitting(words, start, previous_end)
         if end is None and start < previous_end:  # the overlap leaves no room for the next word: no overlap
             start = previous_end
@@ -177,9 +249,10 @@ def split_windows(
             end = words[bisect.bisect_right(words, start)]
         windows.append((start, end))
         previous_end = end
-        if end == n:
+        if end == high:
             break
-        start = overlap_start(prefix, start, end, overlap, sentence_set, cuts)
+        at_sentence = capped and end in sentence_set  # a model reading whole sentences needs no context across them
+        start = end if at_sentence else overlap_start(prefix, start, end, overlap, sentence_set, cuts)
     return windows
 
 

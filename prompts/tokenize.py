@@ -110,3 +110,34 @@ def sentence_bounds(text: str) -> list[tuple[int, int]]:
     if start < len(text) and text[start:].strip():
         bounds.append((start, len(text.rstrip())))
     return bounds
+
+
+# The first line of a quoted or forwarded message inside an e-mail (a reply's attribution line, a forward's or
+# Outlook's header block), in Italian and English as mail clients write them. Each pattern matches at a line start.
+MESSAGE_HEADER = re.compile(
+    r"""^[ \t>]*(?:
+        (?:Il\ giorno|In\ data|On|Am|Le)\b[^\n]{0,200}?(?:\n[^\n]{0,120}?)?
+            \b(?:ha\ scritto|hanno\ scritto|wrote|schrieb|a\ écrit)\s*:[ \t]*$      # Il giorno ... ha scritto:
+      | -{2,}\s*(?:Messaggio\ originale|Original\ Message|Messaggio\ inoltrato|Forwarded\ message)\s*-{2,}
+      | (?:Inizio\ messaggio\ inoltrato|Begin\ forwarded\ message)\s*:
+      | (?:Da|From)\s*:[^\n]*\n(?:[ \t>]*[^\n]*\n){0,2}?[ \t>]*(?:Inviato|Data|Sent|Date|A|To)\s*:  # Da: / Inviato:
+    )""",
+    re.VERBOSE | re.MULTILINE | re.IGNORECASE,
+)
+
+
+def message_starts(text: str) -> list[int]:
+    """Character positions where a quoted or forwarded message begins inside a text (the first character of its
+    header line), in text order; none for a text of one message. A window of a long e-mail never spans two
+    messages (`inference.windows`), as a reply and the mail it quotes are separate texts to the writer.
+
+    Example: message_starts("Va bene.\\n\\nIl giorno 3 marzo Mario ha scritto:\\n> Ciao") -> [10]
+    """
+    starts, previous_end = [], None
+    for match in MESSAGE_HEADER.finditer(text):
+        first = match.start() + len(match.group()) - len(match.group().lstrip(" \t>"))
+        joined = previous_end is not None and text.count("\n", previous_end, first) <= 1  # one header block
+        if first > 0 and text[:first].strip() and not joined:
+            starts.append(first)
+        previous_end = match.end()
+    return starts

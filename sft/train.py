@@ -47,7 +47,7 @@ from instruct_ner.prompts.templates import (
     builder_from_options,
     template_field,
 )
-from instruct_ner.sft.artifact import Artifact, fingerprint, longest_text_tokens
+from instruct_ner.sft.artifact import Artifact, fingerprint, longest_text_tokens, sentences_per_text
 from instruct_ner.sft.distributed import barrier, claim_after_checks, is_main, world_size
 from instruct_ner.sft.models import (
     EMBEDDED,
@@ -448,7 +448,13 @@ def completion_only_lm_head(enabled: bool = True):
         trl_utils._use_triton = original
 
 
-def artifact_of(builder: PromptBuilder, config: TrainConfig, model_path: str, longest: int | None = None) -> Artifact:
+def artifact_of(
+    builder: PromptBuilder,
+    config: TrainConfig,
+    model_path: str,
+    longest: int | None = None,
+    sentences: int | None = None,
+) -> Artifact:
     return Artifact(
         kind="generative",
         labels=builder.labels,
@@ -459,6 +465,7 @@ def artifact_of(builder: PromptBuilder, config: TrainConfig, model_path: str, lo
         prompt=builder.to_dict(),
         response_format=builder.response_format,
         longest_text_tokens=longest,
+        sentences_per_text=sentences,
     )
 
 
@@ -570,8 +577,9 @@ def run_training(config: TrainConfig, callbacks=None, evaluator=None, prepared=N
     main = is_main()
     if main:
         tokenizer.save_pretrained(config.output_dir)
-        longest = longest_text_tokens([pair["text"] for pair in pairs if "text" in pair], tokenizer)
-        artifact_of(builder, config, model_path, longest).save(config.output_dir)
+        texts = [pair["text"] for pair in pairs if "text" in pair]
+        longest, sentences = longest_text_tokens(texts, tokenizer), sentences_per_text(texts)
+        artifact_of(builder, config, model_path, longest, sentences).save(config.output_dir)
     steps = trainer.state.global_step
     samples = steps * batching.per_device_train_batch_size * batching.gradient_accumulation_steps * world_size()
     results = {

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from instruct_ner.config import Config, ConfigError
 from instruct_ner.examples import labels_of
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
-from instruct_ner.sft.artifact import Artifact, longest_text_tokens
+from instruct_ner.sft.artifact import Artifact, longest_text_tokens, sentences_per_text
 from instruct_ner.sft.distributed import barrier, claim_after_checks, is_main, world_size
 from instruct_ner.sft.models import model_reference
 from instruct_ner.sft.options import (
@@ -194,6 +194,7 @@ def train_tagger(config: TaggerConfig, callbacks=None, evaluator=None, feature_c
             "max_length": config.max_length,
         },
         longest_text_tokens=longest_text_tokens([example.text for example in examples], tokenizer),
+        sentences_per_text=sentences_per_text([example.text for example in examples]),
     )
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     started = time.perf_counter()

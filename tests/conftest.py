@@ -91,12 +91,14 @@ def train_file(tmp_path_factory):
 
 
 def whole_texts(folder: Path) -> Path:
-    """The folder as one trained before `longest_text_tokens` was recorded: no default window cap. CONLL_SAMPLE's
-    sentences are a few words long, so the cap (twice the longest) would cut the longer texts these folders are
-    asked about; the tests that use them are about other things, and the cap has its own (tests/test_windows.py)."""
+    """The folder as one trained before `longest_text_tokens` and `sentences_per_text` were recorded: no default
+    window cap. CONLL_SAMPLE's sentences are a few words long, so the caps (twice the longest, one sentence) would
+    cut the longer texts these folders are asked about; the tests that use them are about other things, and the
+    caps have their own (tests/test_windows.py)."""
     path = folder / "instruct_ner.json"
     description = json.loads(path.read_text(encoding="utf-8"))
     description.pop("longest_text_tokens", None)
+    description.pop("sentences_per_text", None)
     path.write_text(json.dumps(description, indent=2), encoding="utf-8")
     return folder
 

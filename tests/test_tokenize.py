@@ -1,7 +1,8 @@
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from instruct_ner.prompts.tokenize import sentence_bounds, tokenize_with_offsets
+from instruct_ner.prompts.tokenize import message_starts, sentence_bounds, tokenize_with_offsets
 
 
 def tokens(text):
@@ -76,3 +77,46 @@ def test_sentence_bounds_split_lines_and_sentences():
         "Grazie!",
         "A presto",
     ]
+
+
+@pytest.mark.parametrize(
+    "text, header",
+    [
+        (
+            "Va bene.\n\nIl giorno 3 marzo 2025, Mario Rossi <m.rossi@acme.it> ha scritto:\n> Ciao",
+            "Il giorno 3",
+        ),
+        (
+            "Ok.\n\nIl giorno lun 3 mar 2025 alle ore 10:07 Mario Rossi <\nm.rossi@acme.it> ha scritto:\n",
+            "Il giorno",
+        ),
+        ("Thanks.\n\nOn Mon, Mar 3, 2025 at 10:07 AM Anna Bell <a@b.com> wrote:\n> Hi", "On Mon"),
+        (
+            "Vedi.\n\n-----Messaggio originale-----\nDa: Lucia Neri\nInviato: lunedì\nA: Ufficio\n\nSalve",
+            "-----",
+        ),
+        ("FYI\n\n---------- Forwarded message ---------\nFrom: Bob <b@c.com>\nDate: Mon\n\nHello", "----------"),
+        (
+            "Inoltro.\nDa: Lucia Neri [mailto:l.neri@x.it]\nInviato: lunedì 3 marzo 2025\nA: Ufficio",
+            "Da:",
+        ),
+        ("Saluti\n> > Il giorno 2 marzo Anna ha scritto:\n> > > Ciao", "Il giorno 2"),
+    ],
+)
+def test_quoted_and_forwarded_messages_start_at_their_header(text, header):
+    """Reply attributions (Gmail, Apple Mail, Italian and English), forward and Outlook header blocks, quoted too."""
+    starts = message_starts(text)
+    assert len(starts) == 1 and text[starts[0] :].startswith(header)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Da domani il prezzo cambia.\nA presto, Mario",  # "Da" opening a sentence, no header block
+        "Il giorno 3 marzo ci vediamo in sede.\nSaluti",  # a date, not an attribution
+        "Il giorno 3 marzo Mario ha scritto:\n> Ciao",  # a header at the very start: one message
+        "Ciao,\nil preventivo è allegato.\nGrazie",
+    ],
+)
+def test_a_text_of_one_message_has_no_message_start(text):
+    assert message_starts(text) == []

@@ -98,6 +98,13 @@ def test_a_finished_run_is_kept_unless_resumed_or_overwritten(tiny_llama, conll_
     sentences = [" ".join(line.split()[0] for line in block.splitlines() if line.strip()) for block in blocks]
     longest = max(len(tokenizer(s, add_special_tokens=False)["input_ids"]) for s in sentences)
     assert json.loads((out / "instruct_ner.json").read_text())["longest_text_tokens"] == longest
+    # and how many sentences nine in ten of them hold (the 90% quantile) bounds a generative window too
+    from instruct_ner.prompts.tokenize import sentence_bounds
+
+    counts = sorted(len(sentence_bounds(s)) for s in sentences)
+    assert (
+        json.loads((out / "instruct_ner.json").read_text())["sentences_per_text"] == counts[-(len(counts) // 10) - 1]
+    )
     before = snapshot(tmp_path)
     assert cli(command, tiny_llama, conll_file, out) == 2
     assert "it holds a finished run: pass --resume" in capsys.readouterr().err

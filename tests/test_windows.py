@@ -11,11 +11,18 @@ from conftest import SHARED_DATA, needs_shared_data
 from instruct_ner.examples import Example, tags_to_spans
 from instruct_ner.inference.decoding import Generated, Generator
 from instruct_ner.inference.predictor import GenerativePredictor, RunOptions
-from instruct_ner.inference.windows import allowed_cuts, merge_spans, sentence_starts, split_windows, window_example
+from instruct_ner.inference.windows import (
+    allowed_cuts,
+    example_windows,
+    merge_spans,
+    sentence_starts,
+    split_windows,
+    window_example,
+)
 from instruct_ner.prompts.formats import get_format
 from instruct_ner.prompts.readers import ReaderOptions, load_examples
 from instruct_ner.prompts.templates import PromptBuilder, load_template
-from instruct_ner.prompts.tokenize import sentence_bounds
+from instruct_ner.prompts.tokenize import sentence_bounds, tokenize_with_offsets
 
 
 def test_titles_and_dotted_abbreviations_do_not_end_a_sentence():
@@ -86,14 +93,15 @@ BUILDER = PromptBuilder(load_template("ner-list.en"), ["PER"], "instruction")
     words=st.lists(st.sampled_from(WORDS), min_size=1, max_size=120),
     room=st.integers(min_value=40, max_value=400),
     overlap=st.integers(min_value=0, max_value=20),
+    most=st.one_of(st.none(), st.integers(min_value=1, max_value=4)),
 )
-def test_merged_entities_equal_the_single_window_ones_and_none_crosses_an_edge(words, room, overlap):
+def test_merged_entities_equal_the_single_window_ones_and_none_crosses_an_edge(words, room, overlap, most):
     example = gold_example(words)
     single = GenerativePredictor(BUILDER, GoldGenerator(None)).predict([example])[0]
     generator = GoldGenerator(None)
     predictor = GenerativePredictor(BUILDER, generator)
     generator.context = predictor.prompt_overhead() + room
-    options = RunOptions(batch_size=4, window_overlap=overlap)
+    options = RunOptions(batch_size=4, window_overlap=overlap, window_sentences=most)
     output = predictor.predict([example], options=options)[0]
     assert single["entities"] == example.entities
     entities = output["entities"]
@@ -106,10 +114,39 @@ def test_merged_entities_equal_the_single_window_ones_and_none_crosses_an_edge(w
     # windows are cut on the text alone (gold never guides a cut), so an entity may straddle an edge; every gold
     # entity that no window edge cuts comes back exactly, and what comes back lies inside one window
     plan = predictor.plan_windows(example, options)
+    starts = sentence_starts(example)
+    if most is not None:  # a window holds at most `most` sentences (each sentence start inside it opens one)
+        assert all(sum(s < k < e for k in starts) + 1 <= most for s, e in plan)
     edges = {s for s, _ in plan[1:]} | {e for _, e in plan[:-1]}
     uncut = [g for g in example.entities if not any(g.token_start < edge < g.token_end for edge in edges)]
     assert all(g in entities for g in uncut)
     assert all(any(s <= e.token_start and e.token_end <= t for s, t in plan) for e in entities)
+
+
+def test_a_model_trained_on_sentences_reads_one_per_window_and_sentences_share_no_overlap():
+    costs, starts = [1] * 12, [0, 4, 7]  # sentences of 4, 3 and 5 words
+    everything = lambda s, e: True  # noqa: E731
+    assert split_windows(costs, everything, 3, starts, max_sentences=1) == [(0, 4), (4, 7), (7, 12)]
+    assert split_windows(costs, everything, 3, starts, max_sentences=2) == [(0, 7), (7, 12)]
+    assert split_windows(costs, everything, 3, starts) == [(0, 12)]  # no cap: one window
+    # a sentence longer than the token budget is cut by words, and those cuts keep their overlap
+    windows = split_windows(costs, lambda s, e: e - s <= 3, 1, starts, max_sentences=1)
+    assert windows == [(0, 3), (2, 4), (4, 7), (7, 10), (9, 12)]
+
+
+def test_a_long_thread_is_cut_at_its_messages_and_a_short_one_is_one_window():
+    reply = "Confermo la consegna di lunedì a Milano. Grazie, Anna Neri."
+    header = "\n\nIl giorno 3 marzo 2025 alle ore 10:07 Mario Rossi <m.rossi@acme.it> ha scritto:\n\n"
+    first = "Buongiorno, vi mando l'ordine n. 42 per la sede di Torino. Cordiali saluti, Mario Rossi."
+    text = reply + header + first
+    words = tokenize_with_offsets(text)
+    example = Example("t", [w for w, _, _ in words], ["O"] * len(words), text, [(s, e) for _, s, e in words])
+    costs = [1] * len(words)
+    header_word = next(i for i, (w, _, _) in enumerate(words) if w == "Il")
+    assert example_windows(example, costs, lambda s, e: True, overlap=4) == [(0, len(words))]
+    windows = example_windows(example, costs, lambda s, e: e - s <= len(words) - 2, overlap=4)
+    assert windows[0] == (0, header_word)  # the reply on its own, no overlap into the quoted message
+    assert all(not (s < header_word < e) for s, e in windows) and windows[-1][1] == len(words)
 
 
 def test_many_documents_share_batches_and_come_back_in_input_order():
@@ -205,6 +242,10 @@ def test_the_default_window_is_twice_the_longest_training_text_and_a_shorter_tex
 
     assert Artifact("generative", ["PER"], longest_text_tokens=30).window_cap() == 60
     assert Artifact("generative", ["PER"]).window_cap() is None
+    # a generative model reads as many sentences per window as its training texts held; a tagger is not limited
+    assert Artifact("generative", ["PER"], sentences_per_text=1).window_sentences() == 1
+    spec = {"attention": "bidirectional", "head": "crf", "loss": "compound"}
+    assert Artifact("tagger", ["PER"], tagger=spec, sentences_per_text=1).window_sentences() is None
     predictor, tokenizer = ner.predictor, ner.predictor.generator.tokenizer
     text = "Il Sig. Rossi scrive a Maria da Milano. " * 12
     words = tokenize_with_offsets(text)
