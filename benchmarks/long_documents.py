@@ -78,10 +78,17 @@ def conll_cell(name: str, args) -> dict:
         "windows": sum(o.get("windows", 1) for o in outputs),
         "window_conflicts": sum(o.get("parse", o).get("window_conflicts", 0) for o in outputs),
         "f1": scores["micro"]["f1"],
+        "entities": sum(len(o["entities"]) for o in outputs),
+        "offsets_exact": exact_offsets(examples, outputs),
         "seconds": seconds,
         "input_tokens": tokens,
         "seconds_per_input_token": seconds / tokens,
     }
+
+
+def exact_offsets(examples, outputs) -> bool:
+    """Whether every predicted entity's offsets slice its own text out of the input (`text[start:end] == text`)."""
+    return all(e.text[x.start : x.end] == x.text for e, o in zip(examples, outputs) for x in o["entities"])
 
 
 def threads(emails, size: int = 10):
@@ -128,8 +135,9 @@ def email_cell(name: str, args) -> dict:
         predicted = [o["pred_tags"][s:e] for o, (_, ranges) in zip(outputs, built) for s, e in ranges]
     windows = sum(o.get("windows", 1) for o in outputs)
     scores = score_tags([e.tags for e in emails], predicted)
+    inputs = emails if name == "emails-single" else [thread for thread, _ in built]
     return {"inputs": len(outputs), "emails": len(emails), "windows": windows, "f1": scores["micro"]["f1"],
-            "seconds": seconds}  # fmt: skip
+            "offsets_exact": exact_offsets(inputs, outputs), "seconds": seconds}  # fmt: skip
 
 
 MEMORY_CHILD = """

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.examples import TAG_PATTERN, DataError, labels_of, tags_to_spans
-from instruct_ner.inference.confidence import confidence_report, plot_pr_curves
+from instruct_ner.inference.confidence import check_entities, confidence_report, plot_pr_curves
 from instruct_ner.inference.grounding import total_diagnostics
 from instruct_ner.jsonl import iter_jsonl, write_text_atomic
 from instruct_ner.outputs import check_outputs
@@ -158,6 +158,7 @@ def check_tag_record(record: dict, where: str) -> None:
     tokens = record.get("tokens")
     if isinstance(tokens, list) and len(tokens) != len(record["tags"]):
         raise DataError(where, f"{len(tokens)} tokens but {len(record['tags'])} tags", "length")
+    check_entities(record, where)  # their scores feed the confidence report
 
 
 def read_tag_pairs(path: str | Path) -> tuple[list[list[str]], list[list[str]], list[dict]]:

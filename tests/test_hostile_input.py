@@ -316,6 +316,24 @@ def test_score_refuses_invalid_predicted_tags(tmp_path, capsys, pred_tags, label
     assert one_line_error(capsys, "score", path) == f"instruct-ner score: error: {path}:1: {message}"
 
 
+@pytest.mark.parametrize(
+    ("entities", "message"),
+    [
+        ([{"label": "ORG"}], "entities[0] is not an entity (['label']); expected the keys of generate or tag output"),
+        ("ORG", "'entities' must be a list, not str"),
+    ],
+)
+@pytest.mark.parametrize("command", ["score", "compare"])
+def test_score_and_compare_refuse_entities_that_are_not_entities(tmp_path, capsys, entities, message, command):
+    """A hand-edited prediction file once reached `score` as a TypeError traceback from the confidence report."""
+    path = score_file(tmp_path, ["B-ORG", "O"])
+    record = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({**record, "entities": entities}) + "\n", encoding="utf-8")
+    other = jsonl(tmp_path / "other.jsonl", [record])
+    args = [path] if command == "score" else [path, other, "--output_dir", str(tmp_path / "cmp")]
+    assert one_line_error(capsys, command, *args) == f"instruct-ner {command}: error: {path}:1: {message}"
+
+
 def test_score_strict_before_the_file_works(tmp_path, capsys):
     path = score_file(tmp_path, ["B-ORG", "O"])
     code, out, _ = cli(capsys, "score", "--strict", path)
