@@ -143,6 +143,7 @@ class Predictor:
     calibration: Calibration | None = None  # applied to every score before the threshold
     window_cap: int | None = None  # default most text tokens of a window (Artifact.window_cap); window_tokens wins
     sentence_cap: int | None = None  # default most sentences of a window (Artifact.window_sentences)
+    longest_text: int | None = None  # tokens of the longest training text: a text within it is one window
 
     def most_sentences(self, options: RunOptions) -> int | None:
         """The most sentences of one window: `window_sentences` when given (0: no limit), else the model's."""
@@ -281,7 +282,7 @@ class GenerativePredictor(Predictor):
         prefix = self.prompt_overhead()
         total = generator.text_length(example.text)
         most = self.most_sentences(options)
-        few = most is None or len(sentence_starts(example)) <= most
+        few = most is None or total <= (self.longest_text or 0) or len(sentence_starts(example)) <= most
         if few and total <= cap and prefix + total + self.response_limit(example, total, options) <= context:
             return [(0, n)]
         costs = word_costs(example, generator.text_lengths)
@@ -303,7 +304,7 @@ class GenerativePredictor(Predictor):
             length = generator.prompt_length(prompt_input(self.builder.build(window)))
             return length + self.response_limit(window, generator.text_length(window.text), options) <= context
 
-        return example_windows(example, costs, fits, overlap, most)
+        return example_windows(example, costs, fits, overlap, most, self.longest_text)
 
     def response_limit(self, example: Example, text_tokens: int, options: RunOptions) -> float:
         """The most new tokens a prompt about `example` may take: `max_new_tokens`, and the format's bound from the
@@ -560,6 +561,7 @@ class TaggerPredictor(Predictor):
                 options.window_tokens or self.window_cap,
                 options.window_overlap,
                 self.most_sentences(options),
+                self.longest_text,
             )
             seconds = (time.perf_counter() - started) / len(chunk)
             outputs = []
@@ -607,4 +609,5 @@ def load_predictor(
         predictor.calibration = Calibration.from_dict(artifact.calibration)
         predictor.window_cap = artifact.window_cap()
         predictor.sentence_cap = artifact.window_sentences()
+        predictor.longest_text = artifact.longest_text_tokens
     return predictor

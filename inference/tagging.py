@@ -32,6 +32,7 @@ def tagger_windows(
     window_tokens: int | None = None,
     overlap: int | None = None,
     max_sentences: int | None = None,
+    whole_tokens: int | None = None,
 ) -> list[tuple[int, int]]:
     """The word ranges of an example's windows for a tagger of `max_length` sub-tokens (its special tokens
     included): each word counted as `encode_examples` encodes it, with or without the space before it."""
@@ -40,7 +41,7 @@ def tagger_windows(
     words = example.tokens
     spaced = tokenizer([" " + word for word in words], add_special_tokens=False)["input_ids"]
     costs = [len(ids) or 1 for ids in spaced]
-    few = max_sentences is None or len(sentence_starts(example)) <= max_sentences
+    few = max_sentences is None or sum(costs) <= (whole_tokens or 0) or len(sentence_starts(example)) <= max_sentences
     if few and sum(costs) + 1 <= budget:  # the first word's own tokens may differ by one without its space
         return [(0, len(words))]
     bare = tokenizer(list(words), add_special_tokens=False)["input_ids"]
@@ -50,7 +51,7 @@ def tagger_windows(
         sums.append(sums[-1] + cost)
     overlap = overlap if overlap is not None else default_overlap(max_length, budget)
     fits = lambda start, end: sums[end] - sums[start] <= budget  # noqa: E731
-    return example_windows(example, costs, fits, overlap, max_sentences)
+    return example_windows(example, costs, fits, overlap, max_sentences, whole_tokens)
 
 
 @torch.no_grad()
@@ -63,11 +64,13 @@ def predict_windows(
     window_tokens: int | None = None,
     overlap: int | None = None,
     max_sentences: int | None = None,
+    whole_tokens: int | None = None,
 ) -> list[tuple[list[str], int, Merged]]:
     """(IOB2 tags, windows taken, what merging dropped) for every example; the windows of all examples are
     batched together. `Merged.scores` holds each entity's confidence (`predict_scored`)."""
     windows = [
-        tagger_windows(example, tokenizer, max_length, window_tokens, overlap, max_sentences) for example in examples
+        tagger_windows(example, tokenizer, max_length, window_tokens, overlap, max_sentences, whole_tokens)
+        for example in examples
     ]
     units = [window_example(example, s, e) for example, ranges in zip(examples, windows) for s, e in ranges]
     scored = predict_scored(model, units, tokenizer, max_length, batch_size)

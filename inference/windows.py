@@ -11,7 +11,9 @@ window is one forward pass of at most the tagger's `max_length` sub-tokens).
   0.663 sentence by sentence; 0.670 in windows of 128, BENCHMARKS.md).
 - A generative model's window holds by default at most as many sentences as nine in ten of its training texts
   (`Artifact.window_sentences`: one for a model trained on sentences): its entity list stops short on a window of
-  several sentences, where the tagger, which labels every token, gains from them (no sentence limit for it).
+  several sentences, where the tagger, which labels every token, gains from them (no sentence limit for it). A
+  text (or message) no longer than the longest training text is one window whatever its sentences: it reads as
+  the training texts did.
   Windows cut at a sentence start under that limit share no overlap (the model never saw context past its own
   sentences); a sentence longer than the window is cut by words, with the overlap.
 - Messages: a text too long for one window is first cut where a quoted or forwarded message begins (a reply's
@@ -142,7 +144,12 @@ def sentence_starts(example: Example) -> list[int]:
 
 
 def example_windows(
-    example, costs: Sequence[int], fits: Callable[[int, int], bool], overlap: int = 0, max_sentences: int | None = None
+    example,
+    costs: Sequence[int],
+    fits: Callable[[int, int], bool],
+    overlap: int = 0,
+    max_sentences: int | None = None,
+    whole_tokens: int | None = None,
 ):
     """`split_windows` over an example's words: its sentence starts as preferred cuts, its message starts (quoted
     or forwarded mail, `message_starts`) as cuts a text too long for one window is always cut at.
@@ -153,7 +160,7 @@ def example_windows(
     """
     messages = word_positions(example, message_starts(example.text))[1:]
     sentences = sentence_starts(example)
-    return split_windows(costs, fits, overlap, sentences, messages=messages, max_sentences=max_sentences)
+    return split_windows(costs, fits, overlap, sentences, None, messages, max_sentences, whole_tokens)
 
 
 def split_windows(
@@ -164,6 +171,7 @@ def split_windows(
     cuts: Sequence[bool] | None = None,
     messages: Sequence[int] = (),
     max_sentences: int | None = None,
+    whole_tokens: int | None = None,
 ) -> list[tuple[int, int]]:
     """Word ranges [start, end) of the windows of a text of `len(costs)` words (see the module docstring).
 
@@ -171,7 +179,9 @@ def split_windows(
     `costs`) two neighbouring windows share, at most half of the window before; `sentences`: sentence starts;
     `cuts[i]`: whether a window may begin at word i (default: everywhere); `messages`: where a text that does not
     fit one window is cut first (each part then windowed on its own); `max_sentences`: the most sentences (started
-    in it, or cut into) of one window, and windows cut at a sentence start then share no overlap.
+    in it, or cut into) of one window, and windows cut at a sentence start then share no overlap; `whole_tokens`: a
+    text, or a part between message starts, of at most so many tokens that fits is one window whatever its
+    sentences (a text as long as the model's training texts is read as they were).
     Example: split_windows([1] * 6, lambda s, e: e - s <= 4, overlap=1) -> [(0, 4), (3, 6)]
     Example: split_windows([1] * 6, lambda s, e: True, sentences=[2, 4], max_sentences=1) -> [(0, 2), (2, 4), (4, 6)]
     """
@@ -180,16 +190,22 @@ def split_windows(
         return []
     cuts = cuts if cuts is not None else [True] * n
     sentence_list = sorted({i for i in sentences if 0 < i < n and cuts[i]})
-    if max_sentences is not None:
-        fits = within_sentences(fits, sentence_list, max(1, max_sentences))
-    if fits(0, n):
-        return [(0, n)]
     prefix = [0]
     for cost in costs:
         prefix.append(prefix[-1] + cost)
+    short = whole_tokens if whole_tokens is not None else -1
+    fits_tokens = fits
+    whole = lambda start, end: prefix[end] - prefix[start] <= short and fits_tokens(start, end)  # noqa: E731
+    if max_sentences is not None:
+        fits = within_sentences(fits, sentence_list, max(1, max_sentences))
+    if whole(0, n) or fits(0, n):
+        return [(0, n)]
     bounds = [0, *sorted({m for m in messages if 0 < m < n and cuts[m]}), n]
     windows: list[tuple[int, int]] = []
     for low, high in zip(bounds, bounds[1:]):
+        if whole(low, high):
+            windows.append((low, high))
+            continue
         part = [i for i in sentence_list if low < i < high]
         windows += split_part(low, high, prefix, fits, overlap, part, cuts, max_sentences is not None)
     return windows

@@ -129,6 +129,9 @@ def test_a_model_trained_on_sentences_reads_one_per_window_and_sentences_share_n
     assert split_windows(costs, everything, 3, starts, max_sentences=1) == [(0, 4), (4, 7), (7, 12)]
     assert split_windows(costs, everything, 3, starts, max_sentences=2) == [(0, 7), (7, 12)]
     assert split_windows(costs, everything, 3, starts) == [(0, 12)]  # no cap: one window
+    # a text no longer than the longest training text is read whole, as the model's training texts were
+    assert split_windows(costs, everything, 3, starts, max_sentences=1, whole_tokens=12) == [(0, 12)]
+    assert split_windows(costs, everything, 3, starts, max_sentences=1, whole_tokens=11) == [(0, 4), (4, 7), (7, 12)]
     # a sentence longer than the token budget is cut by words, and those cuts keep their overlap
     windows = split_windows(costs, lambda s, e: e - s <= 3, 1, starts, max_sentences=1)
     assert windows == [(0, 3), (2, 4), (4, 7), (7, 10), (9, 12)]
@@ -261,5 +264,15 @@ def test_the_default_window_is_twice_the_longest_training_text_and_a_shorter_tex
             assert len(tokenizer(piece, add_special_tokens=False)["input_ids"]) <= 30
         assert predictor.plan_windows(short, RunOptions()) == [(0, len(short.tokens))]
         assert predictor.plan_windows(long, RunOptions(window_tokens=1000)) == [(0, len(words))]
+        # trained on one sentence per text: one sentence per window, unless the text is as short as a training one
+        predictor.window_cap, predictor.sentence_cap = None, 1
+        two = window_example(long, 0, 2 * len(words) // 12)
+        sentences = [s for s, _ in predictor.plan_windows(long, RunOptions())]
+        assert sentences == sentence_starts(long) and len(sentences) == 12
+        assert len(predictor.plan_windows(two, RunOptions())) == 2
+        predictor.longest_text = len(tokenizer(two.text, add_special_tokens=False)["input_ids"])
+        assert predictor.plan_windows(two, RunOptions()) == [(0, len(two.tokens))]
+        assert len(predictor.plan_windows(long, RunOptions())) == 12
+        assert predictor.plan_windows(long, RunOptions(window_sentences=0)) == [(0, len(words))]
     finally:
-        predictor.window_cap = None
+        predictor.window_cap, predictor.sentence_cap, predictor.longest_text = None, None, None
