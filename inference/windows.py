@@ -16,9 +16,10 @@ window is one forward pass of at most the tagger's `max_length` sub-tokens).
   the training texts did.
   Windows cut at a sentence start under that limit share no overlap (the model never saw context past its own
   sentences); a sentence longer than the window is cut by words, with the overlap.
-- Messages: a text too long for one window is first cut where a quoted or forwarded message begins (a reply's
-  `Il giorno ... ha scritto:` / `On ... wrote:`, a forward's or Outlook's header block: `message_starts`), so no
-  window spans a reply and the mail it quotes; each message is then windowed on its own.
+- Messages: a text too long for one window is first cut around the header of each quoted or forwarded message (a
+  reply's `Il giorno ... ha scritto:` / `On ... wrote:`, a forward's or Outlook's header block: `message_headers`):
+  no window spans a reply and the mail it quotes, each message is read as the e-mail it was, and each header is a
+  window of its own.
 - Cutting (`split_windows`): a text is a list of words with a cost each (its model tokens, with the whitespace
   before it) and a predicate `fits(start, end)` that says whether words [start, end) fit one window. A text that
   fits is one window. Otherwise (after the cut at message starts) each window ends at the last sentence start
@@ -45,7 +46,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from instruct_ner.examples import Example
-from instruct_ner.prompts.tokenize import message_starts, sentence_bounds
+from instruct_ner.prompts.tokenize import message_headers, sentence_bounds
 
 OVERLAP_SHARE = 32  # the default overlap of two windows: a 32nd of the model's context (64 tokens of 2,048)
 WINDOW_OVERLAP_SHARE = 4  # and at most a quarter of the window itself
@@ -151,14 +152,15 @@ def example_windows(
     max_sentences: int | None = None,
     whole_tokens: int | None = None,
 ):
-    """`split_windows` over an example's words: its sentence starts as preferred cuts, its message starts (quoted
-    or forwarded mail, `message_starts`) as cuts a text too long for one window is always cut at.
+    """`split_windows` over an example's words: its sentence starts as preferred cuts, the bounds of its message
+    headers (quoted or forwarded mail, `message_headers`) as cuts a text too long for one window is always cut at.
 
     The one call both predictors make (the generative one measures `fits` on prompts, the tagger on word tokens).
     The cuts depend on the text alone, never on its gold tags: a text is windowed and predicted the same with and
     without annotations (the API's raw text and the CLI's scored file agree), and gold never helps a score.
     """
-    messages = word_positions(example, message_starts(example.text))[1:]
+    bounds = [position for header in message_headers(example.text) for position in header]
+    messages = word_positions(example, bounds)[1:]
     sentences = sentence_starts(example)
     return split_windows(costs, fits, overlap, sentences, None, messages, max_sentences, whole_tokens)
 

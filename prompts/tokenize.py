@@ -126,18 +126,29 @@ MESSAGE_HEADER = re.compile(
 )
 
 
-def message_starts(text: str) -> list[int]:
-    """Character positions where a quoted or forwarded message begins inside a text (the first character of its
-    header line), in text order; none for a text of one message. A window of a long e-mail never spans two
-    messages (`inference.windows`), as a reply and the mail it quotes are separate texts to the writer.
+HEADER_FIELD = re.compile(
+    r"[ \t>]*(?:Da|From|Inviato|Data|Sent|Date|A|To|Cc|Ccn|Bcc|Oggetto|Subject|Priorità|Importance)[ \t]*:[^\n]*",
+    re.IGNORECASE,
+)
 
-    Example: message_starts("Va bene.\\n\\nIl giorno 3 marzo Mario ha scritto:\\n> Ciao") -> [10]
+
+def message_headers(text: str) -> list[tuple[int, int]]:
+    """Character spans of the header blocks that open a quoted or forwarded message inside a text (an attribution
+    line, a forward's separator, an Outlook block with its `A:`/`Oggetto:` lines), in text order; none for a text
+    of one message (a header at the very start opens the text itself). A long e-mail is windowed message by message
+    (`inference.windows`): a reply and the mail it quotes are separate texts to their writers.
+
+    Example: message_headers("Va bene.\\n\\nIl giorno 3 marzo Mario ha scritto:\\n> Ciao") -> [(10, 46)]
     """
-    starts, previous_end = [], None
+    headers: list[tuple[int, int]] = []
     for match in MESSAGE_HEADER.finditer(text):
         first = match.start() + len(match.group()) - len(match.group().lstrip(" \t>"))
-        joined = previous_end is not None and text.count("\n", previous_end, first) <= 1  # one header block
-        if first > 0 and text[:first].strip() and not joined:
-            starts.append(first)
-        previous_end = match.end()
-    return starts
+        line_end = text.find("\n", match.end())
+        end = len(text) if line_end < 0 else line_end
+        while end < len(text) and (field := HEADER_FIELD.match(text, end + 1)):  # the block's other field lines
+            end = field.end()
+        if headers and text.count("\n", headers[-1][1], first) <= 1:  # the same header block, continued
+            headers[-1] = (headers[-1][0], max(headers[-1][1], end))
+        elif first > 0 and text[:first].strip():
+            headers.append((first, end))
+    return headers

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from instruct_ner.prompts.tokenize import message_starts, sentence_bounds, tokenize_with_offsets
+from instruct_ner.prompts.tokenize import message_headers, sentence_bounds, tokenize_with_offsets
 
 
 def tokens(text):
@@ -84,29 +84,36 @@ def test_sentence_bounds_split_lines_and_sentences():
     [
         (
             "Va bene.\n\nIl giorno 3 marzo 2025, Mario Rossi <m.rossi@acme.it> ha scritto:\n> Ciao",
-            "Il giorno 3",
+            "Il giorno 3 marzo 2025, Mario Rossi <m.rossi@acme.it> ha scritto:",
         ),
         (
             "Ok.\n\nIl giorno lun 3 mar 2025 alle ore 10:07 Mario Rossi <\nm.rossi@acme.it> ha scritto:\n",
-            "Il giorno",
+            "Il giorno lun 3 mar 2025 alle ore 10:07 Mario Rossi <\nm.rossi@acme.it> ha scritto:",
         ),
-        ("Thanks.\n\nOn Mon, Mar 3, 2025 at 10:07 AM Anna Bell <a@b.com> wrote:\n> Hi", "On Mon"),
+        (
+            "Thanks.\n\nOn Mon, Mar 3, 2025 at 10:07 AM Anna Bell <a@b.com> wrote:\n> Hi",
+            "On Mon, Mar 3, 2025 at 10:07 AM Anna Bell <a@b.com> wrote:",
+        ),
         (
             "Vedi.\n\n-----Messaggio originale-----\nDa: Lucia Neri\nInviato: lunedì\nA: Ufficio\n\nSalve",
-            "-----",
+            "-----Messaggio originale-----\nDa: Lucia Neri\nInviato: lunedì\nA: Ufficio",
         ),
-        ("FYI\n\n---------- Forwarded message ---------\nFrom: Bob <b@c.com>\nDate: Mon\n\nHello", "----------"),
         (
-            "Inoltro.\nDa: Lucia Neri [mailto:l.neri@x.it]\nInviato: lunedì 3 marzo 2025\nA: Ufficio",
-            "Da:",
+            "FYI\n\n---------- Forwarded message ---------\nFrom: Bob <b@c.com>\nDate: Mon\n\nHello",
+            "---------- Forwarded message ---------\nFrom: Bob <b@c.com>\nDate: Mon",
         ),
-        ("Saluti\n> > Il giorno 2 marzo Anna ha scritto:\n> > > Ciao", "Il giorno 2"),
+        (
+            "Inoltro.\nDa: Lucia Neri [mailto:l.neri@x.it]\nInviato: lunedì 3 marzo 2025\nA: Ufficio\nOggetto: ordine",
+            "Da: Lucia Neri [mailto:l.neri@x.it]\nInviato: lunedì 3 marzo 2025\nA: Ufficio\nOggetto: ordine",
+        ),
+        ("Saluti\n> > Il giorno 2 marzo Anna ha scritto:\n> > > Ciao", "Il giorno 2 marzo Anna ha scritto:"),
     ],
 )
-def test_quoted_and_forwarded_messages_start_at_their_header(text, header):
-    """Reply attributions (Gmail, Apple Mail, Italian and English), forward and Outlook header blocks, quoted too."""
-    starts = message_starts(text)
-    assert len(starts) == 1 and text[starts[0] :].startswith(header)
+def test_a_quoted_or_forwarded_message_opens_with_its_whole_header(text, header):
+    """Reply attributions (Gmail, Apple Mail, Italian and English), forward and Outlook header blocks with every
+    field line, quoted too: one header each, its span the whole block and nothing of the message after it."""
+    headers = message_headers(text)
+    assert len(headers) == 1 and text[headers[0][0] : headers[0][1]] == header
 
 
 @pytest.mark.parametrize(
@@ -118,5 +125,5 @@ def test_quoted_and_forwarded_messages_start_at_their_header(text, header):
         "Ciao,\nil preventivo è allegato.\nGrazie",
     ],
 )
-def test_a_text_of_one_message_has_no_message_start(text):
-    assert message_starts(text) == []
+def test_a_text_of_one_message_has_no_message_header(text):
+    assert message_headers(text) == []

@@ -146,10 +146,11 @@ def test_a_long_thread_is_cut_at_its_messages_and_a_short_one_is_one_window():
     example = Example("t", [w for w, _, _ in words], ["O"] * len(words), text, [(s, e) for _, s, e in words])
     costs = [1] * len(words)
     header_word = next(i for i, (w, _, _) in enumerate(words) if w == "Il")
+    body_word = next(i for i, (w, _, _) in enumerate(words) if w == "Buongiorno")
     assert example_windows(example, costs, lambda s, e: True, overlap=4) == [(0, len(words))]
     windows = example_windows(example, costs, lambda s, e: e - s <= len(words) - 2, overlap=4)
-    assert windows[0] == (0, header_word)  # the reply on its own, no overlap into the quoted message
-    assert all(not (s < header_word < e) for s, e in windows) and windows[-1][1] == len(words)
+    # the reply, the header and the quoted message each on their own: the quoted one read as the e-mail it was
+    assert windows == [(0, header_word), (header_word, body_word), (body_word, len(words))]
 
 
 def test_many_documents_share_batches_and_come_back_in_input_order():
