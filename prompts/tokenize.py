@@ -78,6 +78,27 @@ ABBREVIATIONS = {
     "no",
     "inc",
     "ltd",
+    "co",
+    "corp",
+    "gen",
+    "sen",
+    "rep",
+    "gov",
+    "col",
+    "capt",
+    "lt",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
 }
 DOTTED_END = re.compile(r"(?<![\w.])(?:[^\W\d_]\.){2,}$")  # S.p.A. U.S. at the end of what precedes
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'«(]?[A-ZÀ-Ý0-9])|\s*\n\s*")
@@ -92,24 +113,43 @@ def tokenize_with_offsets(text: str) -> list[tuple[str, int, int]]:
     return [(m.group(), m.start(), m.end()) for m in TOKEN_PATTERN.finditer(text)]
 
 
+LOOK_BACK = 64  # characters before a . ! ? that decide whether it ends a sentence (linear time in the text)
+
+
 def sentence_bounds(text: str) -> list[tuple[int, int]]:
-    """Character spans of sentences: split at line breaks and after . ! ? before a capital or digit,
-    but not after a known abbreviation (dott., sig., Mr., ecc., n.) or a dotted one (S.p.A., U.S.).
+    """Character spans of sentences: split at line breaks and after . ! ? before a capital or digit, but not after
+    a known abbreviation (dott., sig., Mr., ecc., n., Jan.), a dotted one (S.p.A., U.S.), an initial (J. Smith) or
+    the number that opens a list item (`1. Consegna`, `10. Troy Benson`).
 
     Example: sentence_bounds("Ciao Mario.\\nGrazie. A presto") -> [(0, 11), (12, 19), (20, 28)]
+    Example: sentence_bounds("1. J. Smith ( U.S. ) 25.76") -> [(0, 26)]
     """
     bounds, start = [], 0
     for match in SENTENCE_END.finditer(text):
-        before = text[max(0, match.start() - 64) : match.start()]  # a bounded look back: linear in the text
-        word_before, dotted = re.search(r"(\w+)\.$", before), DOTTED_END.search(before)
-        if "\n" not in match.group() and (dotted or (word_before and word_before.group(1).lower() in ABBREVIATIONS)):
-            continue  # "dott. Rossi", "Mr. Smith", "Acme S.p.A. Milano": a title or an abbreviation, not an end
+        if "\n" not in match.group() and not ends_sentence(text[max(0, match.start() - LOOK_BACK) : match.start()]):
+            continue  # "dott. Rossi", "Mr. Smith", "Acme S.p.A. Milano", "J. Smith", "1. Consegna": not an end
         if match.start() > start:
             bounds.append((start, match.start()))
         start = match.end()
     if start < len(text) and text[start:].strip():
         bounds.append((start, len(text.rstrip())))
     return bounds
+
+
+def ends_sentence(before: str) -> bool:
+    """Whether the . ! ? that `before` ends with (followed by a space and a capital or digit) ends a sentence: not
+    after a known or dotted abbreviation, a one-letter initial, or a list item's number alone on its line so far.
+
+    Example: [ends_sentence(x) for x in ["in 1996.", "Sig.", "B.", "1.", "Item 1."]] -> [True, False, False, False,
+        True]
+    """
+    word = re.search(r"(?:^|[^\w.])(\w+)\.$", before)
+    if DOTTED_END.search(before) or (word and word.group(1).lower() in ABBREVIATIONS):
+        return False
+    if word and len(word.group(1)) == 1 and word.group(1).isupper():
+        return False  # an initial: "J. Smith", "B. Young c Moin Khan"
+    whole_line = "\n" in before or len(before) < LOOK_BACK  # the look back reaches the start of the line
+    return not (whole_line and re.fullmatch(r"[ \t]*\d{1,3}\.", before.rsplit("\n", 1)[-1]))  # "10. Troy Benson"
 
 
 # The first line of a quoted or forwarded message inside an e-mail (a reply's attribution line, a forward's or
