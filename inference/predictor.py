@@ -38,8 +38,8 @@ from instruct_ner.inference.grounding import parse_response
 from instruct_ner.inference.windows import (
     default_overlap,
     example_windows,
+    few_sentences,
     merge_spans,
-    sentence_starts,
     window_example,
     word_costs,
 )
@@ -282,7 +282,7 @@ class GenerativePredictor(Predictor):
         prefix = self.prompt_overhead()
         total = generator.text_length(example.text)
         most = self.most_sentences(options)
-        few = most is None or total <= (self.longest_text or 0) or len(sentence_starts(example)) <= most
+        few = few_sentences(example, total, most, self.longest_text)
         if few and total <= cap and prefix + total + self.response_limit(example, total, options) <= context:
             return [(0, n)]
         costs = word_costs(example, generator.text_lengths)

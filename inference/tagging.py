@@ -18,8 +18,8 @@ from instruct_ner.inference.windows import (
     Merged,
     default_overlap,
     example_windows,
+    few_sentences,
     merge_spans,
-    sentence_starts,
     window_example,
 )
 from instruct_ner.sft.tagger import TokenTagger, collate, encode_examples, special_ids
@@ -41,7 +41,7 @@ def tagger_windows(
     words = example.tokens
     spaced = tokenizer([" " + word for word in words], add_special_tokens=False)["input_ids"]
     costs = [len(ids) or 1 for ids in spaced]
-    few = max_sentences is None or sum(costs) <= (whole_tokens or 0) or len(sentence_starts(example)) <= max_sentences
+    few = few_sentences(example, sum(costs), max_sentences, whole_tokens)
     if few and sum(costs) + 1 <= budget:  # the first word's own tokens may differ by one without its space
         return [(0, len(words))]
     bare = tokenizer(list(words), add_special_tokens=False)["input_ids"]

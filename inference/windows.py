@@ -144,6 +144,15 @@ def sentence_starts(example: Example) -> list[int]:
     return word_positions(example, [start for start, _ in sentence_bounds(example.text)])
 
 
+def few_sentences(example: Example, tokens: float, most: int | None, longest: int | None) -> bool:
+    """Whether a text of `tokens` tokens may be one window as far as sentences go: no sentence limit, a text no
+    longer than the longest training text, or at most `most` sentences (the check both predictors make first).
+
+    Example: few_sentences(Example("d", ["A", ".", "B", "."], ["O"] * 4), 4, 1, None) -> False
+    """
+    return most is None or tokens <= (longest or 0) or len(sentence_starts(example)) <= most
+
+
 def example_windows(
     example,
     costs: Sequence[int],
