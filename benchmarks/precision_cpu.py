@@ -25,16 +25,12 @@ if __package__ in (None, ""):  # run as a script: the repository root, not bench
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.cells import load, save  # noqa: E402
+from instruct_ner.data.make_emails_real import fold_of  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EMAILS = ROOT / "data" / "emails_it_real" / "emails.csv"
 BIN = Path(sys.executable).parent / "instruct-ner"
 CELLS = ["tagger-fp32", "tagger-bf16", "inline-fp32", "inline-bf16"]
-
-
-def fold_of(example_id: str) -> int:
-    """The hand-written set's fold of an e-mail id (data/make_emails_real.py): real-001 -> 0, real-002 -> 1."""
-    return (int(example_id.rsplit("-", 1)[1]) - 1) % 4
 
 
 def split(folder: Path, train_size: int) -> tuple[Path, Path]:

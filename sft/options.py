@@ -1,25 +1,28 @@
-"""The options `train` and `train-tagger` share, declared once: the model (`ModelOptions`, also used by
-`generate` and `tag`; `PrecisionOption` also by `demo`), the optimisation loop (`LoopOptions`), the
-LoRA adapter (`LoraOptions`) and dev-F1 model selection (`DevF1Options`, carried out by
-sft/selection.py with an evaluator that `instruct_ner.training` builds), plus the helpers built on them: `lora_config`,
-`loop_arguments` (the Trainer arguments both trainers share), `prepare_output_dir` / `claim_output_dir` (the
-`--output_dir` check before anything loads, and the claim once every check passed), `AugmentOptions` and
-`augment_training` (mention-replacement copies of the training examples, prompts/augment.py), `run_config` (what
-decides a run's weights, written into each checkpoint as run.json by sft/checkpoints.py), `resume_checkpoint` (the
-checkpoint lookup for `--resume`: the newest complete one, of the same run) and `prune_checkpoints` (after each staged
-save).
+"""The options `train` and `train-tagger` share, declared once: the model (`ModelOptions`, also used by `generate` and
+`tag`; `PrecisionOption` also by `demo`), the optimisation loop (`LoopOptions`), the LoRA adapter (`LoraOptions`)
+and dev-F1 model selection (`DevF1Options`, carried out by sft/selection.py with an evaluator that
+`instruct_ner.training` builds), plus the helpers built on them: `lora_config`, `loop_arguments` (the Trainer
+arguments both trainers share; `epochs_for` raises the epochs to `min_steps`), `prepare_output_dir` /
+`claim_output_dir` (the `--output_dir` check before anything loads, and the claim once every check passed),
+`AugmentOptions` and `augment_training` (mention-replacement copies of the training examples, prompts/augment.py),
+`run_config` (what decides a run's weights, written into each checkpoint as run.json by sft/checkpoints.py),
+`resume_checkpoint` (the checkpoint lookup for `--resume`: the newest complete one, of the same run) and
+`prune_checkpoints` (after each staged save).
 
 This module loads no model and reads no data.
 """
 
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from instruct_ner.config import ConfigError
 from instruct_ner.examples import Example
 from instruct_ner.prompts.readers import ReaderOptions
+from instruct_ner.sft.distributed import is_main, world_size
 from instruct_ner.sft.models import PRECISIONS
 
 
@@ -62,6 +65,13 @@ class LoopOptions:
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     num_train_epochs: float = field(default=1.0, metadata={"help": "epochs (ignored when max_steps > 0)"})
     max_steps: int = field(default=-1, metadata={"help": "optimizer steps; -1 = use num_train_epochs"})
+    min_steps: int = field(
+        default=0,
+        metadata={
+            "help": "train at least this many optimizer steps: on a small training set num_train_epochs is raised "
+            "to reach them (40 e-mails at 3 epochs made 15-30 steps, far from trained: BENCHMARKS.md); 0 = off"
+        },
+    )
     per_device_train_batch_size: int = field(default=8, metadata={"help": "batch size per device"})
     save_steps: int = field(default=100, metadata={"help": "save a checkpoint every N steps"})
     save_total_limit: int | None = field(
@@ -85,6 +95,8 @@ class LoopOptions:
     )
 
     def check_loop(self) -> None:
+        if isinstance(self.min_steps, bool) or self.min_steps < 0:
+            raise ConfigError(f"min_steps must be a number of steps >= 0, got {self.min_steps}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         limit = self.save_total_limit
@@ -214,10 +226,39 @@ def lora_config(options: LoraOptions, task_type: str):
     )
 
 
-def loop_arguments(config: LoopOptions, output_dir: str, names: set[str]) -> dict:
+def epochs_for(config: LoopOptions, examples: int, per_step: int) -> float:
+    """`num_train_epochs`, raised to the whole epochs that make at least `min_steps` optimizer steps over `examples`
+    training examples at `per_step` examples a step (micro batch x accumulation x processes). Unchanged when
+    `max_steps` decides the length, `min_steps` is 0, or the epochs asked already make enough steps.
+
+    Example: epochs_for(LoopOptions(num_train_epochs=3, min_steps=100), examples=40, per_step=4) -> 10
+    Example: epochs_for(LoopOptions(num_train_epochs=3, min_steps=100), examples=240, per_step=4) -> 3
+    """
+    if config.max_steps > 0 or config.min_steps <= 0 or examples <= 0:
+        return config.num_train_epochs
+    steps_per_epoch = math.ceil(examples / max(1, per_step))
+    return max(config.num_train_epochs, math.ceil(config.min_steps / steps_per_epoch))
+
+
+def training_epochs(config: LoopOptions, examples: int) -> float:
+    """`epochs_for` this run: micro batch x accumulation (where the trainer has it) x processes a step; says on
+    stderr (main process) when `min_steps` raised the epochs."""
+    per_step = config.per_device_train_batch_size * getattr(config, "gradient_accumulation_steps", 1) * world_size()
+    epochs = epochs_for(config, examples, per_step)
+    if epochs != config.num_train_epochs and is_main():
+        print(
+            f"min_steps {config.min_steps}: {epochs:g} epochs over {examples} training examples "
+            f"({math.ceil(examples / per_step)} steps each), not {config.num_train_epochs:g}",
+            file=sys.stderr,
+        )
+    return epochs
+
+
+def loop_arguments(config: LoopOptions, output_dir: str, names: set[str], epochs: float | None = None) -> dict:
     """The `transformers.TrainingArguments` (or TRL `SFTConfig`) fields of the loop options, the same for both
-    trainers: AdamW, warm-up, steps or epochs, batch size, checkpoints, logging, seeds, CPU or CUDA. `names`: the
-    argument class's field names (transformers 5 dropped `warmup_ratio`).
+    trainers: AdamW, warm-up, steps or epochs (`epochs`: `epochs_for`'s, default the config's), batch size,
+    checkpoints, logging, seeds, CPU or CUDA. `names`: the argument class's field names (transformers 5 dropped
+    `warmup_ratio`).
 
     Example: loop_arguments(LoopOptions(max_steps=5), "runs/x", names)["max_steps"] -> 5
     """
@@ -229,7 +270,7 @@ def loop_arguments(config: LoopOptions, output_dir: str, names: set[str]) -> dic
         **warmup_argument(config.warmup_ratio, names),
         "weight_decay": config.weight_decay,
         "optim": "adamw_torch",
-        "num_train_epochs": config.num_train_epochs,
+        "num_train_epochs": config.num_train_epochs if epochs is None else epochs,
         "max_steps": config.max_steps,
         "per_device_train_batch_size": config.per_device_train_batch_size,
         "per_device_eval_batch_size": config.per_device_train_batch_size,
@@ -264,7 +305,7 @@ STAGING_PREFIX = ".saving-"  # a checkpoint being written: output_dir/.saving-ch
 # (taken after augmentation; so a checkpoint of before `augment` existed resumes too).
 NOT_IN_RUN = frozenset(
     "resume overwrite output_dir logging_steps save_steps save_total_limit eval_steps eval_data eval_limit eval_split "
-    "eval_f1_data eval_f1_limit eval_f1_steps early_stopping_patience merge max_steps num_train_epochs "
+    "eval_f1_data eval_f1_limit eval_f1_steps early_stopping_patience merge max_steps min_steps num_train_epochs "
     "trust_remote_code max_batch_tokens gradient_checkpointing completion_only_lm_head data augment".split()
 )
 

@@ -26,7 +26,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from instruct_ner.sft.checkpoints import AtomicCheckpoints
 from instruct_ner.sft.features import collate_features
 from instruct_ner.sft.models import is_quantized
-from instruct_ner.sft.options import loop_arguments
+from instruct_ner.sft.options import loop_arguments, training_epochs
 from instruct_ner.sft.selection import load_trainable, save_trainable
 from instruct_ner.sft.tagger import collate, save_tagger
 
@@ -125,7 +125,7 @@ def tagger_trainer(
     `run` (`options.run_config`) goes into every checkpoint as its run.json."""
     names = {f.name for f in dataclasses.fields(TrainingArguments)}
     args = TrainingArguments(
-        **loop_arguments(config, config.output_dir, names),
+        **loop_arguments(config, config.output_dir, names, training_epochs(config, len(items))),
         lr_scheduler_type="cosine",
         remove_unused_columns=False,  # the collator reads the items whole
         disable_tqdm=True,

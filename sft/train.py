@@ -73,6 +73,7 @@ from instruct_ner.sft.options import (  # noqa: F401  (ModelOptions, LoopOptions
     prepare_output_dir,
     resume_checkpoint,
     run_config,
+    training_epochs,
 )
 
 
@@ -386,7 +387,8 @@ def prepare_model(config: TrainConfig, model_path: str):
     return model
 
 
-def sft_config(config: TrainConfig, has_eval: bool, precision: str):
+def sft_config(config: TrainConfig, has_eval: bool, precision: str, examples: int = 0):
+    """TRL's SFTConfig of a TrainConfig; `examples`: the training examples, for `min_steps` (`epochs_for`)."""
     import dataclasses
 
     import torch
@@ -404,7 +406,7 @@ def sft_config(config: TrainConfig, has_eval: bool, precision: str):
         else:
             extra["group_by_length"] = True
     return SFTConfig(
-        **loop_arguments(config, config.output_dir, names),
+        **loop_arguments(config, config.output_dir, names, training_epochs(config, examples)),
         lr_scheduler_type=config.lr_scheduler_type,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         max_length=trainer_max_length(config),
@@ -560,7 +562,7 @@ def run_training(config: TrainConfig, callbacks=None, evaluator=None, prepared=N
     with quiet_dataset_preparation():  # TRL's four dataset passes take milliseconds; their bars read as noise
         trainer = staged_sft_trainer()(
             model=model,
-            args=sft_config(batching, bool(dev), precision),
+            args=sft_config(batching, bool(dev), precision, len(train_dataset)),
             train_dataset=train_dataset,
             eval_dataset=eval_dataset,
             processing_class=tokenizer,

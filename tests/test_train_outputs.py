@@ -239,3 +239,18 @@ def test_an_explicit_empty_model_means_the_embedded_one_for_a_tagger(tmp_path, t
             tagger_module.load_tagger(folder, model, precision)
         assert loaded.pop() == expected
     assert train_tagger_module  # imported for the monkeypatch targets' modules to be loaded
+
+
+@pytest.mark.parametrize("kind", list(RUNS))
+def test_min_steps_raises_the_epochs_of_a_small_training_set(tiny_llama, conll_file, tmp_path, kind, capsys):
+    """One epoch's steps as the Trainer counts them, then min_steps one more: two whole epochs, said on stderr."""
+    make, run = RUNS[kind]
+    one, more = Steps(), Steps()
+    common = dict(max_steps=-1, num_train_epochs=1, save_steps=1000)
+    run(make(tiny_llama, conll_file, tmp_path / "one", **common), callbacks=[one])
+    epoch = one.taken[-1]
+    run(make(tiny_llama, conll_file, tmp_path / "more", min_steps=epoch + 1, **common), callbacks=[more])
+    assert more.taken[-1] == 2 * epoch
+    assert f"min_steps {epoch + 1}: 2 epochs over" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="min_steps must be"):
+        make(tiny_llama, conll_file, tmp_path / "bad", min_steps=-1)
