@@ -2,13 +2,19 @@
 
 `load` starts a new file's object with `machine` (CPU with its native-bf16 flag and cores, or the GPU: what every
 figure must be recorded with); `save` writes the whole object atomically after each cell, so a script killed
-between cells keeps every finished one. It runs nothing itself.
+between cells keeps every finished one. `timed` runs one `instruct-ner` command as a user would (a subprocess of
+this environment's CLI) and returns its wall seconds.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+CLI = Path(sys.executable).parent / "instruct-ner"
 
 
 def load(path: Path) -> dict:
@@ -25,3 +31,10 @@ def save(path: Path, results: dict) -> None:
     from instruct_ner.jsonl import write_text_atomic
 
     write_text_atomic(path, json.dumps(results, indent=2) + "\n")
+
+
+def timed(argv: list[str]) -> float:
+    """Wall seconds of `instruct-ner ARGV` (model loading included); a failing command raises CalledProcessError."""
+    started = time.perf_counter()
+    subprocess.run([str(CLI), *argv], check=True)
+    return time.perf_counter() - started

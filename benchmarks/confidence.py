@@ -4,18 +4,25 @@ Cells (each written to the JSON as soon as it is done; a rerun skips the cells a
 - `conll-{list,inline,tagger}`: one system each (`--list_adapter`, `--inline_adapter`, `--tagger`, the tagger
   bidirectional), predicted on CoNLL-2003 dev and test. Reported: micro F1; ECE of the raw scores on test (for the
   generative systems both score definitions, `sequence` and `label`, from one decoding each); a temperature fitted
-  on dev (`inference.confidence.fit_calibration`) and the test ECE after it; the test PR curve over thresholds and
-  the dev-best threshold's test F1. Acceptance: ECE after calibration <= 0.05; precision rising with the threshold
-  within noise (`precision_drops`: the largest fall of precision from one threshold to a higher one).
-- `emails-{generative,tagger}`: the e-mail test set (`--email_adapter`, `--email_tagger`): each e-mail's
+  on dev (`inference.confidence.fit_calibration`) and the test ECE after it (and after Platt scaling, also fitted on
+  dev); reliability tables and diagrams before and after (`--figures`); the test PR curve over thresholds, a sweep at
+  fixed thresholds with precision's standard error, and the dev-best threshold's test F1. Acceptance: ECE after
+  calibration <= 0.05; precision rising with the threshold within noise (`falls_beyond_noise`: thresholds of the
+  sweep where precision is more than two standard errors below its best at a lower threshold; `precision_drops`:
+  the largest fall on the full curve, noise included).
+- `emails-{generative,tagger}`: an e-mail test set (`--emails`, `--email_adapter`, `--email_tagger`): each e-mail's
   confidence is its least confident entity (1 without entities); the 20% least confident e-mails go to review,
   and the micro F1 of the other 80% is reported beside the F1 of all (the gain is the figure).
 
-    .venv/bin/python benchmarks/confidence.py --list_adapter runs/sft-conll --inline_adapter runs/sft-conll-inline \\
-        --tagger runs/tagger-conll-bidir --email_adapter runs/sft-emails --email_tagger runs/tagger-emails \\
-        --out benchmarks/results/confidence.json
+    python benchmarks/confidence_adapters.py    # the CoNLL-2003 adapters at 2,000 sentences (runs/confidence/)
+    python benchmarks/confidence.py --dev_limit 1000 --list_adapter runs/confidence/conll2003__gen-list__2000/model \\
+        --inline_adapter runs/confidence/conll2003__gen-inline__2000/model \\
+        --tagger runs/confidence/conll2003__tagger-bidirectional__2000/model \\
+        --cells conll-tagger conll-list conll-inline
+    python benchmarks/confidence.py --cells emails-generative emails-tagger --email_adapter ... --email_tagger ... \\
+        --emails TEST.csv --out benchmarks/results/confidence_emails_foldK.json
 
-The full test sets take long on CPU; run them on a GPU machine, or with --limit for a smoke run.
+The full CoNLL-2003 test takes ~40 minutes on a 2-core CPU (three systems); --limit makes a smoke run.
 """
 
 from __future__ import annotations
@@ -98,13 +105,50 @@ def precision_drops(points: list[dict]) -> float:
     return worst
 
 
+SWEEP = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
+
+
+def threshold_sweep(scores: list[float], correct: list[bool], gold: int, thresholds=SWEEP) -> list[dict]:
+    """Precision, recall and kept entities at fixed thresholds, with precision's binomial standard error
+    sqrt(p (1 - p) / kept): the noise against which a fall of precision at a higher threshold is read."""
+    points = []
+    for threshold in thresholds:
+        kept = [c for s, c in zip(scores, correct) if s >= threshold]
+        right = sum(kept)
+        precision = right / len(kept) if kept else 1.0
+        points.append(
+            {
+                "threshold": threshold,
+                "kept": len(kept),
+                "precision": precision,
+                "precision_se": (precision * (1 - precision) / len(kept)) ** 0.5 if kept else 0.0,
+                "recall": right / gold if gold else 0.0,
+            }
+        )
+    return points
+
+
+def falls_beyond_noise(points: list[dict]) -> list[float]:
+    """Thresholds of a sweep where precision is below the best precision at a lower threshold by more than twice its
+    standard error (none: precision rises with the threshold within noise)."""
+    falls, best_below = [], 0.0
+    for point in points:
+        if point["kept"] and best_below - point["precision"] > 2 * point["precision_se"]:
+            falls.append(point["threshold"])
+        best_below = max(best_below, point["precision"])
+    return falls
+
+
 def conll_cell(name: str, args) -> dict:
     from instruct_ner.inference.confidence import (
         apply_threshold,
         best_threshold,
         expected_calibration_error,
         fit_calibration,
+        plot_pr_curves,
+        plot_reliability,
         pr_curve,
+        reliability,
         scored_entities,
     )
 
@@ -116,20 +160,38 @@ def conll_cell(name: str, args) -> dict:
         test = predict(folder, args.conll, args.limit, args.batch_size, method)
         dev_scored, test_scored = scored_entities(dev), scored_entities(test)
         fitted = fit_calibration(dev_scored.scores, dev_scored.correct)
+        platt = fit_calibration(dev_scored.scores, dev_scored.correct, "platt")
         calibrated = [fitted(s) for s in test_scored.scores]
         points = pr_curve(test_scored.scores, test_scored.correct, test_scored.gold)
         dev_best = best_threshold(pr_curve(dev_scored.scores, dev_scored.correct, dev_scored.gold))["threshold"]
+        sweep = threshold_sweep(test_scored.scores, test_scored.correct, test_scored.gold)
+        raw, after = reliability(test_scored.scores, test_scored.correct), reliability(calibrated, test_scored.correct)
         cell[method] = {
             "f1": micro_f1(test),
+            "f1_at_threshold_0": micro_f1([apply_threshold(r, 0.0) for r in test]),
             "entities": len(test_scored.scores),
+            "unscored": test_scored.unscored,
+            "dev_entities": len(dev_scored.scores),
             "ece": expected_calibration_error(test_scored.scores, test_scored.correct),
             "temperature": 1 / fitted.a,
             "ece_calibrated": expected_calibration_error(calibrated, test_scored.correct),
+            "platt": platt.to_dict(),
+            "ece_platt": expected_calibration_error([platt(s) for s in test_scored.scores], test_scored.correct),
+            "reliability": raw,
+            "reliability_calibrated": after,
+            "sweep": sweep,
+            "falls_beyond_noise": falls_beyond_noise(sweep),
             "pr_curve": points[:: max(1, len(points) // 50)],
             "precision_drops": precision_drops(points),
             "dev_best_threshold": dev_best,
             "f1_at_dev_best": micro_f1([apply_threshold(r, dev_best) for r in test]),
         }
+        if args.figures:
+            figures = Path(args.figures)
+            figures.mkdir(parents=True, exist_ok=True)
+            plot_reliability(f"{name} {method}, raw", raw, figures / f"{name}-{method}-raw.png")
+            plot_reliability(f"{name} {method}, calibrated", after, figures / f"{name}-{method}-calibrated.png")
+            plot_pr_curves({method: points}, figures / f"{name}-{method}-pr.png")
     return cell
 
 
@@ -151,6 +213,52 @@ def email_cell(name: str, args) -> dict:
     }
 
 
+SYSTEM_NAMES = {"conll-list": "entity list", "conll-inline": "inline", "conll-tagger": "bidirectional tagger"}
+
+
+def report(results: list[dict]) -> str:
+    """Markdown tables of finished results files: calibration and thresholds per CoNLL-2003 system and score
+    definition, then the e-mail triage per results file (one file per fold) and its mean gain per system."""
+    rows, triage = [], []
+    for result in results:
+        for name, cell in result["cells"].items():
+            if name.startswith("conll"):
+                for method in ("sequence", "label"):
+                    if method not in cell:
+                        continue
+                    m = cell[method]
+                    at = {p["threshold"]: p for p in m["sweep"]}
+                    rows.append(
+                        f"| {SYSTEM_NAMES[name]} | {method} | {m['f1']:.3f} | {m['entities']:,} | {m['ece']:.3f} | "
+                        f"{m['temperature']:.2f} | **{m['ece_calibrated']:.3f}** | {m['ece_platt']:.3f} | "
+                        + " | ".join(f"{at[t]['precision']:.3f} / {at[t]['recall']:.3f}" for t in (0.0, 0.5, 0.9))
+                        + f" | {', '.join(str(t) for t in m['falls_beyond_noise']) or 'none'} | "
+                        f"{m['dev_best_threshold']:.2f}, {m['f1_at_dev_best']:.3f} |"
+                    )
+            else:
+                triage.append((name, cell))
+    lines = []
+    if rows:
+        lines += [
+            "| system | score | F1 | entities | ECE raw | T | ECE after T | ECE after Platt | P / R at 0 | "
+            "P / R at 0.5 | P / R at 0.9 | precision falls beyond 2 se | dev-best threshold, test F1 |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            *rows,
+        ]
+    if triage:
+        lines += ["", "| system | test e-mails | reviewed | F1 all | F1 of the rest | gain |", "|---" * 6 + "|"]
+        gains: dict[str, list[float]] = {}
+        for name, cell in triage:
+            gains.setdefault(name, []).append(cell["gain"])
+            lines.append(
+                f"| {name} ({cell['folder']}) | {cell['emails']} | {cell['reviewed']} | {cell['f1_all']:.3f} | "
+                f"{cell['f1_rest']:.3f} | {cell['gain']:+.3f} |"
+            )
+        for name, values in gains.items():
+            lines.append(f"| {name}, mean of {len(values)} | | | | | **{sum(values) / len(values):+.3f}** |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for flag in sorted(set(FOLDER.values())):
@@ -165,7 +273,12 @@ def main() -> None:
     parser.add_argument("--review_share", type=float, default=0.2)
     parser.add_argument("--redo", action="store_true", help="recompute cells already in the results")
     parser.add_argument("--out", default="benchmarks/results/confidence.json")
+    parser.add_argument("--figures", default="benchmarks/results/confidence", help="reliability and PR PNGs ('' none)")
+    parser.add_argument("--report", nargs="+", metavar="JSON", help="print these results files' tables; run nothing")
     args = parser.parse_args()
+    if args.report:
+        print(report([json.loads(Path(path).read_text(encoding="utf-8")) for path in args.report]))
+        return
     out = Path(args.out)
     results = load(out)
     for name in args.cells:

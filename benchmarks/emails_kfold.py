@@ -23,7 +23,6 @@ import argparse
 import csv
 import random
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,13 +30,12 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: the repository root, not benchmarks/, must be importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.cells import load, save  # noqa: E402
+from benchmarks.cells import load, save, timed  # noqa: E402
 from instruct_ner.data.make_emails_real import fold_of  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EMAILS = ROOT / "data" / "emails_it_real" / "emails.csv"
 TEMPLATED = ROOT / "data" / "emails_it_large" / "train.csv"
-BIN = Path(sys.executable).parent / "instruct-ner"
 RECIPE = ["--config", "smollm2-emails-it", "--eval_fraction", "0"]
 TAGGER = ["--num_train_epochs", "3"]  # train-tagger's defaults otherwise: bidirectional LoRA + CRF
 # name -> (command, options after the data's): each differs from its baseline (tagger, inline = 3 epochs; the
@@ -79,12 +77,6 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
         writer.writeheader()
         writer.writerows({k: r[k] for k in ("id", "text", "entities")} for r in rows)
     return path
-
-
-def timed(argv: list[str]) -> float:
-    started = time.perf_counter()
-    subprocess.run([str(BIN), *argv], check=True)
-    return time.perf_counter() - started
 
 
 def run_cell(key: str, rows: list[dict], runs: Path, args) -> dict:

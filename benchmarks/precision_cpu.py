@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,12 +23,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: the repository root, not benchmarks/, must be importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.cells import load, save  # noqa: E402
+from benchmarks.cells import load, save, timed  # noqa: E402
 from instruct_ner.data.make_emails_real import fold_of  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EMAILS = ROOT / "data" / "emails_it_real" / "emails.csv"
-BIN = Path(sys.executable).parent / "instruct-ner"
 CELLS = ["tagger-fp32", "tagger-bf16", "inline-fp32", "inline-bf16"]
 
 
@@ -48,12 +46,6 @@ def split(folder: Path, train_size: int) -> tuple[Path, Path]:
             writer.writeheader()
             writer.writerows(chosen)
     return folder / "train.csv", folder / "test.csv"
-
-
-def timed(argv: list[str]) -> float:
-    started = time.perf_counter()
-    subprocess.run([str(BIN), *argv], check=True)
-    return time.perf_counter() - started
 
 
 def run_cell(name: str, train: Path, test: Path, runs: Path) -> dict:

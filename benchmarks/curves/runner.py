@@ -162,8 +162,12 @@ def write_train_summary(folder: Path, trained: dict, total: int, watch, lr: floa
         "train_seconds": watch.total,  # wall time of training incl. model loading and dev evaluations
         "last_process_loop_seconds": trained["seconds"],
         "learning_rate": lr,
-        **{key: trained[key] for key in ("best_step", "best_dev_f1", "dev_history", "eval_seconds")},
-        **{key: trained[key] for key in ("micro_batch",) if key in trained},  # generative cells: what ran
+        # dev-F1 selection's figures (absent without it) and, for generative cells, the micro-batch that ran
+        **{
+            key: trained[key]
+            for key in ("best_step", "best_dev_f1", "dev_history", "eval_seconds", "micro_batch")
+            if key in trained
+        },
     }
     (folder / "train.json").write_text(json.dumps(summary, indent=2))
     prune_checkpoints(folder / "model", keep=0)
@@ -175,9 +179,9 @@ def dev_f1_options(data: dict, total: int) -> dict:
     return dict(eval_f1_data=str(data["dev_file"]), eval_f1_steps=eval_every(total), early_stopping_patience=PATIENCE)
 
 
-def tagger_options(spec: dict, data: dict, lr: float, output_dir: Path, precision: str) -> dict:
+def tagger_options(spec: dict, data: dict, lr: float, output_dir: Path, precision: str, dev: bool = True) -> dict:
     """The `TaggerConfig` fields of a tagger cell (a system's spec over the shared recipe)."""
-    return common_options(data, lr, output_dir, precision) | dict(
+    return common_options(data, lr, output_dir, precision, dev) | dict(
         model=minilm_path() if spec.get("model") == MINILM else "",
         attention=spec.get("attention", "bidirectional"),
         head=spec["head"],
@@ -188,8 +192,9 @@ def tagger_options(spec: dict, data: dict, lr: float, output_dir: Path, precisio
     )
 
 
-def common_options(data: dict, lr: float, output_dir: Path, precision: str) -> dict:
-    """The config fields every trained cell shares, generative or tagger (the trainers take the same names)."""
+def common_options(data: dict, lr: float, output_dir: Path, precision: str, dev: bool = True) -> dict:
+    """The config fields every trained cell shares, generative or tagger (the trainers take the same names);
+    `dev=False` trains without dev-F1 selection (the last step's weights are saved)."""
     from instruct_ner.sft.options import checkpoints
 
     total = steps_for(data["limit"], data["epochs"])
@@ -206,14 +211,14 @@ def common_options(data: dict, lr: float, output_dir: Path, precision: str) -> d
         output_dir=str(output_dir),
         resume="latest" if checkpoints(output_dir) else None,
         overwrite=True,  # the cell's own folder: a cell cut off before its first checkpoint starts again
-        **dev_f1_options(data, total),
+        **(dev_f1_options(data, total) if dev else {}),
     )
     if data["reader"]:
         options.update(format="csv", id_column="id")
     return options
 
 
-def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision: str) -> dict:
+def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision: str, dev: bool = True) -> dict:
     from instruct_ner.sft.artifact import ARTIFACT_FILE
     from instruct_ner.sft.train_tagger import TaggerConfig
     from instruct_ner.training import train_tagger
@@ -222,11 +227,13 @@ def train_tagger_cell(spec: dict, data: dict, lr: float, folder: Path, precision
     if (output_dir / ARTIFACT_FILE).exists() and (folder / "train.json").exists():
         return json.loads((folder / "train.json").read_text())
     with Stopwatch(folder, checkpoints_in=output_dir) as watch:
-        trained = train_tagger(TaggerConfig(**tagger_options(spec, data, lr, output_dir, precision)))
+        trained = train_tagger(TaggerConfig(**tagger_options(spec, data, lr, output_dir, precision, dev)))
     return write_train_summary(folder, trained, steps_for(data["limit"], data["epochs"]), watch, lr)
 
 
-def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: str, template: str) -> dict:
+def train_gen_cell(
+    spec: dict, data: dict, lr: float, folder: Path, precision: str, template: str, dev: bool = True
+) -> dict:
     from instruct_ner.sft.train import TrainConfig
     from instruct_ner.training import train
 
@@ -234,7 +241,7 @@ def train_gen_cell(spec: dict, data: dict, lr: float, folder: Path, precision: s
     output_dir = folder / "model"
     if (folder / "train.json").exists():
         return json.loads((folder / "train.json").read_text())
-    options = common_options(data, lr, output_dir, precision) | dict(
+    options = common_options(data, lr, output_dir, precision, dev) | dict(
         template=template,
         per_device_train_batch_size=data["micro_batch"],
         gradient_accumulation_steps=BATCH // data["micro_batch"],
