@@ -88,6 +88,16 @@ def predict(folder: str, data: str, limit: int | None, batch_size: int, score_me
     return predictor.predict(examples, batch_size)
 
 
+def keep(path: Path, records: list[dict]) -> None:
+    """Write prediction records as `generate` / `tag` would (a finished file is left as it is)."""
+    from instruct_ner.inference.predictor import file_record
+    from instruct_ner.jsonl import write_jsonl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        write_jsonl(path, (file_record(r) for r in records))
+
+
 def micro_f1(records: list[dict]) -> float:
     from instruct_ner.inference.score import score_tags
 
@@ -158,8 +168,11 @@ def conll_cell(name: str, args) -> dict:
     for method in methods:
         dev = predict(folder, args.conll_dev, args.dev_limit or args.limit, args.batch_size, method)
         test = predict(folder, args.conll, args.limit, args.batch_size, method)
+        if args.predictions:  # kept for what the cell does not compute (another calibration, another triage)
+            keep(Path(args.predictions) / f"{name}-{method}-dev.jsonl", dev)
+            keep(Path(args.predictions) / f"{name}-{method}-test.jsonl", test)
         dev_scored, test_scored = scored_entities(dev), scored_entities(test)
-        fitted = fit_calibration(dev_scored.scores, dev_scored.correct)
+        fitted = fit_calibration(dev_scored.scores, dev_scored.correct, "temperature")
         platt = fit_calibration(dev_scored.scores, dev_scored.correct, "platt")
         calibrated = [fitted(s) for s in test_scored.scores]
         points = pr_curve(test_scored.scores, test_scored.correct, test_scored.gold)
@@ -274,6 +287,7 @@ def main() -> None:
     parser.add_argument("--redo", action="store_true", help="recompute cells already in the results")
     parser.add_argument("--out", default="benchmarks/results/confidence.json")
     parser.add_argument("--figures", default="benchmarks/results/confidence", help="reliability and PR PNGs ('' none)")
+    parser.add_argument("--predictions", default="runs/confidence/predictions", help="records folder ('' none)")
     parser.add_argument("--report", nargs="+", metavar="JSON", help="print these results files' tables; run nothing")
     args = parser.parse_args()
     if args.report:

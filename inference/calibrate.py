@@ -2,10 +2,10 @@
 
 Reads predictions (`generate` / `tag` output with gold `tags`) made by the folder as it is now, each record checked
 (a bad one is an error naming its line; a file whose gold tags hold no entity, unannotated text tagged O, is
-refused), fits a temperature (or Platt scaling on the score's logit, `--method platt`) that minimises the log loss
-of "this entity is right" (`inference.confidence.fit_calibration`), composes it with the folder's current
-calibration (the scores in the file were made with it) and writes it into the folder's `instruct_ner.json`; every
-later prediction applies it.
+refused), fits Platt scaling on the score's logit (a temperature and a shift; `--method temperature`: the
+temperature alone) that minimises the log loss of "this entity is right" (`inference.confidence.fit_calibration`),
+composes it with the folder's current calibration (the scores in the file were made with it) and writes it into the
+folder's `instruct_ner.json`; every later prediction applies it.
 Prints the expected calibration error before and after (in-sample: `compare` reports a cross-fitted one).
 
 Example (runs/dev.jsonl: that adapter's `generate` output on dev data):
@@ -20,6 +20,7 @@ from instruct_ner.config import Config, ConfigError, parse_config
 from instruct_ner.examples import DataError
 from instruct_ner.inference.confidence import (
     CALIBRATION_METHODS,
+    DEFAULT_CALIBRATION,
     Calibration,
     Scored,
     check_entities,
@@ -36,7 +37,9 @@ from instruct_ner.sft.artifact import Artifact
 class CalibrateConfig(Config):
     adapter: str | None = field(default=None, metadata={"help": "folder from train or train-tagger (required)"})
     data: str | None = field(default=None, metadata={"help": "its predictions on dev data, with gold tags (required)"})
-    method: str = field(default="temperature", metadata={"help": "temperature or platt"})
+    method: str = field(
+        default=DEFAULT_CALIBRATION, metadata={"help": "platt (a temperature and a shift) or temperature (alone)"}
+    )
 
     def __post_init__(self) -> None:
         if not self.adapter or not self.data:

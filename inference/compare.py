@@ -31,7 +31,13 @@ from pathlib import Path
 
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.examples import DataError, tags_to_spans
-from instruct_ner.inference.confidence import confidence_report, cross_fitted_ece, plot_pr_curves, plot_reliability
+from instruct_ner.inference.confidence import (
+    DEFAULT_CALIBRATION,
+    confidence_report,
+    cross_fitted_ece,
+    plot_pr_curves,
+    plot_reliability,
+)
 from instruct_ner.inference.grounding import total_diagnostics
 from instruct_ner.inference.score import check_tag_record, score_tags
 from instruct_ner.jsonl import iter_jsonl, write_text_atomic
@@ -191,7 +197,9 @@ def markdown(systems: dict[str, dict]) -> str:
     scored = [name for name in names if "confidence" in systems[name]]
     if scored:
         lines += ["", "## Confidence (entity scores)", ""]
-        lines.append("| system | scored entities | ECE | ECE, temperature (2-fold) | best threshold | F1 there |")
+        lines.append(
+            f"| system | scored entities | ECE | ECE, {DEFAULT_CALIBRATION} (2-fold) | best threshold | F1 there |"
+        )
         lines.append("|---" * 6 + "|")
         for name in scored:
             c = systems[name]["confidence"]

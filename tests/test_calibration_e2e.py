@@ -102,7 +102,9 @@ def test_a_saved_calibration_is_applied_to_every_score_and_calibrating_twice_com
     assert all(e.score is not None for entities in raw for e in entities)
 
     # Calibrate once (temperature): the saved a is the raw scores' optimum (b stays 0).
-    assert main(["calibrate", "--adapter", str(folder), "--data", str(tmp_path / "dev.raw.jsonl")]) == 0
+    args = ["calibrate", "--adapter", str(folder), "--data", str(tmp_path / "dev.raw.jsonl")]
+    args += ["--method", "temperature"]
+    assert main(args) == 0
     once = saved_calibration(folder)
     assert once["method"] == "temperature" and once["b"] == 0.0
     assert 1e-3 < once["a"] < 1e3 and abs(once["a"] - 1) > 0.01  # an interior fit that changes the scores
@@ -137,9 +139,9 @@ def test_a_saved_calibration_is_applied_to_every_score_and_calibrating_twice_com
     above = [{**r, "entities": [e for e in r["entities"] if e["score"] >= threshold]} for r in once_file]
     assert file_spans(cut) == file_spans(above) and file_spans(cut) != file_spans(once_file)
 
-    # Calibrate again (Platt) on predictions made with the first calibration: the saved calibration composes the
-    # two, so it is the Platt optimum on the raw scores (the second fit saw logit(score) scaled by the first a).
-    args = ["calibrate", "--adapter", str(folder), "--data", str(tmp_path / "dev.once.jsonl"), "--method", "platt"]
+    # Calibrate again (Platt, the default) on predictions made with the first calibration: the saved calibration
+    # composes the two, so it is the Platt optimum on the raw scores (the second fit saw logit(score) scaled by a).
+    args = ["calibrate", "--adapter", str(folder), "--data", str(tmp_path / "dev.once.jsonl")]
     assert main(args) == 0
     twice = saved_calibration(folder)
     assert twice["method"] == "platt"

@@ -278,7 +278,7 @@ def test_calibration_fits_the_obvious_temperature_and_composes():
     from instruct_ner.inference.calibrate import compose
     from instruct_ner.inference.confidence import Calibration, fit_calibration
 
-    fitted = fit_calibration([0.9] * 4, [True, True, True, False])
+    fitted = fit_calibration([0.9] * 4, [True, True, True, False], "temperature")
     assert fitted(0.9) == pytest.approx(0.75, abs=1e-4) and fitted.a == pytest.approx(0.5, abs=1e-3)
     platt = fit_calibration([0.9] * 4 + [0.1] * 4, [True, True, True, False, True, True, False, False], "platt")
     assert platt(0.9) == pytest.approx(0.75, abs=1e-3) and platt(0.1) == pytest.approx(0.5, abs=1e-3)
