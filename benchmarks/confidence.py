@@ -119,20 +119,22 @@ SWEEP = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
 
 
 def threshold_sweep(scores: list[float], correct: list[bool], gold: int, thresholds=SWEEP) -> list[dict]:
-    """Precision, recall and kept entities at fixed thresholds, with precision's binomial standard error
-    sqrt(p (1 - p) / kept): the noise against which a fall of precision at a higher threshold is read."""
-    points = []
+    """Precision, recall and kept entities at fixed thresholds (read off `pr_curve`, whose points are every distinct
+    score), with precision's binomial standard error sqrt(p (1 - p) / kept): the noise against which a fall of
+    precision at a higher threshold is read."""
+    from instruct_ner.inference.confidence import pr_curve
+
+    curve, points = pr_curve(scores, correct, gold), []
     for threshold in thresholds:
-        kept = [c for s, c in zip(scores, correct) if s >= threshold]
-        right = sum(kept)
-        precision = right / len(kept) if kept else 1.0
+        at = next((p for p in curve if p["threshold"] >= threshold), {"kept": 0, "precision": 1.0, "recall": 0.0})
+        kept, precision = at["kept"], at["precision"]
         points.append(
             {
                 "threshold": threshold,
-                "kept": len(kept),
+                "kept": kept,
                 "precision": precision,
-                "precision_se": (precision * (1 - precision) / len(kept)) ** 0.5 if kept else 0.0,
-                "recall": right / gold if gold else 0.0,
+                "precision_se": (precision * (1 - precision) / kept) ** 0.5 if kept else 0.0,
+                "recall": at["recall"],
             }
         )
     return points
