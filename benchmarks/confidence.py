@@ -4,12 +4,13 @@ Cells (each written to the JSON as soon as it is done; a rerun skips the cells a
 - `conll-{list,inline,tagger}`: one system each (`--list_adapter`, `--inline_adapter`, `--tagger`, the tagger
   bidirectional), predicted on CoNLL-2003 dev and test. Reported: micro F1; ECE of the raw scores on test (for the
   generative systems both score definitions, `sequence` and `label`, from one decoding each); a temperature fitted
-  on dev (`inference.confidence.fit_calibration`) and the test ECE after it (and after Platt scaling, also fitted on
-  dev); reliability tables and diagrams before and after (`--figures`); the test PR curve over thresholds, a sweep at
-  fixed thresholds with precision's standard error, and the dev-best threshold's test F1. Acceptance: ECE after
-  calibration <= 0.05; precision rising with the threshold within noise (`falls_beyond_noise`: thresholds of the
-  sweep where precision is more than two standard errors below its best at a lower threshold; `precision_drops`:
-  the largest fall on the full curve, noise included).
+  on dev (`inference.confidence.fit_calibration`) and the test ECE after it, after Platt scaling (also fitted on
+  dev) and after what `calibrate`'s default (auto: `choose_calibration` on the dev records) picks, the one the
+  acceptance reads; reliability tables and diagrams before and after auto (`--figures`); the test PR curve over
+  thresholds, a sweep at fixed thresholds with precision's standard error, and the dev-best threshold's test F1.
+  Acceptance: ECE after calibration <= 0.05; precision rising with the threshold within noise
+  (`falls_beyond_noise`: thresholds of the sweep where precision is more than two standard errors below its best
+  at a lower threshold; `precision_drops`: the largest fall on the full curve, noise included).
 - `emails-{generative,tagger}`: an e-mail test set (`--emails`, `--email_adapter`, `--email_tagger`): each e-mail's
   confidence is its least confident entity (1 without entities); the 20% least confident e-mails go to review,
   and the micro F1 of the other 80% is reported beside the F1 of all (the gain is the figure).
@@ -155,6 +156,7 @@ def conll_cell(name: str, args) -> dict:
     from instruct_ner.inference.confidence import (
         apply_threshold,
         best_threshold,
+        choose_calibration,
         expected_calibration_error,
         fit_calibration,
         plot_pr_curves,
@@ -176,7 +178,9 @@ def conll_cell(name: str, args) -> dict:
         dev_scored, test_scored = scored_entities(dev), scored_entities(test)
         fitted = fit_calibration(dev_scored.scores, dev_scored.correct, "temperature")
         platt = fit_calibration(dev_scored.scores, dev_scored.correct, "platt")
-        calibrated = [fitted(s) for s in test_scored.scores]
+        choice, dev_table = choose_calibration(dev)  # what `calibrate` does by default (auto) with these dev records
+        chosen = {"none": None, "temperature": fitted, "platt": platt}[choice]
+        calibrated = [chosen(s) for s in test_scored.scores] if chosen else list(test_scored.scores)
         points = pr_curve(test_scored.scores, test_scored.correct, test_scored.gold)
         dev_best = best_threshold(pr_curve(dev_scored.scores, dev_scored.correct, dev_scored.gold))["threshold"]
         sweep = threshold_sweep(test_scored.scores, test_scored.correct, test_scored.gold)
@@ -189,7 +193,10 @@ def conll_cell(name: str, args) -> dict:
             "dev_entities": len(dev_scored.scores),
             "ece": expected_calibration_error(test_scored.scores, test_scored.correct),
             "temperature": 1 / fitted.a,
-            "ece_calibrated": expected_calibration_error(calibrated, test_scored.correct),
+            "ece_calibrated": expected_calibration_error([fitted(s) for s in test_scored.scores], test_scored.correct),
+            "auto_choice": choice,
+            "dev_cross_fitted_ece": dev_table,
+            "ece_auto": expected_calibration_error(calibrated, test_scored.correct),
             "platt": platt.to_dict(),
             "ece_platt": expected_calibration_error([platt(s) for s in test_scored.scores], test_scored.correct),
             "reliability": raw,
@@ -243,9 +250,10 @@ def report(results: list[dict]) -> str:
                         continue
                     m = cell[method]
                     at = {p["threshold"]: p for p in m["sweep"]}
+                    auto = f"**{m['ece_auto']:.3f}** ({m['auto_choice']})" if "ece_auto" in m else "-"
                     rows.append(
                         f"| {SYSTEM_NAMES[name]} | {method} | {m['f1']:.3f} | {m['entities']:,} | {m['ece']:.3f} | "
-                        f"{m['temperature']:.2f} | **{m['ece_calibrated']:.3f}** | {m['ece_platt']:.3f} | "
+                        f"{m['temperature']:.2f} | {m['ece_calibrated']:.3f} | {m['ece_platt']:.3f} | {auto} | "
                         + " | ".join(f"{at[t]['precision']:.3f} / {at[t]['recall']:.3f}" for t in (0.0, 0.5, 0.9))
                         + f" | {', '.join(str(t) for t in m['falls_beyond_noise']) or 'none'} | "
                         f"{m['dev_best_threshold']:.2f}, {m['f1_at_dev_best']:.3f} |"
@@ -255,9 +263,10 @@ def report(results: list[dict]) -> str:
     lines = []
     if rows:
         lines += [
-            "| system | score | F1 | entities | ECE raw | T | ECE after T | ECE after Platt | P / R at 0 | "
-            "P / R at 0.5 | P / R at 0.9 | precision falls beyond 2 se | dev-best threshold, test F1 |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| system | score | F1 | entities | ECE raw | T | ECE after T | ECE after Platt | ECE after auto "
+            "(choice) | P / R at 0 | P / R at 0.5 | P / R at 0.9 | precision falls beyond 2 se | "
+            "dev-best threshold, test F1 |",
+            "|---" * 14 + "|",
             *rows,
         ]
     if triage:

@@ -10,8 +10,9 @@ scores it with seqeval (`score_file`): micro and per-type F1, wall seconds of tr
 
 The hand-written e-mails are realistic, not real mail (their README); say so wherever these figures go.
 `transfer/<size>/...` trains the inline recipe on the templated set (`data/emails_it_large/train.csv`) only and
-tests the same fold: how far templated training carries to hand-written mail. `inline-warm` starts from such an
-adapter (`--warm_adapter`, e.g. a finished transfer cell's model).
+tests the same fold: how far templated training carries to hand-written mail. Its training does not depend on the
+fold, so one model per seed (`runs/emails_kfold/transfer_seed<s>/model`, with its train seconds) serves every fold.
+`inline-warm` starts from such an adapter (`--warm_adapter`, e.g. `runs/emails_kfold/transfer_seed1/model`).
 
     python benchmarks/emails_kfold.py --candidates tagger inline --sizes 40 --folds 0 1 2 3 --seeds 1
     python benchmarks/emails_kfold.py --report
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import random
 import statistics
 import sys
@@ -87,15 +89,23 @@ def run_cell(key: str, rows: list[dict], runs: Path, args) -> dict:
     folder = runs / key.replace("/", "_")
     test = write_csv(folder / "test.csv", test_rows)
     train = TEMPLATED if candidate == "transfer" else write_csv(folder / "train.csv", train_rows)
+    model, out = folder / "model", folder / "predictions.jsonl"
+    if candidate == "transfer":  # the fold plays no part in its training: one model per seed serves every fold
+        model = runs / f"transfer_seed{seed}" / "model"
     if candidate == "inline-warm":
         if not args.warm_adapter:
             raise SystemExit("inline-warm needs --warm_adapter (an adapter trained on the templated e-mails)")
         options = [*options, "--init_adapter", args.warm_adapter]
     reading = ["--format", "csv", "--id_column", "id", "--precision", args.precision]
-    model, out = folder / "model", folder / "predictions.jsonl"
     out.unlink(missing_ok=True)  # a --redo of this script's own cell: its predictions are redone with its model
     common = ["--data", str(train), *reading, "--seed", str(seed), "--output_dir", str(model), "--overwrite"]
-    train_seconds = timed([command, *common, *options])
+    trained = model / "train_results.json"  # written last by a finished training
+    if candidate == "transfer" and trained.exists() and not args.redo:
+        train_seconds = json.loads((model.parent / "train_seconds.json").read_text())["train_seconds"]
+    else:
+        train_seconds = timed([command, *common, *options])
+        if candidate == "transfer":
+            (model.parent / "train_seconds.json").write_text(f'{{"train_seconds": {train_seconds:.1f}}}\n')
     predict = ["tag", "--adapter", str(model)]
     if command == "train":
         predict = ["generate", "--adapter", str(model), "--progress", "false"]

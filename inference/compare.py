@@ -32,9 +32,8 @@ from pathlib import Path
 from instruct_ner.config import ConfigError, parse_config
 from instruct_ner.examples import DataError, tags_to_spans
 from instruct_ner.inference.confidence import (
-    DEFAULT_CALIBRATION,
+    choose_calibration,
     confidence_report,
-    cross_fitted_ece,
     plot_pr_curves,
     plot_reliability,
 )
@@ -139,7 +138,12 @@ def analyse(path: str | Path, strict: bool = False) -> dict:
     result["sentences_per_second"] = timed / seconds if timed == len(gold_all) and seconds > 0 else None
     confidence = confidence_report([record for _, record in iter_jsonl(path)])
     if confidence is not None:
-        confidence["ece_calibrated"] = cross_fitted_ece([record for _, record in iter_jsonl(path)])
+        records = [record for _, record in iter_jsonl(path)]
+        try:  # what `calibrate` (auto) would choose on this file, and its ECE on held-out halves
+            choice, table = choose_calibration(records, str(path))
+            confidence["calibration_choice"], confidence["ece_calibrated"] = choice, table[choice]
+        except DataError:  # too few scored entities in one half: no calibrated figure
+            confidence["calibration_choice"], confidence["ece_calibrated"] = None, None
         result["confidence"] = confidence
     result["file"] = str(path)
     result["records"] = keys
@@ -198,12 +202,14 @@ def markdown(systems: dict[str, dict]) -> str:
     if scored:
         lines += ["", "## Confidence (entity scores)", ""]
         lines.append(
-            f"| system | scored entities | ECE | ECE, {DEFAULT_CALIBRATION} (2-fold) | best threshold | F1 there |"
+            "| system | scored entities | ECE | ECE after calibrate (2-fold; its choice) | best threshold | F1 there |"
         )
         lines.append("|---" * 6 + "|")
         for name in scored:
             c = systems[name]["confidence"]
-            after = f"{c['ece_calibrated']:.4f}" if c.get("ece_calibrated") is not None else "-"
+            after = "-"
+            if c.get("ece_calibrated") is not None:
+                after = f"{c['ece_calibrated']:.4f} ({c['calibration_choice']})"
             best = c["best_threshold"]
             lines.append(
                 f"| {name} | {c['entities']} | {c['ece']:.4f} | {after} | {best['threshold']:.4f} | {best['f1']:.4f} |"

@@ -19,8 +19,9 @@ What is measured, and why:
 
 A threshold (`apply_threshold`) drops the entities scored below it and turns their tags to O; an entity with no
 score is kept; threshold 0 changes nothing. A `Calibration` (temperature or Platt scaling on the score's logit,
-fitted on dev predictions with gold tags by `fit_calibration`) is saved in a folder's description and applied to
-every score at prediction, before the threshold. `expected_calibration_error`, `reliability` and `pr_curve`
+fitted on dev predictions with gold tags by `fit_calibration`; `choose_calibration` says which, or none, calibrates
+held-out records best) is saved in a folder's description and applied to every score at prediction, before the
+threshold. `expected_calibration_error`, `reliability` and `pr_curve`
 measure scored predictions against gold tags: a predicted entity is correct when its label and token span equal a
 gold entity's (seqeval's exact match). This module does not plot (see `inference.compare`) or predict.
 """
@@ -35,11 +36,13 @@ from dataclasses import dataclass, replace
 from instruct_ner.examples import DataError, Entity, spans_to_tags, tags_to_spans
 
 SCORE_METHODS = ("sequence", "label")
-CALIBRATION_METHODS = ("temperature", "platt")
-# Platt scaling by default: on CoNLL-2003 test (benchmarks/confidence.py, BENCHMARKS.md) a temperature fitted on dev
-# left the tagger's ECE at 0.071, Platt scaling (a temperature and a shift) at 0.046; the generative scores were
-# within 0.05 either way.
-DEFAULT_CALIBRATION = "platt"
+CALIBRATION_METHODS = ("temperature", "platt")  # what a saved `Calibration` is
+# what `calibrate --method` takes: `auto` chooses among the others by their cross-fitted ECE (`choose_calibration`)
+CALIBRATION_CHOICES = ("auto", "none", *CALIBRATION_METHODS)
+# auto by default: no one method was best for every system on CoNLL-2003 test (benchmarks/confidence.py,
+# BENCHMARKS.md): Platt took the tagger from ECE 0.100 to 0.046 (a temperature: 0.071), but moved the inline
+# format's near-calibrated 0.045 to 0.050 and the entity list's 0.027 to 0.041.
+DEFAULT_CALIBRATION = "auto"
 
 
 # --- the generative score -------------------------------------------------------------------------------------
@@ -326,7 +329,7 @@ def confidence_report(records: Sequence[dict], calibration: Calibration | None =
     return report
 
 
-def cross_fitted_ece(records: Sequence[dict], method: str = DEFAULT_CALIBRATION) -> float | None:
+def cross_fitted_ece(records: Sequence[dict], method: str = "platt") -> float | None:
     """ECE after a calibration fitted on the other half of the records (two folds: even and odd records), so the
     figure is not measured on the data the calibration was fitted on; None without scored entities in both."""
     folds = [records[0::2], records[1::2]]
@@ -339,6 +342,30 @@ def cross_fitted_ece(records: Sequence[dict], method: str = DEFAULT_CALIBRATION)
         scores += [fitted(s) for s in scored[k].scores]
         correct += scored[k].correct
     return expected_calibration_error(scores, correct)
+
+
+def choose_calibration(records: Sequence[dict], where: str = "calibration") -> tuple[str, dict[str, float]]:
+    """What `auto` calibration picks for labelled predictions: of leaving the scores as they are (`none`, their ECE),
+    a temperature and Platt scaling (each its `cross_fitted_ece`: measured on records it was not fitted on), the
+    one with the lowest ECE; a tie goes to fewer parameters. A calibration is only worth its parameters where it
+    calibrates records it has not seen better than the scores already are. Returns (choice, {method: ECE}); a
+    DataError without scored entities in both halves of the records.
+
+    Example: choose_calibration(scores already calibrated) -> ("none", {"none": 0.02, "temperature": 0.03, ...})
+    """
+    scored = scored_entities(records)
+    table = {"none": expected_calibration_error(scored.scores, scored.correct)} if scored.scores else {}
+    for method in CALIBRATION_METHODS:
+        ece = cross_fitted_ece(records, method)
+        if ece is None:
+            raise DataError(
+                where,
+                "too few scored entities to choose a calibration on held-out halves (none in one half); "
+                "name one: --method platt or temperature",
+                "too_few",
+            )
+        table[method] = ece
+    return min(table, key=lambda method: (table[method], list(table).index(method))), table
 
 
 def plot_pr_curves(curves: dict[str, list[dict]], path) -> None:

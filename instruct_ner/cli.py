@@ -53,7 +53,7 @@ SUBCOMMANDS = {
     ),
     "calibrate": (
         "instruct_ner.inference.calibrate",
-        "fit a calibration of entity scores (Platt scaling) on dev predictions and save it with the model",
+        "fit a calibration of entity scores (temperature, Platt or none) on dev predictions; save it with the model",
     ),
 }
 

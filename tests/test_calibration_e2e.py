@@ -139,9 +139,9 @@ def test_a_saved_calibration_is_applied_to_every_score_and_calibrating_twice_com
     above = [{**r, "entities": [e for e in r["entities"] if e["score"] >= threshold]} for r in once_file]
     assert file_spans(cut) == file_spans(above) and file_spans(cut) != file_spans(once_file)
 
-    # Calibrate again (Platt, the default) on predictions made with the first calibration: the saved calibration
-    # composes the two, so it is the Platt optimum on the raw scores (the second fit saw logit(score) scaled by a).
-    args = ["calibrate", "--adapter", str(folder), "--data", str(tmp_path / "dev.once.jsonl")]
+    # Calibrate again (Platt) on predictions made with the first calibration: the saved calibration composes the
+    # two, so it is the Platt optimum on the raw scores (the second fit saw logit(score) scaled by a).
+    args = ["calibrate", "--adapter", str(folder), "--data", str(tmp_path / "dev.once.jsonl"), "--method", "platt"]
     assert main(args) == 0
     twice = saved_calibration(folder)
     assert twice["method"] == "platt"
@@ -163,6 +163,33 @@ ENTITY = {"text": "Peter", "label": "PER", "token_start": 0, "token_end": 1, "st
 def record(tags=("B-PER", "O"), **changes) -> dict:
     saved = {"id": "1", "tokens": ["Peter", "sings"], "tags": list(tags), "pred_tags": ["B-PER", "O"]}
     return {**saved, "entities": [ENTITY], **changes}
+
+
+def scored(score: float, right: bool) -> dict:
+    """A one-entity record whose entity (PER, score) is right or wrong."""
+    return record(tags=("B-PER", "O") if right else ("O", "O"), entities=[{**ENTITY, "score": score}])
+
+
+def test_auto_calibration_leaves_calibrated_scores_alone_and_fits_overconfident_ones(model_folder, tmp_path, capsys):
+    """`calibrate`'s default (auto) saves nothing where the scores are calibrated already (at 0.25 one entity in
+    four is right, at 0.75 three in four, in each half of the file too), and saves a calibration that lowers
+    overconfident scores (0.95 and 0.6, each right half the time: raw ECE (0.45 + 0.1) / 2 = 0.275)."""
+    data, description = tmp_path / "calibrated.jsonl", (model_folder / "instruct_ner.json").read_bytes()
+    pattern = [(0.25, r) for r in (True, False, False, False)] + [(0.75, r) for r in (True, True, False, True)]
+    write_jsonl(data, [scored(s, r) for s, r in pattern for _ in (0, 1)])  # records 2k and 2k+1 alike: equal halves
+    capsys.readouterr()
+    assert main(["calibrate", "--adapter", str(model_folder), "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "-> none" in out and "left as they are" in out and "ECE 0.0000" in out
+    assert (model_folder / "instruct_ner.json").read_bytes() == description
+
+    over = tmp_path / "overconfident.jsonl"
+    write_jsonl(over, [scored(s, r) for s in (0.95, 0.6) for r in (True, False, True, False) for _ in (0, 1)])
+    assert main(["calibrate", "--adapter", str(model_folder), "--data", str(over)]) == 0
+    out = capsys.readouterr().out
+    saved = saved_calibration(model_folder)
+    assert saved["method"] in ("temperature", "platt") and f"-> {saved['method']}" in out and "none 0.2750" in out
+    assert by_hand(saved, 0.95) < 0.6 and abs(by_hand(saved, 0.6) - 0.5) < 0.1  # both near their accuracy, 0.5
 
 
 @pytest.fixture
