@@ -136,9 +136,9 @@ def analyse(path: str | Path, strict: bool = False) -> dict:
     result["failure_rate"] = failures / max(1, diagnostics["mentions"] or predicted)
     result["confusion"] = [[g, p, n] for (g, p), n in sorted(confusion.items())]
     result["sentences_per_second"] = timed / seconds if timed == len(gold_all) and seconds > 0 else None
-    confidence = confidence_report([record for _, record in iter_jsonl(path)])
+    records = [record for _, record in iter_jsonl(path)]
+    confidence = confidence_report(records)
     if confidence is not None:
-        records = [record for _, record in iter_jsonl(path)]
         try:  # what `calibrate` (auto) would choose on this file, and its ECE on held-out halves
             choice, table = choose_calibration(records, str(path))
             confidence["calibration_choice"], confidence["ece_calibrated"] = choice, table[choice]
